@@ -1,0 +1,362 @@
+// Package app assembles a whole mayflyd from a Config: the private Postgres
+// (when no database URL is given), the embedded NATS server (when no NATS URL
+// is given), the fabric services and the gateway's HTTP server. The binary's
+// main and end-to-end tests both use it, so they run the same thing.
+//
+// An [App] is started once and stopped once; Stop is safe to call more than
+// once and from any goroutine.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mayfly-im/mayfly/fabric/account"
+	"github.com/mayfly-im/mayfly/fabric/node"
+	"github.com/mayfly-im/mayfly/fabric/token"
+	"github.com/mayfly-im/mayfly/gateway"
+	"github.com/mayfly-im/mayfly/store"
+	"github.com/mayfly-im/mayfly/store/pgserver"
+)
+
+// Config is everything mayflyd can be told. Zero values take the defaults
+// documented on each field (and in README.md).
+type Config struct {
+	// DataDir holds the private Postgres (pg/), the JetStream store (nats/)
+	// and keys (keys/); default "./mayfly-data".
+	DataDir string
+	// HTTPListen is the address of the HTTP API and WebSockets; default "127.0.0.1:8080".
+	HTTPListen string
+	// NATSListen is the client address of the embedded NATS server; default
+	// "127.0.0.1:4222". Unused when NATSURL is set.
+	NATSListen string
+	// NATSURL points at an existing NATS cluster (with credentials in the
+	// URL) instead of running the embedded server.
+	NATSURL string
+	// DatabaseURL points at an existing Postgres instead of the private one.
+	DatabaseURL string
+	// PGBinDir overrides where the PostgreSQL server binaries are found.
+	PGBinDir string
+	// TokenKeyFile is the Ed25519 key that signs access tokens (PKCS#8 PEM),
+	// made on first start; default DataDir/keys/token.pem. Every gateway of
+	// one deployment must share it.
+	TokenKeyFile string
+	// AllowedOrigins are extra browser origins allowed to open WebSockets.
+	AllowedOrigins []string
+	// AnonRate and AnonBurst limit unauthenticated requests per client IP;
+	// defaults in gateway.Config.
+	AnonRate  float64
+	AnonBurst int
+	// Logger receives structured logs; default discards.
+	Logger *slog.Logger
+}
+
+// App is a running mayflyd.
+type App struct {
+	cfg  Config
+	log  *slog.Logger
+	pg   *pgserver.Server
+	db   *store.DB
+	node *node.Node
+	nc   *nats.Conn
+	gw   *gateway.Server
+	http *http.Server
+	ln   net.Listener
+
+	serveErr chan error
+	stopOnce sync.Once
+	stopErr  error
+}
+
+func (c *Config) defaults() {
+	if c.DataDir == "" {
+		c.DataDir = "mayfly-data"
+	}
+	if c.HTTPListen == "" {
+		c.HTTPListen = "127.0.0.1:8080"
+	}
+	if c.NATSListen == "" {
+		c.NATSListen = "127.0.0.1:4222"
+	}
+	if c.TokenKeyFile == "" {
+		c.TokenKeyFile = filepath.Join(c.DataDir, "keys", "token.pem")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Start brings up every part and starts serving HTTP. On error, whatever was
+// started is stopped again.
+func Start(ctx context.Context, cfg Config) (*App, error) {
+	cfg.defaults()
+	a := &App{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 1)}
+	if err := a.start(ctx); err != nil {
+		a.teardown(context.Background())
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) start(ctx context.Context) error {
+	if err := makeDataDir(a.cfg.DataDir); err != nil {
+		return err
+	}
+	if err := a.openDB(ctx); err != nil {
+		return err
+	}
+	if err := a.db.Migrate(ctx); err != nil {
+		return err
+	}
+	if err := a.connectNATS(); err != nil {
+		return err
+	}
+	return a.startGateway()
+}
+
+// makeDataDir creates the data directory on first start. It is mode 0711:
+// nobody else may list it, but the private Postgres, which runs as the
+// postgres user when mayflyd runs as root, may pass through to pg/. Every
+// entry in it is 0700.
+func makeDataDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	return nil
+}
+
+// openDB starts the private Postgres if needed and opens the database.
+func (a *App) openDB(ctx context.Context) error {
+	url := a.cfg.DatabaseURL
+	if url == "" {
+		pg, err := pgserver.Start(ctx, pgserver.Config{
+			Dir:    filepath.Join(a.cfg.DataDir, "pg"),
+			BinDir: a.cfg.PGBinDir,
+			Logger: a.log.With("src", "postgres"),
+		})
+		if err != nil {
+			return fmt.Errorf("start private postgres: %w", err)
+		}
+		a.pg = pg
+		url = pg.URL("mayfly")
+		a.log.Info("private postgres running", "socket_dir", pg.SocketDir())
+	}
+	db, err := store.Open(ctx, url, a.log)
+	if err != nil {
+		return err
+	}
+	a.db = db
+	return nil
+}
+
+// connectNATS starts the embedded NATS server, or connects to NATSURL.
+func (a *App) connectNATS() error {
+	opts := []nats.Option{
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { a.log.Warn("nats disconnected", "err", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { a.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	if a.cfg.NATSURL != "" {
+		nc, err := nats.Connect(a.cfg.NATSURL, append(opts, nats.Name("mayflyd"))...)
+		if err != nil {
+			return fmt.Errorf("connect to nats: %w", err)
+		}
+		a.nc = nc
+		return nil
+	}
+	pw, err := servicePassword(filepath.Join(a.cfg.DataDir, "nats", "service.password"))
+	if err != nil {
+		return err
+	}
+	n, err := node.Start(node.Config{
+		Listen:          a.cfg.NATSListen,
+		StoreDir:        filepath.Join(a.cfg.DataDir, "nats"),
+		ServicePassword: pw,
+		Logger:          a.log,
+	})
+	if err != nil {
+		return err
+	}
+	a.node = n
+	a.log.Info("embedded nats running", "url", n.ClientURL())
+	nc, err := n.Connect("mayflyd", opts...)
+	if err != nil {
+		return err
+	}
+	a.nc = nc
+	return nil
+}
+
+// servicePassword reads the embedded NATS service password, making a random
+// one (mode 0600) on first start.
+func servicePassword(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read nats service password: %w", err)
+	}
+	raw := make([]byte, 24)
+	rand.Read(raw)
+	pw := hex.EncodeToString(raw)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("create nats dir: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write nats service password: %w", err)
+	}
+	return pw, nil
+}
+
+// startGateway builds the services and the gateway and starts serving HTTP.
+func (a *App) startGateway() error {
+	key, err := token.LoadOrCreateKey(a.cfg.TokenKeyFile)
+	if err != nil {
+		return err
+	}
+	tokens, err := token.New(token.Config{Key: key})
+	if err != nil {
+		return err
+	}
+	accounts, err := account.New(account.Config{DB: a.db, Tokens: tokens, NATS: a.nc, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.gw, err = gateway.New(gateway.Config{
+		Accounts:       accounts,
+		NATS:           a.nc,
+		Logger:         a.log,
+		Registry:       reg,
+		AllowedOrigins: a.cfg.AllowedOrigins,
+		AnonRate:       a.cfg.AnonRate,
+		AnonBurst:      a.cfg.AnonBurst,
+		Ready:          a.readyChecks(),
+	})
+	if err != nil {
+		return err
+	}
+	a.ln, err = net.Listen("tcp", a.cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("listen http: %w", err)
+	}
+	a.http = &http.Server{
+		Handler:           a.gw.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	go func() { a.serveErr <- a.http.Serve(a.ln) }()
+	a.log.Info("http listening", "addr", a.ln.Addr().String())
+	return nil
+}
+
+func (a *App) readyChecks() []gateway.Check {
+	return []gateway.Check{
+		{Name: "postgres", Func: a.db.Ping},
+		{Name: "nats", Func: func(context.Context) error {
+			if !a.nc.IsConnected() {
+				return errors.New("not connected")
+			}
+			return nil
+		}},
+		{Name: "jetstream", Func: func(ctx context.Context) error {
+			js, err := a.nc.JetStream(nats.Context(ctx))
+			if err != nil {
+				return err
+			}
+			_, err = js.AccountInfo(nats.Context(ctx))
+			return err
+		}},
+	}
+}
+
+// HTTPAddr returns the address the HTTP server listens on.
+func (a *App) HTTPAddr() string { return a.ln.Addr().String() }
+
+// NATSURL returns the client URL of the embedded NATS server, or "" when an
+// external one is used.
+func (a *App) NATSURL() string {
+	if a.node == nil {
+		return ""
+	}
+	return a.node.ClientURL()
+}
+
+// Done is closed with the HTTP server's error if it stops on its own.
+func (a *App) Done() <-chan error { return a.serveErr }
+
+// Stop shuts down in order: stop accepting HTTP, close WebSockets with 1001,
+// drain NATS, stop the embedded server, close the database, stop the private
+// Postgres. It waits at most until ctx ends for each step.
+func (a *App) Stop(ctx context.Context) error {
+	a.stopOnce.Do(func() { a.stopErr = a.teardown(ctx) })
+	return a.stopErr
+}
+
+func (a *App) teardown(ctx context.Context) error {
+	var errs []error
+	if a.http != nil {
+		// Shutdown does not touch hijacked WebSockets; the gateway closes those.
+		errs = append(errs, a.http.Shutdown(ctx))
+	}
+	if a.gw != nil {
+		errs = append(errs, a.gw.Shutdown(ctx))
+	}
+	if a.nc != nil {
+		if err := a.nc.Drain(); err == nil {
+			for a.nc.IsDraining() && ctx.Err() == nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		a.nc.Close()
+	}
+	if a.node != nil {
+		a.node.Shutdown()
+	}
+	if a.db != nil {
+		a.db.Close()
+	}
+	if a.pg != nil {
+		errs = append(errs, a.pg.Stop(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Migrate applies the database migrations and returns, starting and stopping
+// the private Postgres if no database URL is given.
+func Migrate(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	a := &App{cfg: cfg, log: cfg.Logger}
+	defer a.teardown(context.Background())
+	if err := makeDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	if err := a.openDB(ctx); err != nil {
+		return err
+	}
+	return a.db.Migrate(ctx)
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Makes sure PostgreSQL's server binaries (initdb, postgres) are installed:
+# mayflyd runs a private Postgres from them when no database URL is given,
+# and the tests run against a real Postgres started the same way.
+set -euo pipefail
+
+have_pg() {
+	if [ -n "${MAYFLY_PG_BINDIR:-}" ] && [ -x "$MAYFLY_PG_BINDIR/initdb" ] && [ -x "$MAYFLY_PG_BINDIR/postgres" ]; then
+		return 0
+	fi
+	for d in /usr/lib/postgresql/*/bin; do
+		if [ -x "$d/initdb" ] && [ -x "$d/postgres" ]; then return 0; fi
+	done
+	command -v initdb >/dev/null 2>&1 && command -v postgres >/dev/null 2>&1
+}
+
+if have_pg; then
+	exit 0
+fi
+echo "ensure-postgres: PostgreSQL server binaries not found; installing the postgresql package" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "ensure-postgres: no apt-get here; install PostgreSQL (initdb and postgres) yourself, or set MAYFLY_PG_BINDIR" >&2
+	exit 1
+fi
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends postgresql
+have_pg || { echo "ensure-postgres: installed postgresql but initdb/postgres still not found" >&2; exit 1; }

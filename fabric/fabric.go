@@ -1,0 +1,48 @@
+// Package fabric names and builds everything Mayfly keeps in NATS: the
+// subjects services publish on and gateways subscribe to, and the helpers
+// that publish events. Every subject built from a user-supplied value is
+// validated first (see schema.ValidUserID); a bad id yields an error, never a
+// subject with extra tokens or wildcards.
+//
+// Subpackages: node runs the embedded server, token and account provide the
+// identity services, natstest starts servers for tests. Functions here are
+// safe for concurrent use.
+package fabric
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mayfly-im/mayfly/schema"
+)
+
+// ErrBadID means a value was not a well-formed id and cannot go into a subject.
+var ErrBadID = errors.New("fabric: malformed id")
+
+// UserEvents returns the subject of userID's live events: evt.<user>.
+func UserEvents(userID string) (string, error) {
+	if !schema.ValidUserID(userID) {
+		return "", ErrBadID
+	}
+	return "evt." + userID, nil
+}
+
+// PublishEvent publishes ev on userID's event subject. Core NATS: at most
+// once, to the gateways that hold the user's connections now.
+func PublishEvent(nc *nats.Conn, userID string, ev schema.Event) error {
+	subj, err := UserEvents(userID)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode event: %w", err)
+	}
+	if err := nc.Publish(subj, b); err != nil {
+		return fmt.Errorf("publish event %s: %w", ev.Type, err)
+	}
+	return nil
+}

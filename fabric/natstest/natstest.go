@@ -1,0 +1,42 @@
+// Package natstest starts real in-process NATS servers for tests: each test
+// gets its own server with JetStream on a random loopback port, its store in
+// the test's temp dir, shut down by t.Cleanup.
+package natstest
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mayfly-im/mayfly/fabric/node"
+)
+
+// Password is the service user's password on test nodes.
+const Password = "test-service-password"
+
+// Run starts an embedded Mayfly NATS node for t.
+func Run(t testing.TB) *node.Node {
+	t.Helper()
+	n, err := node.Start(node.Config{
+		Listen:          "127.0.0.1:0",
+		StoreDir:        t.TempDir(),
+		ServicePassword: Password,
+		ServerName:      "test",
+	})
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	t.Cleanup(n.Shutdown)
+	return n
+}
+
+// Connect returns a service connection to n, closed by t.Cleanup.
+func Connect(t testing.TB, n *node.Node) *nats.Conn {
+	t.Helper()
+	nc, err := n.Connect(t.Name())
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}

@@ -1,0 +1,167 @@
+// Package node runs an embedded NATS server with JetStream, the fabric that
+// mayflyd uses when no external NATS URL is given.
+//
+// The server has two accounts: MAYFLY, where all application subjects and
+// streams live (JetStream enabled), and SYS, the system account. Mayfly's own
+// services log in to MAYFLY as the service user; nothing else can connect
+// until client authentication (auth callout) is configured. A Node is safe
+// for concurrent use; Shutdown may be called more than once.
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Account names and the service user.
+const (
+	AppAccount    = "MAYFLY"
+	SystemAccount = "SYS"
+	ServiceUser   = "mayfly-service"
+)
+
+// Config configures a Node. Zero values take the documented defaults.
+type Config struct {
+	// Listen is the host:port for NATS clients; default "127.0.0.1:4222".
+	// Port 0 picks a free port.
+	Listen string
+	// StoreDir is the JetStream store directory; required.
+	StoreDir string
+	// ServerName names the server in a cluster; default "mayfly".
+	ServerName string
+	// ServicePassword is the password of the service user; required.
+	ServicePassword string
+	// SyncInterval is how often JetStream fsyncs file stores; 0 means every
+	// write is synced (sync_interval: always), the safe default for mailboxes.
+	SyncInterval time.Duration
+	// Logger receives the server's log lines; default discards.
+	Logger *slog.Logger
+}
+
+// Node is a running embedded NATS server.
+type Node struct {
+	srv *server.Server
+	cfg Config
+}
+
+// Start starts the server and waits until it accepts connections.
+func Start(cfg Config) (*Node, error) {
+	opts, err := options(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	srv.SetLoggerV2(&logger{cfg.Logger}, false, false, false)
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("nats server: not ready after 30s (is the port in use?)")
+	}
+	return &Node{srv: srv, cfg: cfg}, nil
+}
+
+func options(cfg *Config) (*server.Options, error) {
+	if cfg.StoreDir == "" {
+		return nil, errors.New("nats server: config needs a StoreDir")
+	}
+	if cfg.ServicePassword == "" {
+		return nil, errors.New("nats server: config needs a ServicePassword")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:4222"
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = "mayfly"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats listen address %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("nats listen address %q: bad port", cfg.Listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	// The server keeps only a bcrypt hash; the password is random and long,
+	// so the minimum cost is enough and keeps connecting fast.
+	hash, err := bcrypt.GenerateFromPassword([]byte(cfg.ServicePassword), bcrypt.MinCost)
+	if err != nil {
+		return nil, fmt.Errorf("hash service password: %w", err)
+	}
+	opts := &server.Options{}
+	conf := fmt.Sprintf(`accounts {
+  %s { jetstream: enabled, users: [ { user: %q, password: %q } ] }
+  %s { }
+}
+system_account: %s
+`, AppAccount, ServiceUser, string(hash), SystemAccount, SystemAccount)
+	if err := opts.ProcessConfigString(conf); err != nil {
+		return nil, fmt.Errorf("nats server config: %w", err)
+	}
+	opts.ServerName = cfg.ServerName
+	opts.Host = host
+	opts.Port = port
+	opts.JetStream = true
+	opts.StoreDir = cfg.StoreDir
+	opts.NoSigs = true
+	opts.MaxPayload = 256 * 1024
+	if cfg.SyncInterval <= 0 {
+		opts.SyncAlways = true
+	} else {
+		opts.SyncInterval = cfg.SyncInterval
+	}
+	return opts, nil
+}
+
+// Server returns the embedded server.
+func (n *Node) Server() *server.Server { return n.srv }
+
+// ClientURL returns the nats:// URL clients connect to.
+func (n *Node) ClientURL() string { return n.srv.ClientURL() }
+
+// Connect returns an in-process connection (no socket) as the service user.
+// The caller must close or drain it.
+func (n *Node) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
+	all := append([]nats.Option{
+		nats.Name(name),
+		nats.InProcessServer(n.srv),
+		nats.UserInfo(ServiceUser, n.cfg.ServicePassword),
+	}, opts...)
+	nc, err := nats.Connect("", all...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to embedded nats: %w", err)
+	}
+	return nc, nil
+}
+
+// Shutdown stops the server and waits for it to finish.
+func (n *Node) Shutdown() {
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+}
+
+// logger adapts slog to the nats-server logger interface.
+type logger struct{ l *slog.Logger }
+
+func (l *logger) Noticef(format string, v ...any) { l.l.Debug(fmt.Sprintf(format, v...), "src", "nats") }
+func (l *logger) Warnf(format string, v ...any)   { l.l.Warn(fmt.Sprintf(format, v...), "src", "nats") }
+func (l *logger) Fatalf(format string, v ...any)  { l.l.Error(fmt.Sprintf(format, v...), "src", "nats") }
+func (l *logger) Errorf(format string, v ...any)  { l.l.Error(fmt.Sprintf(format, v...), "src", "nats") }
+func (l *logger) Debugf(format string, v ...any)  { l.l.Debug(fmt.Sprintf(format, v...), "src", "nats") }
+func (l *logger) Tracef(format string, v ...any)  { l.l.Debug(fmt.Sprintf(format, v...), "src", "nats") }

@@ -1,0 +1,187 @@
+// Package gateway is Mayfly's client edge: the HTTP API, the WebSocket
+// endpoint, health, readiness and metrics. It translates requests into calls
+// on the fabric services and their errors into the closed set of client
+// error codes (schema.Code); internal error text never reaches a client.
+//
+// A [Server] is safe for concurrent use. Its WebSocket connections each run
+// a reader and a writer goroutine owned by the Server; Shutdown closes them
+// all with a going-away close code and waits for them.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mayfly-im/mayfly/fabric/account"
+)
+
+// Check is one readiness probe: Name is reported, Func must return nil when
+// the dependency answers.
+type Check struct {
+	Name string
+	Func func(context.Context) error
+}
+
+// Config configures a Server. Zero values take the documented defaults.
+type Config struct {
+	Accounts *account.Service // required
+	NATS     *nats.Conn       // required: events for connected users
+	Logger   *slog.Logger     // default discards
+	// Registry receives the gateway's metrics and is served at /metrics;
+	// default a fresh registry.
+	Registry *prometheus.Registry
+	// Ready lists the probes /readyz runs.
+	Ready []Check
+	// AllowedOrigins lists the browser origins (scheme://host[:port]) that may
+	// open WebSockets besides the server's own; requests without an Origin
+	// header (non-browser clients) are always allowed.
+	AllowedOrigins []string
+	// AnonRate and AnonBurst bound unauthenticated requests (register,
+	// challenge, login, refresh) per client IP; default 5/s, burst 20.
+	AnonRate  float64
+	AnonBurst int
+	// SendQueue is how many outgoing frames a WebSocket may have queued
+	// before it is closed as a slow consumer; default 256.
+	SendQueue int
+	// PingInterval is how often the server pings idle WebSockets; default 30s.
+	PingInterval time.Duration
+}
+
+// Server serves the HTTP API and WebSockets.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	mux      *http.ServeMux
+	upgrader websocket.Upgrader
+	anon     *ipLimiter
+	metrics  *metrics
+	hub      *hub
+
+	mu       sync.Mutex
+	closing  bool           // set by Shutdown; no new WebSockets
+	conns    sync.WaitGroup // one per live WebSocket
+	shutdown chan struct{}  // closed by Shutdown
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Accounts == nil || cfg.NATS == nil {
+		return nil, errors.New("gateway: config needs Accounts and NATS")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.AnonRate <= 0 {
+		cfg.AnonRate = 5
+	}
+	if cfg.AnonBurst <= 0 {
+		cfg.AnonBurst = 20
+	}
+	if cfg.SendQueue <= 0 {
+		cfg.SendQueue = 256
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 30 * time.Second
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		mux:      http.NewServeMux(),
+		anon:     newIPLimiter(cfg.AnonRate, cfg.AnonBurst),
+		metrics:  newMetrics(cfg.Registry),
+		shutdown: make(chan struct{}),
+	}
+	s.hub = newHub(s)
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  1024,
+		Subprotocols:     []string{subprotocolV1},
+		CheckOrigin:      s.checkOrigin,
+		Error:            s.upgradeError,
+	}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler for all routes.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	s.handle("POST /v1/register", s.anonLimited(s.register))
+	s.handle("POST /v1/login/challenge", s.anonLimited(s.challenge))
+	s.handle("POST /v1/login", s.anonLimited(s.login))
+	s.handle("POST /v1/refresh", s.anonLimited(s.refresh))
+	s.handle("GET /v1/users/{handle}", s.authed(s.lookup))
+	s.handle("GET /v1/devices", s.authed(s.devices))
+	s.handle("DELETE /v1/devices/{id}", s.authed(s.revokeDevice))
+	s.mux.HandleFunc("GET /v1/ws", s.serveWS)
+	s.handle("/", func(w http.ResponseWriter, r *http.Request) error {
+		return errNotFound
+	})
+}
+
+// healthz answers 200 while the process runs.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// readyz runs every readiness check with a short timeout and answers 200
+// only if all pass; the body names each check and its state.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	status := map[string]string{}
+	ok := true
+	for _, c := range s.cfg.Ready {
+		if err := c.Func(ctx); err != nil {
+			ok = false
+			status[c.Name] = "down"
+			s.log.Warn("readiness check failed", "check", c.Name, "err", err)
+			continue
+		}
+		status[c.Name] = "ok"
+	}
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"ready": ok, "checks": status})
+}
+
+// Shutdown stops accepting WebSockets, closes every live one with close
+// code 1001 (going away) and waits for their goroutines, or until ctx ends.
+// The caller shuts down the http.Server that serves Handler.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.shutdown)
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.hub.close()
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,140 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mayfly-im/mayfly/fabric/account"
+	"github.com/mayfly-im/mayfly/schema"
+)
+
+// maxBody bounds every JSON request body.
+const maxBody = 16 << 10
+
+var errNotFound = schema.Errorf(schema.CodeNotFound, "no such endpoint")
+
+// handlerFunc is an HTTP handler that returns its error instead of writing
+// it; handle maps the error to the client error vocabulary in one place.
+type handlerFunc func(http.ResponseWriter, *http.Request) error
+
+// handle registers h on pattern, with error mapping and metrics.
+func (s *Server) handle(pattern string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		err := h(w, r)
+		code := "ok"
+		if err != nil {
+			e := schema.AsError(err)
+			if e.Code == schema.CodeInternal && !schema.HasCode(err, schema.CodeInternal) {
+				s.log.Error("request failed", "route", pattern, "err", err)
+			}
+			code = string(e.Code)
+			writeJSON(w, e.Code.Status(), schema.ErrorBody{Error: e})
+		}
+		s.metrics.requests.WithLabelValues(pattern, code).Inc()
+		s.metrics.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
+	})
+}
+
+// decode reads a JSON body of at most maxBody bytes into v, refusing unknown
+// fields and trailing data.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("trailing data after the JSON object")
+		}
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return schema.Errorf(schema.CodeBodyTooLarge, fmt.Sprintf("request body is over %d bytes", maxBody))
+	case errors.Is(err, io.EOF):
+		return schema.Errorf(schema.CodeBadRequest, "request body is empty; a JSON object is required")
+	case err != nil:
+		return schema.Errorf(schema.CodeBadRequest, "request body is not the expected JSON object: "+jsonProblem(err))
+	}
+	return nil
+}
+
+// jsonProblem describes a JSON decoding error without echoing input.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q has the wrong type", te.Field)
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of input"
+	}
+	return "malformed"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// bearer returns the token of an "Authorization: Bearer" header.
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+type principalKey struct{}
+
+// authed wraps h so it runs only with a valid access token; the principal is
+// in the request context.
+func (s *Server) authed(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := s.cfg.Accounts.Authenticate(r.Context(), bearer(r))
+		if err != nil {
+			return err
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	}
+}
+
+func principal(r *http.Request) account.Principal {
+	p, _ := r.Context().Value(principalKey{}).(account.Principal)
+	return p
+}
+
+// anonLimited wraps h with the per-IP limit for unauthenticated requests.
+func (s *Server) anonLimited(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if !s.anon.allow(clientIP(r)) {
+			return schema.Errorf(schema.CodeRateLimited, "too many requests from this address; slow down")
+		}
+		return h(w, r)
+	}
+}
+
+// clientIP is the peer address of r. Proxies' forwarding headers are not
+// trusted: put limits at the proxy in that set-up.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

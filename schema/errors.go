@@ -1,0 +1,172 @@
+package schema
+
+import (
+	"errors"
+	"net/http"
+)
+
+// Code is a stable, machine-readable error code. The set of codes is closed:
+// clients may branch on any code listed here, and no other code is ever sent.
+// docs/api.md documents each one.
+type Code string
+
+// The error codes, grouped by the request they answer. Their HTTP status and
+// whether a retry may succeed are fixed by [Code.Status] and [Code.Temporary].
+const (
+	// Any request.
+	CodeBadRequest   Code = "bad_request"    // malformed JSON, unknown fields, missing fields
+	CodeBodyTooLarge Code = "body_too_large" // request body over the endpoint's limit
+	CodeNotFound     Code = "not_found"      // no such user, device, route or object
+	CodeRateLimited  Code = "rate_limited"   // too many requests; retry later
+	CodeInternal     Code = "internal"       // a server fault; details are in the server log
+	CodeUnavailable  Code = "unavailable"    // a dependency is down; retry later
+	CodeForbidden    Code = "forbidden"      // authenticated, but not allowed to do this
+
+	// Registration and keys.
+	CodeInvalidHandle Code = "invalid_handle" // handle is not 3-32 letters, digits or underscores
+	CodeHandleTaken   Code = "handle_taken"   // handle already registered (case-insensitively)
+	CodeInvalidKey    Code = "invalid_key"    // a public key is not base64url or has the wrong length
+
+	// Login, refresh and tokens.
+	CodeBadSignature     Code = "bad_signature"     // challenge signature does not verify
+	CodeChallengeExpired Code = "challenge_expired" // challenge is past its expiry
+	CodeChallengeUsed    Code = "challenge_used"    // challenge was already used for a login
+	CodeInvalidDevice    Code = "invalid_device"    // device name is empty or too long
+	CodeDeviceLimit      Code = "device_limit"      // the user already has the maximum number of devices
+	CodeUnauthorized     Code = "unauthorized"      // no access token was presented
+	CodeTokenInvalid     Code = "token_invalid"     // token is malformed, forged, or uses a wrong algorithm
+	CodeTokenExpired     Code = "token_expired"     // access token is past its expiry; refresh it
+	CodeTokenRevoked     Code = "token_revoked"     // the device was revoked or its session ended
+	CodeRefreshInvalid   Code = "refresh_invalid"   // refresh token unknown, expired or revoked
+	CodeRefreshReused    Code = "refresh_reused"    // an already used refresh token: the whole chain is revoked
+
+	// Friends.
+	CodeSelfRequest    Code = "self_request"    // a friend request to yourself
+	CodeAlreadyFriends Code = "already_friends" // you are friends already
+	CodeRequestExists  Code = "request_exists"  // you have a pending request to this user already
+	CodeNoRequest      Code = "no_request"      // no pending request to accept, decline or cancel
+	CodeNotFriend      Code = "not_friend"      // the other user is not your friend
+	CodeFriendLimit    Code = "friend_limit"    // you or the other user has the maximum number of friends
+	CodeRequestLimit   Code = "request_limit"   // too many pending outgoing friend requests
+	CodeRefused        Code = "refused"         // the other user does not accept this from you (no reason is given)
+
+	// Messages.
+	CodeInvalidEnvelope Code = "invalid_envelope"  // the envelope is malformed, of an unknown version, or not from you
+	CodeMessageTooLarge Code = "message_too_large" // the envelope or frame is over the size limit
+	CodeSelfSend        Code = "self_send"         // a message to yourself
+	CodeUnknownMessage  Code = "unknown_message"   // no such message in your mailbox (never sent, already burned, or expired)
+	CodeMailboxFull     Code = "mailbox_full"      // the recipient's mailbox holds the maximum of unread messages
+	CodeInvalidCursor   Code = "invalid_cursor"    // a sequence number or cursor is out of range
+)
+
+var codeInfo = map[Code]struct {
+	status    int
+	temporary bool
+}{
+	CodeBadRequest:       {http.StatusBadRequest, false},
+	CodeBodyTooLarge:     {http.StatusRequestEntityTooLarge, false},
+	CodeNotFound:         {http.StatusNotFound, false},
+	CodeRateLimited:      {http.StatusTooManyRequests, true},
+	CodeInternal:         {http.StatusInternalServerError, true},
+	CodeUnavailable:      {http.StatusServiceUnavailable, true},
+	CodeForbidden:        {http.StatusForbidden, false},
+	CodeInvalidHandle:    {http.StatusBadRequest, false},
+	CodeHandleTaken:      {http.StatusConflict, false},
+	CodeInvalidKey:       {http.StatusBadRequest, false},
+	CodeBadSignature:     {http.StatusUnauthorized, false},
+	CodeChallengeExpired: {http.StatusUnauthorized, false},
+	CodeChallengeUsed:    {http.StatusUnauthorized, false},
+	CodeInvalidDevice:    {http.StatusBadRequest, false},
+	CodeDeviceLimit:      {http.StatusConflict, false},
+	CodeUnauthorized:     {http.StatusUnauthorized, false},
+	CodeTokenInvalid:     {http.StatusUnauthorized, false},
+	CodeTokenExpired:     {http.StatusUnauthorized, false},
+	CodeTokenRevoked:     {http.StatusUnauthorized, false},
+	CodeRefreshInvalid:   {http.StatusUnauthorized, false},
+	CodeRefreshReused:    {http.StatusUnauthorized, false},
+	CodeSelfRequest:      {http.StatusBadRequest, false},
+	CodeAlreadyFriends:   {http.StatusConflict, false},
+	CodeRequestExists:    {http.StatusConflict, false},
+	CodeNoRequest:        {http.StatusNotFound, false},
+	CodeNotFriend:        {http.StatusForbidden, false},
+	CodeFriendLimit:      {http.StatusConflict, false},
+	CodeRequestLimit:     {http.StatusConflict, false},
+	CodeRefused:          {http.StatusForbidden, false},
+	CodeInvalidEnvelope:  {http.StatusBadRequest, false},
+	CodeMessageTooLarge:  {http.StatusRequestEntityTooLarge, false},
+	CodeSelfSend:         {http.StatusBadRequest, false},
+	CodeUnknownMessage:   {http.StatusNotFound, false},
+	CodeMailboxFull:      {http.StatusConflict, true},
+	CodeInvalidCursor:    {http.StatusBadRequest, false},
+}
+
+// Codes returns every defined code, for documentation tests.
+func Codes() []Code {
+	out := make([]Code, 0, len(codeInfo))
+	for c := range codeInfo {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Known reports whether c is one of the defined codes.
+func (c Code) Known() bool { _, ok := codeInfo[c]; return ok }
+
+// Status is the HTTP status that goes with c; 500 for an unknown code.
+func (c Code) Status() int {
+	if i, ok := codeInfo[c]; ok {
+		return i.status
+	}
+	return http.StatusInternalServerError
+}
+
+// Temporary reports whether retrying the same request later may succeed.
+func (c Code) Temporary() bool { return codeInfo[c].temporary }
+
+// Error is an error a client may see: a code from the closed set and a
+// message safe to show (it never contains internal details). Servers return
+// it from their services; transports encode it as-is.
+type Error struct {
+	Code      Code   `json:"code"`
+	Message   string `json:"message"`
+	Temporary bool   `json:"temporary,omitempty"`
+}
+
+// Error returns "code: message".
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Is reports whether target is an *Error with the same code, so
+// errors.Is(err, schema.Errorf(schema.CodeNotFound, "")) style checks and
+// [HasCode] work through wrapping.
+func (e *Error) Is(target error) bool {
+	var t *Error
+	return errors.As(target, &t) && t.Code == e.Code
+}
+
+// Errorf returns an *Error with code c and message msg. The message must be
+// safe to show to the client.
+func Errorf(c Code, msg string) *Error {
+	return &Error{Code: c, Message: msg, Temporary: c.Temporary()}
+}
+
+// HasCode reports whether err is or wraps an *Error with code c.
+func HasCode(err error, c Code) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == c
+}
+
+// AsError returns the *Error that err is or wraps, or a CodeInternal error
+// with a generic message when err carries none. Internal text never leaks.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return Errorf(CodeInternal, "internal error")
+}
+
+// ErrorBody is the JSON body of every HTTP error response:
+// {"error":{"code":"...","message":"..."}}.
+type ErrorBody struct {
+	Error *Error `json:"error"`
+}

@@ -1,0 +1,334 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mayfly-im/mayfly/schema"
+)
+
+// User is a stored account: a handle and two public keys.
+type User struct {
+	ID        string
+	Handle    string
+	SignKey   []byte // Ed25519 public key
+	KexKey    []byte // X25519 public key
+	CreatedAt time.Time
+}
+
+// Device is one of a user's devices. Generation changes whenever every
+// session of the device must end (revocation, refresh-token reuse, re-login).
+type Device struct {
+	ID         string
+	UserID     string
+	Name       string
+	Generation int
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	RevokedAt  *time.Time
+}
+
+// CreateUser stores a new user. It returns ErrHandleTaken if the handle is
+// registered already, case-insensitively; exactly one of two concurrent
+// registrations of a handle succeeds.
+func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
+	err := db.pool.QueryRow(ctx,
+		`INSERT INTO users (id, handle, sign_key, kex_key) VALUES ($1, $2, $3, $4) RETURNING created_at`,
+		u.ID, u.Handle, u.SignKey, u.KexKey).Scan(&u.CreatedAt)
+	if isUniqueViolation(err, "users_handle_key") {
+		return User{}, ErrHandleTaken
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("create user: %w", err)
+	}
+	return u, nil
+}
+
+const userColumns = `id, handle, sign_key, kex_key, created_at`
+
+func scanUser(row pgx.Row) (User, error) {
+	var u User
+	err := row.Scan(&u.ID, &u.Handle, &u.SignKey, &u.KexKey, &u.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	return u, err
+}
+
+// UserByHandle returns the user with handle h (case-insensitively) or ErrNotFound.
+func (db *DB) UserByHandle(ctx context.Context, h string) (User, error) {
+	u, err := scanUser(db.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE lower(handle) = lower($1)`, h))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return User{}, fmt.Errorf("user by handle: %w", err)
+	}
+	return u, err
+}
+
+// UserByID returns the user with id or ErrNotFound.
+func (db *DB) UserByID(ctx context.Context, id string) (User, error) {
+	u, err := scanUser(db.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return User{}, fmt.Errorf("user by id: %w", err)
+	}
+	return u, err
+}
+
+// maxOpenChallenges bounds the unused, unexpired challenges a user may have,
+// so unauthenticated callers cannot grow the table without bound.
+const maxOpenChallenges = 16
+
+// CreateChallenge stores a single-use login challenge for userID. Expired and
+// used challenges of the user are removed first. It returns
+// ErrTooManyChallenges when the user has too many open ones.
+func (db *DB) CreateChallenge(ctx context.Context, id, userID string, nonce []byte, expires time.Time) error {
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, userID); err != nil {
+			return fmt.Errorf("lock user: %w", err)
+		}
+		if _, err := tx.Exec(ctx,
+			`DELETE FROM login_challenges WHERE user_id = $1 AND (used_at IS NOT NULL OR expires_at < now())`, userID); err != nil {
+			return fmt.Errorf("prune challenges: %w", err)
+		}
+		var open int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM login_challenges WHERE user_id = $1`, userID).Scan(&open); err != nil {
+			return fmt.Errorf("count challenges: %w", err)
+		}
+		if open >= maxOpenChallenges {
+			return ErrTooManyChallenges
+		}
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO login_challenges (id, user_id, nonce, expires_at) VALUES ($1, $2, $3, $4)`,
+			id, userID, nonce, expires); err != nil {
+			return fmt.Errorf("insert challenge: %w", err)
+		}
+		return nil
+	})
+}
+
+// Challenge is a stored login challenge with the signing key that must answer it.
+type Challenge struct {
+	ID        string
+	UserID    string
+	Handle    string
+	Nonce     []byte
+	SignKey   []byte
+	ExpiresAt time.Time
+	Used      bool
+}
+
+// ChallengeByID returns the challenge or ErrNotFound. It does not check
+// expiry or use; [DB.Login] does, atomically.
+func (db *DB) ChallengeByID(ctx context.Context, id string) (Challenge, error) {
+	var c Challenge
+	err := db.pool.QueryRow(ctx, `
+		SELECT c.id, c.user_id, u.handle, c.nonce, u.sign_key, c.expires_at, c.used_at IS NOT NULL
+		FROM login_challenges c JOIN users u ON u.id = c.user_id WHERE c.id = $1`, id).
+		Scan(&c.ID, &c.UserID, &c.Handle, &c.Nonce, &c.SignKey, &c.ExpiresAt, &c.Used)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Challenge{}, ErrNotFound
+	}
+	if err != nil {
+		return Challenge{}, fmt.Errorf("challenge by id: %w", err)
+	}
+	return c, nil
+}
+
+// LoginParams describes a login whose challenge signature the caller has
+// verified already.
+type LoginParams struct {
+	ChallengeID    string
+	DeviceName     string
+	NewDeviceID    string // used if no active device has DeviceName
+	RefreshHash    []byte // SHA-256 of the new refresh token
+	RefreshExpires time.Time
+}
+
+// Login consumes the challenge and starts a session on the named device, all
+// in one transaction: an active device with the same name is reused (its
+// generation is bumped, ending its previous session); otherwise a new device
+// is made, unless the user already has schema.MaxDevices active devices
+// (ErrDeviceLimit, and the challenge stays unused). ErrChallengeUsed and
+// ErrChallengeExpired report a challenge that cannot be used.
+func (db *DB) Login(ctx context.Context, p LoginParams) (Device, error) {
+	var d Device
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var used bool
+		var expires time.Time
+		err := tx.QueryRow(ctx, `
+			SELECT user_id, used_at IS NOT NULL, expires_at FROM login_challenges WHERE id = $1 FOR UPDATE`,
+			p.ChallengeID).Scan(&d.UserID, &used, &expires)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return ErrNotFound
+		case err != nil:
+			return fmt.Errorf("lock challenge: %w", err)
+		case used:
+			return ErrChallengeUsed
+		case !time.Now().Before(expires):
+			return ErrChallengeExpired
+		}
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, d.UserID); err != nil {
+			return fmt.Errorf("lock user: %w", err)
+		}
+		if err := startDeviceSession(ctx, tx, &d, p); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE login_challenges SET used_at = now() WHERE id = $1`, p.ChallengeID); err != nil {
+			return fmt.Errorf("use challenge: %w", err)
+		}
+		return insertRefresh(ctx, tx, p.RefreshHash, d.ID, d.Generation, p.RefreshExpires)
+	})
+	return d, err
+}
+
+// startDeviceSession finds or creates the device for a login. The user row
+// must be locked by the caller.
+func startDeviceSession(ctx context.Context, tx pgx.Tx, d *Device, p LoginParams) error {
+	err := tx.QueryRow(ctx, `
+		UPDATE devices SET generation = generation + 1, last_seen_at = now()
+		WHERE user_id = $1 AND name = $2 AND revoked_at IS NULL
+		RETURNING id, name, generation, created_at, last_seen_at`, d.UserID, p.DeviceName).
+		Scan(&d.ID, &d.Name, &d.Generation, &d.CreatedAt, &d.LastSeenAt)
+	if err == nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE device_id = $1`, d.ID); err != nil {
+			return fmt.Errorf("drop old refresh tokens: %w", err)
+		}
+		return nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("reuse device: %w", err)
+	}
+	var active int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM devices WHERE user_id = $1 AND revoked_at IS NULL`, d.UserID).Scan(&active); err != nil {
+		return fmt.Errorf("count devices: %w", err)
+	}
+	if active >= schema.MaxDevices {
+		return ErrDeviceLimit
+	}
+	err = tx.QueryRow(ctx, `
+		INSERT INTO devices (id, user_id, name) VALUES ($1, $2, $3)
+		RETURNING id, name, generation, created_at, last_seen_at`, p.NewDeviceID, d.UserID, p.DeviceName).
+		Scan(&d.ID, &d.Name, &d.Generation, &d.CreatedAt, &d.LastSeenAt)
+	if err != nil {
+		return fmt.Errorf("insert device: %w", err)
+	}
+	return nil
+}
+
+func insertRefresh(ctx context.Context, tx pgx.Tx, hash []byte, deviceID string, gen int, expires time.Time) error {
+	_, err := tx.Exec(ctx,
+		`INSERT INTO refresh_tokens (hash, device_id, generation, expires_at) VALUES ($1, $2, $3, $4)`,
+		hash, deviceID, gen, expires)
+	if err != nil {
+		return fmt.Errorf("insert refresh token: %w", err)
+	}
+	return nil
+}
+
+// Refresh rotates a refresh token: the token with oldHash is marked used and
+// newHash takes its place in the same chain. Reusing a used token bumps the
+// device's generation, which ends the whole chain and every access token of
+// it (ErrRefreshReused). An unknown, expired or revoked token gives
+// ErrRefreshInvalid.
+func (db *DB) Refresh(ctx context.Context, oldHash, newHash []byte, expires time.Time) (Device, error) {
+	var d Device
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var tokGen int
+		var used bool
+		var tokExpires time.Time
+		err := tx.QueryRow(ctx, `
+			SELECT r.generation, r.used_at IS NOT NULL, r.expires_at,
+			       d.id, d.user_id, d.name, d.generation, d.created_at, d.last_seen_at, d.revoked_at
+			FROM refresh_tokens r JOIN devices d ON d.id = r.device_id
+			WHERE r.hash = $1 FOR UPDATE`, oldHash).
+			Scan(&tokGen, &used, &tokExpires, &d.ID, &d.UserID, &d.Name, &d.Generation, &d.CreatedAt, &d.LastSeenAt, &d.RevokedAt)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return ErrRefreshInvalid
+		case err != nil:
+			return fmt.Errorf("lock refresh token: %w", err)
+		case d.RevokedAt != nil || tokGen != d.Generation || !time.Now().Before(tokExpires):
+			return ErrRefreshInvalid
+		case used:
+			if _, err := tx.Exec(ctx, `UPDATE devices SET generation = generation + 1 WHERE id = $1`, d.ID); err != nil {
+				return fmt.Errorf("revoke chain: %w", err)
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE device_id = $1`, d.ID); err != nil {
+				return fmt.Errorf("revoke chain: %w", err)
+			}
+			d.Generation++
+			return commitErr{ErrRefreshReused}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = now() WHERE hash = $1`, oldHash); err != nil {
+			return fmt.Errorf("use refresh token: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE devices SET last_seen_at = now() WHERE id = $1`, d.ID); err != nil {
+			return fmt.Errorf("touch device: %w", err)
+		}
+		return insertRefresh(ctx, tx, newHash, d.ID, d.Generation, expires)
+	})
+	return d, err
+}
+
+const deviceColumns = `id, user_id, name, generation, created_at, last_seen_at, revoked_at`
+
+func scanDevice(row pgx.Row) (Device, error) {
+	var d Device
+	err := row.Scan(&d.ID, &d.UserID, &d.Name, &d.Generation, &d.CreatedAt, &d.LastSeenAt, &d.RevokedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Device{}, ErrNotFound
+	}
+	return d, err
+}
+
+// DeviceByID returns the device or ErrNotFound, revoked or not.
+func (db *DB) DeviceByID(ctx context.Context, id string) (Device, error) {
+	d, err := scanDevice(db.pool.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = $1`, id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Device{}, fmt.Errorf("device by id: %w", err)
+	}
+	return d, err
+}
+
+// Devices returns the user's active (not revoked) devices, oldest first.
+func (db *DB) Devices(ctx context.Context, userID string) ([]Device, error) {
+	rows, err := db.pool.Query(ctx,
+		`SELECT `+deviceColumns+` FROM devices WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at, id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	var out []Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list devices: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// RevokeDevice revokes one of userID's active devices: its generation is
+// bumped and its refresh tokens removed, so every token of it is refused.
+// It returns ErrNotFound if userID has no such active device.
+func (db *DB) RevokeDevice(ctx context.Context, userID, deviceID string) error {
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE devices SET revoked_at = now(), generation = generation + 1
+			WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL`, deviceID, userID)
+		if err != nil {
+			return fmt.Errorf("revoke device: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE device_id = $1`, deviceID); err != nil {
+			return fmt.Errorf("revoke device tokens: %w", err)
+		}
+		return nil
+	})
+}

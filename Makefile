@@ -22,6 +22,8 @@ lint: ## go vet and gofmt check
 
 fuzz: ## run each fuzz target for a short while (FUZZTIME=30s)
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$${FUZZTIME:-30s} ./schema/envelope
+	$(GO) test -run='^$$' -fuzz=FuzzTokenVerify -fuzztime=$${FUZZTIME:-30s} ./fabric/token
+	$(GO) test -run='^$$' -fuzz=FuzzGatewayDecodeJSON -fuzztime=$${FUZZTIME:-30s} ./gateway
 
 bench: ## run the Go benchmarks (short)
 	./deploy/ensure-postgres.sh

@@ -5,8 +5,8 @@
 // subject with extra tokens or wildcards.
 //
 // Subpackages: node runs the embedded server, token and account provide the
-// identity services, natstest starts servers for tests. Functions here are
-// safe for concurrent use.
+// identity services, friends the friend graph, natstest starts servers for
+// tests. Functions here are safe for concurrent use.
 package fabric
 
 import (
@@ -43,6 +43,22 @@ func PublishEvent(nc *nats.Conn, userID string, ev schema.Event) error {
 	}
 	if err := nc.Publish(subj, b); err != nil {
 		return fmt.Errorf("publish event %s: %w", ev.Type, err)
+	}
+	return nil
+}
+
+// RevokedSubjects is the wildcard on which every device revocation is
+// announced to the fabric (not to clients): fab.revoked.<user>, payload the
+// device id. The auth callout listens on it to disconnect NATS clients.
+const RevokedSubjects = "fab.revoked.*"
+
+// PublishRevoked announces that deviceID of userID was revoked.
+func PublishRevoked(nc *nats.Conn, userID, deviceID string) error {
+	if !schema.ValidUserID(userID) || !schema.ValidDeviceID(deviceID) {
+		return ErrBadID
+	}
+	if err := nc.Publish("fab.revoked."+userID, []byte(deviceID)); err != nil {
+		return fmt.Errorf("publish revocation: %w", err)
 	}
 	return nil
 }

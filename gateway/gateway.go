@@ -22,6 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mayfly-im/mayfly/fabric/account"
+	"github.com/mayfly-im/mayfly/fabric/friends"
+	"github.com/mayfly-im/mayfly/fabric/mailbox"
+	"github.com/mayfly-im/mayfly/fabric/presence"
+	"github.com/mayfly-im/mayfly/gateway/web"
 )
 
 // Check is one readiness probe: Name is reported, Func must return nil when
@@ -36,6 +40,14 @@ type Config struct {
 	Accounts *account.Service // required
 	NATS     *nats.Conn       // required: events for connected users
 	Logger   *slog.Logger     // default discards
+	// Friends serves the friend graph API; without it those routes answer not_found.
+	Friends *friends.Service
+	// Mailbox stores, replays and burns messages for the WebSocket
+	// protocol; without it message requests answer unavailable.
+	Mailbox *mailbox.Service
+	// Presence makes connected devices online and sends friends' presence
+	// (gateway/presence.go); without it presence is off.
+	Presence *presence.Service
 	// Registry receives the gateway's metrics and is served at /metrics;
 	// default a fresh registry.
 	Registry *prometheus.Registry
@@ -54,6 +66,11 @@ type Config struct {
 	SendQueue int
 	// PingInterval is how often the server pings idle WebSockets; default 30s.
 	PingInterval time.Duration
+	// FrameRate and FrameBurst bound the frames one WebSocket may send
+	// (token bucket); default 50/s, burst 100. Frames over it are answered
+	// rate_limited; 20 in a row close the connection with 4004.
+	FrameRate  float64
+	FrameBurst int
 }
 
 // Server serves the HTTP API and WebSockets.
@@ -65,6 +82,7 @@ type Server struct {
 	anon     *ipLimiter
 	metrics  *metrics
 	hub      *hub
+	tracker  *presence.Tracker // nil without cfg.Presence
 
 	mu       sync.Mutex
 	closing  bool           // set by Shutdown; no new WebSockets
@@ -95,6 +113,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 30 * time.Second
 	}
+	if cfg.FrameRate <= 0 {
+		cfg.FrameRate = 50
+	}
+	if cfg.FrameBurst <= 0 {
+		cfg.FrameBurst = 100
+	}
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -104,6 +128,7 @@ func New(cfg Config) (*Server, error) {
 		shutdown: make(chan struct{}),
 	}
 	s.hub = newHub(s)
+	s.tracker = s.newTracker()
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,
@@ -131,6 +156,13 @@ func (s *Server) routes() {
 	s.handle("GET /v1/devices", s.authed(s.devices))
 	s.handle("DELETE /v1/devices/{id}", s.authed(s.revokeDevice))
 	s.mux.HandleFunc("GET /v1/ws", s.serveWS)
+	s.friendRoutes()
+	s.linkRoutes()
+	s.presenceRoutes()
+	// The browser client (docs/web.md): the app at "/", its files under /assets/.
+	app := web.New()
+	s.mux.Handle("GET /{$}", app)
+	s.mux.Handle("GET "+web.AssetPrefix, app)
 	s.handle("/", func(w http.ResponseWriter, r *http.Request) error {
 		return errNotFound
 	})
@@ -180,8 +212,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.hub.close()
-		return nil
+		return s.closePresence(ctx)
 	case <-ctx.Done():
+		s.closePresence(ctx)
 		return ctx.Err()
 	}
 }

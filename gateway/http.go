@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -43,26 +45,38 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 	})
 }
 
-// decode reads a JSON body of at most maxBody bytes into v, refusing unknown
-// fields and trailing data.
+// decode reads a JSON body of at most maxBody bytes into v. The body must be
+// exactly one JSON object: no unknown fields, nothing after it.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("trailing data after the JSON object")
-		}
-	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
 		return schema.Errorf(schema.CodeBodyTooLarge, fmt.Sprintf("request body is over %d bytes", maxBody))
-	case errors.Is(err, io.EOF):
-		return schema.Errorf(schema.CodeBadRequest, "request body is empty; a JSON object is required")
 	case err != nil:
+		return schema.Errorf(schema.CodeBadRequest, "request body could not be read")
+	}
+	return decodeJSON(body, v)
+}
+
+// decodeJSON decodes body, which must hold exactly one JSON object with no
+// unknown fields, into v. Errors are bad_request with a message that never
+// echoes the input.
+func decodeJSON(body []byte, v any) error {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return schema.Errorf(schema.CodeBadRequest, "request body is empty; a JSON object is required")
+	}
+	if trimmed[0] != '{' {
+		return schema.Errorf(schema.CodeBadRequest, "request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		return schema.Errorf(schema.CodeBadRequest, "request body is not the expected JSON object: "+jsonProblem(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return schema.Errorf(schema.CodeBadRequest, "request body is not the expected JSON object: trailing data after the object")
 	}
 	return nil
 }
@@ -76,8 +90,11 @@ func jsonProblem(err error) string {
 		return fmt.Sprintf("syntax error at byte %d", se.Offset)
 	case errors.As(err, &te):
 		return fmt.Sprintf("field %q has the wrong type", te.Field)
-	case strings.HasPrefix(err.Error(), "json: unknown field"):
-		return strings.TrimPrefix(err.Error(), "json: ")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		if name := strings.TrimPrefix(err.Error(), "json: unknown field "); len(name) <= 66 {
+			return "unknown field " + name // the client's own field name, quoted, at most 64 bytes
+		}
+		return "unknown field"
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "unexpected end of input"
 	}
@@ -129,12 +146,22 @@ func (s *Server) anonLimited(h handlerFunc) handlerFunc {
 	}
 }
 
-// clientIP is the peer address of r. Proxies' forwarding headers are not
-// trusted: put limits at the proxy in that set-up.
+// clientIP is the rate-limiting key of r's peer: its IPv4 address, or the
+// /64 prefix of its IPv6 address (one host usually holds a whole /64).
+// Proxies' forwarding headers are not trusted: put limits at the proxy in
+// that set-up.
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	return netip.PrefixFrom(ip.WithZone(""), 64).Masked().String()
 }

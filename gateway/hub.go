@@ -2,18 +2,23 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/mayfly-im/mayfly/fabric"
+	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
-// hub tracks the connected devices per user and holds one NATS subscription
-// per connected user on its event subject. Subscriptions deliver into one
-// shared channel read by one dispatcher goroutine, so a connected user costs
-// no goroutine of its own.
+// hub tracks the connected devices per user and holds two NATS
+// subscriptions per connected user, shared by the user's devices: its event
+// subject evt.<uid> and its mailbox delivery subject dlv.mbx.<p>.<uid>.
+// Subscriptions deliver into one shared channel read by one dispatcher
+// goroutine, so a connected user costs no goroutine of its own; the
+// dispatcher never blocks on a connection.
 type hub struct {
 	s    *Server
 	msgs chan *nats.Msg
@@ -26,7 +31,8 @@ type hub struct {
 
 type userConns struct {
 	conns map[*wsConn]struct{}
-	sub   *nats.Subscription
+	sub   *nats.Subscription // events
+	dlv   *nats.Subscription // mailbox deliveries; nil without a mailbox
 }
 
 // hubBuffer is the shared delivery channel's capacity.
@@ -45,20 +51,37 @@ func (h *hub) add(c *wsConn) error {
 	defer h.mu.Unlock()
 	u := h.users[c.p.UserID]
 	if u == nil {
-		subj, err := fabric.UserEvents(c.p.UserID)
-		if err != nil {
+		var err error
+		if u, err = h.subscribe(c.p.UserID); err != nil {
 			return err
 		}
-		sub, err := h.s.cfg.NATS.ChanSubscribe(subj, h.msgs)
-		if err != nil {
-			return err
-		}
-		sub.SetPendingLimits(-1, -1)
-		u = &userConns{conns: map[*wsConn]struct{}{}, sub: sub}
 		h.users[c.p.UserID] = u
 	}
 	u.conns[c] = struct{}{}
 	return nil
+}
+
+// subscribe makes userID's subscriptions. h.mu must be held.
+func (h *hub) subscribe(userID string) (*userConns, error) {
+	subj, err := fabric.UserEvents(userID)
+	if err != nil {
+		return nil, err
+	}
+	u := &userConns{conns: map[*wsConn]struct{}{}}
+	if u.sub, err = h.s.cfg.NATS.ChanSubscribe(subj, h.msgs); err != nil {
+		return nil, fmt.Errorf("subscribe to events: %w", err)
+	}
+	if mb := h.s.cfg.Mailbox; mb != nil {
+		dsubj, err := mb.DeliverySubject(userID)
+		if err == nil {
+			u.dlv, err = h.s.cfg.NATS.ChanSubscribe(dsubj, h.msgs)
+		}
+		if err != nil {
+			u.sub.Unsubscribe()
+			return nil, fmt.Errorf("subscribe to deliveries: %w", err)
+		}
+	}
+	return u, nil
 }
 
 // remove unregisters c, unsubscribing when its user has no connection left.
@@ -72,6 +95,9 @@ func (h *hub) remove(c *wsConn) {
 	delete(u.conns, c)
 	if len(u.conns) == 0 {
 		u.sub.Unsubscribe()
+		if u.dlv != nil {
+			u.dlv.Unsubscribe()
+		}
 		delete(h.users, c.p.UserID)
 	}
 }
@@ -103,8 +129,12 @@ func (h *hub) dispatch() {
 	}
 }
 
-// deliver routes one event to the user's connections.
+// deliver routes one event or mailbox delivery to the user's connections.
 func (h *hub) deliver(m *nats.Msg) {
+	if strings.HasPrefix(m.Subject, "dlv.") {
+		h.deliverMessage(m)
+		return
+	}
 	userID := m.Subject[len("evt."):]
 	var ev schema.Event
 	if err := json.Unmarshal(m.Data, &ev); err != nil {
@@ -112,11 +142,34 @@ func (h *hub) deliver(m *nats.Msg) {
 		return
 	}
 	for _, c := range h.conns(userID) {
-		if ev.Type == schema.EventDeviceRevoked && ev.DeviceID == c.p.DeviceID {
+		switch {
+		case ev.Type == schema.EventDeviceRevoked && ev.DeviceID == c.p.DeviceID:
 			c.close(schema.CloseTokenRevoked, "token_revoked")
-			continue
+		case isMessageEvent(ev.Type):
+			c.messageEvent(&ev)
+		default:
+			c.enqueue(schema.EventFrame{Type: schema.FrameEvent, Event: &ev})
 		}
-		c.enqueue(schema.Frame{Type: schema.FrameEvent, Event: &ev})
+	}
+}
+
+// isMessageEvent reports whether events of type t concern a message of the
+// user's mailbox, so they must follow its msg frame (ws_feed.go).
+func isMessageEvent(t schema.EventType) bool {
+	return t == schema.EventBurned || t == schema.EventRecalled || t == schema.EventWithdrawn
+}
+
+// deliverMessage routes a message republished on dlv.mbx.<p>.<uid> to the
+// connections of <uid>. The message is shared, read-only, by them all.
+func (h *hub) deliverMessage(m *nats.Msg) {
+	userID := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	msg, prev, err := mailbox.ParseDelivery(m)
+	if err != nil {
+		h.s.log.Error("bad delivery on nats", "subject", m.Subject, "err", err)
+		return
+	}
+	for _, c := range h.conns(userID) {
+		c.live(&msg, prev)
 	}
 }
 

@@ -2,7 +2,8 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/mayfly-im/mayfly/fabric/account"
 	"github.com/mayfly-im/mayfly/schema"
@@ -20,9 +22,12 @@ const (
 	subprotocolV1 = schema.SubprotocolV1
 	// maxFrame bounds one incoming WebSocket message; larger ones close the
 	// connection with 1009.
-	maxFrame = 128 << 10
+	maxFrame = schema.MaxFrameSize
 	// writeWait bounds one write to a client.
 	writeWait = 10 * time.Second
+	// stallWait is how long a replay waits for room in a full send queue
+	// before the client counts as a slow consumer.
+	stallWait = 5 * time.Second
 	// maxBadFrames malformed frames in a row close the connection.
 	maxBadFrames = 10
 )
@@ -94,7 +99,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // upgradeError answered
 	}
 	s.metrics.requests.WithLabelValues("GET /v1/ws", "ok").Inc()
-	c := &wsConn{s: s, ws: ws, p: p, send: make(chan []byte, s.cfg.SendQueue), quit: make(chan struct{})}
+	c := &wsConn{
+		s: s, ws: ws, p: p,
+		send:    make(chan []byte, s.cfg.SendQueue),
+		quit:    make(chan struct{}),
+		limiter: rate.NewLimiter(rate.Limit(s.cfg.FrameRate), s.cfg.FrameBurst),
+	}
 	go c.run()
 }
 
@@ -106,6 +116,10 @@ type wsConn struct {
 	p    account.Principal
 	send chan []byte   // frames for the writer; never closed
 	quit chan struct{} // closed by close
+
+	limiter *rate.Limiter // frames per second; used by the reader only
+	limited int           // rate-limited frames in a row; reader only
+	feed    feed          // mailbox delivery state (ws_feed.go)
 
 	closeOnce sync.Once
 	closeCode int    // set once, before quit is closed
@@ -125,14 +139,40 @@ func (c *wsConn) run() {
 		return
 	}
 	defer c.s.hub.remove(c)
+	c.recheck()
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); c.writer() }()
-	c.enqueue(schema.Frame{Type: schema.FrameHello, V: schema.ProtocolVersion, UserID: c.p.UserID, DeviceID: c.p.DeviceID})
+	c.enqueue(schema.HelloFrame{Type: schema.FrameHello, V: schema.ProtocolVersion, UserID: c.p.UserID, DeviceID: c.p.DeviceID})
+	defer c.presenceOnline()() // online + snapshot now; offline when run returns
 	reason := c.reader()
 	c.close(websocket.CloseNormalClosure, reason)
+	c.stopFeed()
 	<-writerDone
 	c.ws.Close()
 	c.s.metrics.wsClosed.WithLabelValues(c.closeReason()).Inc()
+}
+
+// recheck closes the connection with CloseTokenRevoked if its device was
+// revoked after the handshake authenticated it but before the hub subscribed
+// to the user's events: the device_revoked event of such a revocation reached
+// no subscription. It flushes first, so the subscription is in place at the
+// NATS server before the database is asked; a revocation is then either seen
+// here or delivered as an event. On a failure the connection is closed too.
+func (c *wsConn) recheck() {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	err := c.s.cfg.NATS.FlushWithContext(ctx)
+	active := false
+	if err == nil {
+		active, err = c.s.cfg.Accounts.Active(ctx, c.p)
+	}
+	switch {
+	case err != nil:
+		c.s.log.Error("websocket device check failed", "user_id", c.p.UserID, "device_id", c.p.DeviceID, "err", err)
+		c.close(websocket.CloseInternalServerErr, "internal")
+	case !active:
+		c.close(schema.CloseTokenRevoked, "token_revoked")
+	}
 }
 
 func (c *wsConn) closeReason() string {
@@ -152,8 +192,9 @@ func (c *wsConn) reader() string {
 	for {
 		_, msg, err := c.ws.ReadMessage()
 		if err != nil {
-			if websocket.IsCloseError(err, websocket.CloseMessageTooBig) || strings.Contains(err.Error(), "read limit exceeded") {
+			if errors.Is(err, websocket.ErrReadLimit) {
 				c.close(websocket.CloseMessageTooBig, "frame_too_large")
+				return "frame_too_large"
 			}
 			return "client"
 		}
@@ -167,42 +208,41 @@ func (c *wsConn) reader() string {
 	}
 }
 
-// handleFrame answers one client frame; it reports false for a malformed one.
-func (c *wsConn) handleFrame(msg []byte) bool {
-	var f schema.Frame
-	if err := json.Unmarshal(msg, &f); err != nil || f.Type == "" {
-		c.s.metrics.wsFrames.WithLabelValues("malformed", string(schema.CodeBadRequest)).Inc()
-		c.enqueue(schema.Frame{Type: schema.FrameError, Error: schema.Errorf(schema.CodeBadRequest, "frame is not a JSON object with a type")})
-		return false
-	}
-	var err error
-	switch f.Type {
-	case schema.FramePing:
-		c.enqueue(schema.Frame{Type: schema.FramePong, ID: f.ID})
-	default:
-		c.s.metrics.wsFrames.WithLabelValues("unknown", string(schema.CodeBadRequest)).Inc()
-		c.enqueue(schema.Frame{Type: schema.FrameError, ID: f.ID, Error: schema.Errorf(schema.CodeBadRequest, "unknown frame type")})
-		return false
-	}
-	code := "ok"
+// enqueue queues frame f (a schema.XxxFrame) for the writer without
+// blocking. A full queue means the client is not reading: the connection is
+// closed as a slow consumer.
+func (c *wsConn) enqueue(f any) {
+	b, err := schema.EncodeFrame(f)
 	if err != nil {
-		e := schema.AsError(err)
-		code = string(e.Code)
-		c.enqueue(schema.Frame{Type: schema.FrameError, ID: f.ID, Error: e})
-	}
-	c.s.metrics.wsFrames.WithLabelValues(f.Type, code).Inc()
-	return true
-}
-
-// enqueue queues f for the writer without blocking. A full queue means the
-// client is not reading: the connection is closed as a slow consumer.
-func (c *wsConn) enqueue(f schema.Frame) {
-	b, err := json.Marshal(f)
-	if err != nil {
-		c.s.log.Error("encode frame", "type", f.Type, "err", err)
+		c.s.log.Error("encode frame", "frame", fmt.Sprintf("%T", f), "err", err)
 		return
 	}
 	c.enqueueRaw(b)
+}
+
+// enqueueWait queues frame f, waiting for room while the client reads
+// (replay uses it: a backlog may be larger than the queue). If the queue
+// makes no progress for stallWait the client is not reading: the
+// connection is closed as a slow consumer.
+func (c *wsConn) enqueueWait(f any) {
+	b, err := schema.EncodeFrame(f)
+	if err != nil {
+		c.s.log.Error("encode frame", "frame", fmt.Sprintf("%T", f), "err", err)
+		return
+	}
+	select {
+	case c.send <- b:
+		return
+	default:
+	}
+	stall := time.NewTimer(stallWait)
+	defer stall.Stop()
+	select {
+	case c.send <- b:
+	case <-c.quit:
+	case <-stall.C:
+		c.close(schema.CloseSlowConsumer, "slow_consumer")
+	}
 }
 
 func (c *wsConn) enqueueRaw(b []byte) {
@@ -222,6 +262,11 @@ func (c *wsConn) writer() {
 	for {
 		select {
 		case b := <-c.send:
+			select {
+			case <-c.quit:
+				continue // closing: the close frame goes next, not the backlog
+			default:
+			}
 			c.ws.SetWriteDeadline(time.Now().Add(writeWait))
 			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
 				c.close(websocket.CloseAbnormalClosure, "write_error")

@@ -57,6 +57,9 @@ const (
 	CodeUnknownMessage  Code = "unknown_message"   // no such message in your mailbox (never sent, already burned, or expired)
 	CodeMailboxFull     Code = "mailbox_full"      // the recipient's mailbox holds the maximum of unread messages
 	CodeInvalidCursor   Code = "invalid_cursor"    // a sequence number or cursor is out of range
+
+	// Device linking.
+	CodeLinkExpired Code = "link_expired" // the link request is past its ten minutes; start linking again
 )
 
 var codeInfo = map[Code]struct {
@@ -98,6 +101,7 @@ var codeInfo = map[Code]struct {
 	CodeUnknownMessage:   {http.StatusNotFound, false},
 	CodeMailboxFull:      {http.StatusConflict, true},
 	CodeInvalidCursor:    {http.StatusBadRequest, false},
+	CodeLinkExpired:      {http.StatusGone, false},
 }
 
 // Codes returns every defined code, for documentation tests.

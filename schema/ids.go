@@ -58,6 +58,10 @@ func ValidUserID(s string) bool { return validID(s, 'u') }
 // ValidDeviceID reports whether s is a well-formed device id.
 func ValidDeviceID(s string) bool { return validID(s, 'd') }
 
+// ValidID reports whether s is a well-formed id of the given kind, as made
+// by NewID(kind): the kind letter and 26 characters of [a-z2-7].
+func ValidID(kind byte, s string) bool { return validID(s, kind) }
+
 func validID(s string, kind byte) bool {
 	if len(s) != idLen || s[0] != kind {
 		return false

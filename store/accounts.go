@@ -81,24 +81,25 @@ func (db *DB) UserByID(ctx context.Context, id string) (User, error) {
 // so unauthenticated callers cannot grow the table without bound.
 const maxOpenChallenges = 16
 
-// CreateChallenge stores a single-use login challenge for userID. Expired and
-// used challenges of the user are removed first. It returns
-// ErrTooManyChallenges when the user has too many open ones.
+// CreateChallenge stores a single-use login challenge for userID. First it
+// removes the user's expired challenges and, beyond the newest
+// maxOpenChallenges-1 open ones, the oldest open ones, so a user never has
+// more than maxOpenChallenges open. Evicting rather than refusing means
+// that requesting challenges for someone else's handle can never lock them
+// out of logging in. Used, unexpired challenges are kept so a replay reads
+// as used.
 func (db *DB) CreateChallenge(ctx context.Context, id, userID string, nonce []byte, expires time.Time) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, userID); err != nil {
 			return fmt.Errorf("lock user: %w", err)
 		}
-		if _, err := tx.Exec(ctx,
-			`DELETE FROM login_challenges WHERE user_id = $1 AND (used_at IS NOT NULL OR expires_at < now())`, userID); err != nil {
+		if _, err := tx.Exec(ctx, `
+			DELETE FROM login_challenges WHERE user_id = $1 AND (expires_at < now() OR
+				(used_at IS NULL AND id NOT IN (
+					SELECT id FROM login_challenges WHERE user_id = $1 AND used_at IS NULL
+					ORDER BY expires_at DESC, id DESC LIMIT $2)))`,
+			userID, maxOpenChallenges-1); err != nil {
 			return fmt.Errorf("prune challenges: %w", err)
-		}
-		var open int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM login_challenges WHERE user_id = $1`, userID).Scan(&open); err != nil {
-			return fmt.Errorf("count challenges: %w", err)
-		}
-		if open >= maxOpenChallenges {
-			return ErrTooManyChallenges
 		}
 		if _, err := tx.Exec(ctx,
 			`INSERT INTO login_challenges (id, user_id, nonce, expires_at) VALUES ($1, $2, $3, $4)`,
@@ -156,23 +157,20 @@ type LoginParams struct {
 func (db *DB) Login(ctx context.Context, p LoginParams) (Device, error) {
 	var d Device
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		var used bool
-		var expires time.Time
-		err := tx.QueryRow(ctx, `
-			SELECT user_id, used_at IS NOT NULL, expires_at FROM login_challenges WHERE id = $1 FOR UPDATE`,
-			p.ChallengeID).Scan(&d.UserID, &used, &expires)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
+		d = Device{}
+		// Lock order is user, then challenge, as in CreateChallenge.
+		err := tx.QueryRow(ctx, `SELECT user_id FROM login_challenges WHERE id = $1`, p.ChallengeID).Scan(&d.UserID)
+		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
-		case err != nil:
-			return fmt.Errorf("lock challenge: %w", err)
-		case used:
-			return ErrChallengeUsed
-		case !time.Now().Before(expires):
-			return ErrChallengeExpired
+		}
+		if err != nil {
+			return fmt.Errorf("find challenge: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, d.UserID); err != nil {
 			return fmt.Errorf("lock user: %w", err)
+		}
+		if err := lockChallenge(ctx, tx, p.ChallengeID); err != nil {
+			return err
 		}
 		if err := startDeviceSession(ctx, tx, &d, p); err != nil {
 			return err
@@ -183,6 +181,27 @@ func (db *DB) Login(ctx context.Context, p LoginParams) (Device, error) {
 		return insertRefresh(ctx, tx, p.RefreshHash, d.ID, d.Generation, p.RefreshExpires)
 	})
 	return d, err
+}
+
+// lockChallenge locks challenge id and checks it can still be used. The
+// user's row must be locked by the caller.
+func lockChallenge(ctx context.Context, tx pgx.Tx, id string) error {
+	var used bool
+	var expires time.Time
+	err := tx.QueryRow(ctx,
+		`SELECT used_at IS NOT NULL, expires_at FROM login_challenges WHERE id = $1 FOR UPDATE`, id).
+		Scan(&used, &expires)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return ErrNotFound // evicted since the caller read it
+	case err != nil:
+		return fmt.Errorf("lock challenge: %w", err)
+	case used:
+		return ErrChallengeUsed
+	case !time.Now().Before(expires):
+		return ErrChallengeExpired
+	}
+	return nil
 }
 
 // startDeviceSession finds or creates the device for a login. The user row

@@ -1,6 +1,6 @@
 // Package store keeps Mayfly's durable state in Postgres through pgx:
-// accounts, devices, login challenges, refresh tokens and (later) the friend
-// graph. It also applies the schema's migrations.
+// accounts, devices, login challenges, refresh tokens and the friend graph
+// (friends.go). It also applies the schema's migrations.
 //
 // A [DB] is safe for concurrent use by many goroutines; every method takes a
 // context and runs its statements on the shared pool. Multi-statement changes
@@ -28,7 +28,6 @@ var (
 	ErrDeviceLimit       = errors.New("store: device limit reached")
 	ErrChallengeUsed     = errors.New("store: challenge already used")
 	ErrChallengeExpired  = errors.New("store: challenge expired")
-	ErrTooManyChallenges = errors.New("store: too many outstanding challenges")
 	ErrRefreshInvalid    = errors.New("store: refresh token invalid")
 	ErrRefreshReused     = errors.New("store: refresh token reused")
 	// ErrSchemaTooNew means the database was migrated by a newer Mayfly than
@@ -135,8 +134,24 @@ func (db *DB) SchemaVersion(ctx context.Context) (have, known int32, err error) 
 
 // inTx runs fn in a transaction, committing if it returns nil. A non-nil
 // error from fn that is one of the sentinel conditions may still want its
-// changes kept: fn returns commitErr{err} for that.
+// changes kept: fn returns commitErr{err} for that. A transaction that
+// Postgres aborts as a deadlock victim or serialization failure is run again
+// (fn must start from scratch each time), at most txAttempts times in all.
 func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	var err error
+	for range txAttempts {
+		if err = db.tryTx(ctx, fn); !isRetryable(err) {
+			return err
+		}
+		db.log.Debug("retrying transaction", "err", err)
+	}
+	return err
+}
+
+// txAttempts bounds the runs of one transaction in inTx.
+const txAttempts = 3
+
+func (db *DB) tryTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -154,6 +169,13 @@ func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		return keep.err
 	}
 	return nil
+}
+
+// isRetryable reports whether err is a deadlock or serialization failure,
+// after which the whole transaction may simply be run again.
+func isRetryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
 // commitErr asks inTx to commit and then return err.

@@ -18,7 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -159,8 +162,13 @@ func (s *Service) Lookup(ctx context.Context, handle string) (schema.User, error
 	return PublicUser(u), nil
 }
 
+// challengeKind is the id prefix of login challenges.
+const challengeKind = 'c'
+
 // Challenge issues a single-use login challenge for handle, valid for
-// ChallengeTTL. Errors: invalid_handle, not_found, rate_limited.
+// ChallengeTTL. A user has at most a few open challenges; a new one replaces
+// the oldest (see store.DB.CreateChallenge), so nobody can lock a user out
+// by requesting challenges for them. Errors: invalid_handle, not_found.
 func (s *Service) Challenge(ctx context.Context, req schema.ChallengeRequest) (schema.Challenge, error) {
 	if !schema.ValidHandle(req.Handle) {
 		return schema.Challenge{}, schema.Errorf(schema.CodeInvalidHandle, "handle must be 3-32 letters, digits or underscores")
@@ -174,13 +182,9 @@ func (s *Service) Challenge(ctx context.Context, req schema.ChallengeRequest) (s
 	}
 	nonce := make([]byte, 32)
 	rand.Read(nonce)
-	id := schema.NewID('c')
+	id := schema.NewID(challengeKind)
 	exp := time.Now().Add(s.cfg.ChallengeTTL).Truncate(time.Millisecond)
-	err = s.cfg.DB.CreateChallenge(ctx, id, u.ID, nonce, exp)
-	if errors.Is(err, store.ErrTooManyChallenges) {
-		return schema.Challenge{}, schema.Errorf(schema.CodeRateLimited, "too many open login challenges; wait a minute")
-	}
-	if err != nil {
+	if err := s.cfg.DB.CreateChallenge(ctx, id, u.ID, nonce, exp); err != nil {
 		return schema.Challenge{}, s.internal("challenge", err)
 	}
 	return schema.Challenge{ChallengeID: id, Nonce: b64.EncodeToString(nonce), ExpiresAt: exp}, nil
@@ -200,15 +204,31 @@ func hashRefresh(tok string) []byte {
 	return h[:]
 }
 
-// Login verifies the signature over the challenge and starts a session on
-// the named device. Errors: bad_request, invalid_device, not_found (unknown
-// challenge), bad_signature, challenge_expired, challenge_used, device_limit.
-func (s *Service) Login(ctx context.Context, req schema.LoginRequest) (schema.Session, error) {
-	if req.DeviceName == "" || len(req.DeviceName) > schema.DeviceNameMaxLen {
-		return schema.Session{}, schema.Errorf(schema.CodeInvalidDevice, fmt.Sprintf("device_name must be 1-%d bytes", schema.DeviceNameMaxLen))
+// validDeviceName reports whether n is 1 to schema.DeviceNameMaxLen bytes
+// of UTF-8 without control characters (Postgres text cannot hold NUL, and
+// names are shown to people).
+func validDeviceName(n string) bool {
+	if n == "" || len(n) > schema.DeviceNameMaxLen || !utf8.ValidString(n) {
+		return false
 	}
-	if req.ChallengeID == "" || len(req.ChallengeID) > 64 {
+	return !strings.ContainsFunc(n, unicode.IsControl)
+}
+
+// Login verifies the signature over the challenge and starts a session on
+// the named device. The checks run in this order, and a failed one changes
+// nothing: invalid_device, bad_request (no challenge_id), not_found (unknown
+// or malformed challenge id), bad_signature, then, atomically with the
+// session start, challenge_used, challenge_expired and device_limit.
+func (s *Service) Login(ctx context.Context, req schema.LoginRequest) (schema.Session, error) {
+	if !validDeviceName(req.DeviceName) {
+		return schema.Session{}, schema.Errorf(schema.CodeInvalidDevice,
+			fmt.Sprintf("device_name must be 1-%d bytes of UTF-8 without control characters", schema.DeviceNameMaxLen))
+	}
+	if req.ChallengeID == "" {
 		return schema.Session{}, schema.Errorf(schema.CodeBadRequest, "challenge_id is required")
+	}
+	if !schema.ValidID(challengeKind, req.ChallengeID) {
+		return schema.Session{}, schema.Errorf(schema.CodeNotFound, "no such challenge")
 	}
 	sig, err := b64.DecodeString(req.Signature)
 	if err != nil || len(sig) != ed25519.SignatureSize {
@@ -271,7 +291,7 @@ func (s *Service) Refresh(ctx context.Context, req schema.RefreshRequest) (schem
 	switch {
 	case errors.Is(err, store.ErrRefreshReused):
 		s.log.Warn("refresh token reused; session chain revoked", "user_id", d.UserID, "device_id", d.ID)
-		s.publish(d.UserID, schema.Event{Type: schema.EventDeviceRevoked, DeviceID: d.ID})
+		s.revoked(d.UserID, d.ID)
 		return schema.Session{}, schema.Errorf(schema.CodeRefreshReused, "refresh token was already used; the session is revoked, log in again")
 	case errors.Is(err, store.ErrRefreshInvalid):
 		return schema.Session{}, schema.Errorf(schema.CodeRefreshInvalid, "refresh token is invalid, expired or revoked")
@@ -356,8 +376,17 @@ func (s *Service) RevokeDevice(ctx context.Context, p Principal, deviceID string
 		return s.internal("revoke device", err)
 	}
 	s.log.Info("device revoked", "user_id", p.UserID, "device_id", deviceID, "by_device_id", p.DeviceID)
-	s.publish(p.UserID, schema.Event{Type: schema.EventDeviceRevoked, DeviceID: deviceID})
+	s.revoked(p.UserID, deviceID)
 	return nil
+}
+
+// revoked tells the fabric (NATS connections) and the user's devices
+// (WebSockets) that deviceID's sessions have ended.
+func (s *Service) revoked(userID, deviceID string) {
+	if err := fabric.PublishRevoked(s.cfg.NATS, userID, deviceID); err != nil {
+		s.log.Error("publish revocation", "user_id", userID, "device_id", deviceID, "err", err)
+	}
+	s.publish(userID, schema.Event{Type: schema.EventDeviceRevoked, DeviceID: deviceID})
 }
 
 func (s *Service) publish(userID string, ev schema.Event) {

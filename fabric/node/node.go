@@ -1,10 +1,13 @@
 // Package node runs an embedded NATS server with JetStream, the fabric that
 // mayflyd uses when no external NATS URL is given.
 //
-// The server has two accounts: MAYFLY, where all application subjects and
-// streams live (JetStream enabled), and SYS, the system account. Mayfly's own
-// services log in to MAYFLY as the service user; nothing else can connect
-// until client authentication (auth callout) is configured. A Node is safe
+// The server has three accounts: MAYFLY, where all application subjects and
+// streams live (JetStream enabled) and where NATS-native clients are placed;
+// AUTH, where the auth callout responder runs; and SYS, the system account.
+// Mayfly's own processes log in with fixed users (ServiceUser, AuthUser,
+// SysUser) that share one random password. Every other connection is
+// decided by the auth callout (fabric/callout) when CalloutIssuer is set,
+// and refused otherwise. A Node is safe
 // for concurrent use; Shutdown may be called more than once.
 package node
 
@@ -24,8 +27,11 @@ import (
 // Account names and the service user.
 const (
 	AppAccount    = "MAYFLY"
+	AuthAccount   = "AUTH"
 	SystemAccount = "SYS"
-	ServiceUser   = "mayfly-service"
+	ServiceUser   = "mayfly-service" // in MAYFLY: the fabric services and gateways
+	AuthUser      = "mayfly-auth"    // in AUTH: the auth callout responder
+	SysUser       = "mayfly-sys"     // in SYS: kicks connections of revoked devices
 )
 
 // Config configures a Node. Zero values take the documented defaults.
@@ -39,6 +45,15 @@ type Config struct {
 	ServerName string
 	// ServicePassword is the password of the service user; required.
 	ServicePassword string
+	// CalloutIssuer is the public account nkey ("A...") whose signature the
+	// server accepts on auth callout responses. Empty disables client logins.
+	CalloutIssuer string
+	// WebSocketListen is the host:port of NATS's own WebSocket listener for
+	// browsers (plain ws: put TLS in front in production); empty disables it.
+	WebSocketListen string
+	// WebSocketOrigins are the browser origins allowed on the WebSocket
+	// listener; empty allows any origin (clients authenticate in CONNECT).
+	WebSocketOrigins []string
 	// SyncInterval is how often JetStream fsyncs file stores; 0 means every
 	// write is synced (sync_interval: always), the safe default for mailboxes.
 	SyncInterval time.Duration
@@ -105,13 +120,7 @@ func options(cfg *Config) (*server.Options, error) {
 		return nil, fmt.Errorf("hash service password: %w", err)
 	}
 	opts := &server.Options{}
-	conf := fmt.Sprintf(`accounts {
-  %s { jetstream: enabled, users: [ { user: %q, password: %q } ] }
-  %s { }
-}
-system_account: %s
-`, AppAccount, ServiceUser, string(hash), SystemAccount, SystemAccount)
-	if err := opts.ProcessConfigString(conf); err != nil {
+	if err := opts.ProcessConfigString(configText(cfg.CalloutIssuer, string(hash))); err != nil {
 		return nil, fmt.Errorf("nats server config: %w", err)
 	}
 	opts.ServerName = cfg.ServerName
@@ -121,12 +130,69 @@ system_account: %s
 	opts.StoreDir = cfg.StoreDir
 	opts.NoSigs = true
 	opts.MaxPayload = 256 * 1024
+	if cfg.WebSocketListen != "" {
+		if err := websocketOptions(opts, *cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.SyncInterval <= 0 {
 		opts.SyncAlways = true
 	} else {
 		opts.SyncInterval = cfg.SyncInterval
 	}
 	return opts, nil
+}
+
+// configText is the accounts and authorization part of the server config.
+func configText(issuer, hash string) string {
+	conf := fmt.Sprintf(`accounts {
+  %s { jetstream: enabled, users: [ { user: %q, password: %q } ] }
+  %s { users: [ { user: %q, password: %q } ] }
+  %s { users: [ { user: %q, password: %q } ] }
+}
+system_account: %s
+`, AppAccount, ServiceUser, hash, AuthAccount, AuthUser, hash, SystemAccount, SysUser, hash, SystemAccount)
+	if issuer != "" {
+		conf += fmt.Sprintf(`authorization {
+  timeout: 3s
+  auth_callout {
+    issuer: %q
+    account: %s
+    auth_users: [ %q, %q, %q ]
+  }
+}
+`, issuer, AuthAccount, ServiceUser, AuthUser, SysUser)
+	}
+	return conf
+}
+
+func websocketOptions(opts *server.Options, cfg Config) error {
+	host, portStr, err := net.SplitHostPort(cfg.WebSocketListen)
+	if err != nil {
+		return fmt.Errorf("nats websocket address %q: %w", cfg.WebSocketListen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return fmt.Errorf("nats websocket address %q: bad port", cfg.WebSocketListen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts.Websocket.Host = host
+	opts.Websocket.Port = port
+	opts.Websocket.NoTLS = true
+	opts.Websocket.AllowedOrigins = cfg.WebSocketOrigins
+	opts.Websocket.Compression = false
+	return nil
+}
+
+// WebSocketURL returns the ws:// URL of the NATS WebSocket listener, or "".
+func (n *Node) WebSocketURL() string {
+	p := n.srv.PortsInfo(5 * time.Second)
+	if p == nil || len(p.WebSocket) == 0 {
+		return ""
+	}
+	return p.WebSocket[0]
 }
 
 // Server returns the embedded server.
@@ -138,10 +204,16 @@ func (n *Node) ClientURL() string { return n.srv.ClientURL() }
 // Connect returns an in-process connection (no socket) as the service user.
 // The caller must close or drain it.
 func (n *Node) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
+	return n.ConnectAs(ServiceUser, name, opts...)
+}
+
+// ConnectAs returns an in-process connection as one of the fixed users
+// (ServiceUser, AuthUser or SysUser). The caller must close or drain it.
+func (n *Node) ConnectAs(user, name string, opts ...nats.Option) (*nats.Conn, error) {
 	all := append([]nats.Option{
 		nats.Name(name),
 		nats.InProcessServer(n.srv),
-		nats.UserInfo(ServiceUser, n.cfg.ServicePassword),
+		nats.UserInfo(user, n.cfg.ServicePassword),
 	}, opts...)
 	nc, err := nats.Connect("", all...)
 	if err != nil {
@@ -159,9 +231,11 @@ func (n *Node) Shutdown() {
 // logger adapts slog to the nats-server logger interface.
 type logger struct{ l *slog.Logger }
 
-func (l *logger) Noticef(format string, v ...any) { l.l.Debug(fmt.Sprintf(format, v...), "src", "nats") }
-func (l *logger) Warnf(format string, v ...any)   { l.l.Warn(fmt.Sprintf(format, v...), "src", "nats") }
-func (l *logger) Fatalf(format string, v ...any)  { l.l.Error(fmt.Sprintf(format, v...), "src", "nats") }
-func (l *logger) Errorf(format string, v ...any)  { l.l.Error(fmt.Sprintf(format, v...), "src", "nats") }
-func (l *logger) Debugf(format string, v ...any)  { l.l.Debug(fmt.Sprintf(format, v...), "src", "nats") }
-func (l *logger) Tracef(format string, v ...any)  { l.l.Debug(fmt.Sprintf(format, v...), "src", "nats") }
+func (l *logger) Noticef(format string, v ...any) {
+	l.l.Debug(fmt.Sprintf(format, v...), "src", "nats")
+}
+func (l *logger) Warnf(format string, v ...any)  { l.l.Warn(fmt.Sprintf(format, v...), "src", "nats") }
+func (l *logger) Fatalf(format string, v ...any) { l.l.Error(fmt.Sprintf(format, v...), "src", "nats") }
+func (l *logger) Errorf(format string, v ...any) { l.l.Error(fmt.Sprintf(format, v...), "src", "nats") }
+func (l *logger) Debugf(format string, v ...any) { l.l.Debug(fmt.Sprintf(format, v...), "src", "nats") }
+func (l *logger) Tracef(format string, v ...any) { l.l.Debug(fmt.Sprintf(format, v...), "src", "nats") }

@@ -90,7 +90,10 @@ func New(cfg Config) (*Issuer, error) {
 			jwt.WithAudience(cfg.Audience),
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
-			jwt.WithLeeway(5*time.Second),
+			jwt.WithLeeway(Leeway),
+			// Refuse non-canonical base64 (set trailing bits, padding): a
+			// token that verifies has exactly one spelling, the issued one.
+			jwt.WithStrictDecoding(),
 		),
 	}, nil
 }
@@ -125,10 +128,16 @@ func (is *Issuer) Issue(c Claims) (string, time.Time, error) {
 // maxTokenLen bounds what Verify will parse.
 const maxTokenLen = 4096
 
-// Verify checks tok's signature, algorithm, issuer, audience and expiry, and
-// that its subject and device are well-formed ids. It returns ErrExpired for
-// an expired but otherwise valid token and ErrInvalid (wrapped) for anything
-// else.
+// Leeway is the clock skew Verify tolerates on exp and iat, for gateways
+// whose clocks differ slightly from the issuing one.
+const Leeway = 5 * time.Second
+
+// Verify checks tok's signature (EdDSA with the Issuer's key, no other
+// algorithm), issuer, audience, issue time and expiry (each with [Leeway]),
+// that its subject and device are well-formed ids and that its base64 is
+// canonical. It returns ErrExpired for an expired token that is otherwise
+// valid (signed by this Issuer's key), and ErrInvalid (wrapped) for anything
+// else: a forged or tampered token never reads as merely expired.
 func (is *Issuer) Verify(tok string) (Claims, error) {
 	if len(tok) > maxTokenLen {
 		return Claims{}, fmt.Errorf("%w: too long", ErrInvalid)
@@ -141,6 +150,9 @@ func (is *Issuer) Verify(tok string) (Claims, error) {
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	if jc.IssuedAt == nil {
+		return Claims{}, fmt.Errorf("%w: no iat", ErrInvalid)
+	}
 	if !schema.ValidUserID(jc.Subject) || !schema.ValidDeviceID(jc.DeviceID) || jc.Generation < 1 {
 		return Claims{}, fmt.Errorf("%w: bad subject or device", ErrInvalid)
 	}
@@ -148,11 +160,20 @@ func (is *Issuer) Verify(tok string) (Claims, error) {
 }
 
 // onlyExpired reports whether expiry is the only reason err was returned: a
-// forged token that is also expired must still read as invalid.
+// forged token that is also expired must still read as invalid. (jwt/v5
+// checks the signature before the claims, and reports every failing claim.)
 func onlyExpired(err error) bool {
-	return !errors.Is(err, jwt.ErrTokenSignatureInvalid) && !errors.Is(err, jwt.ErrTokenMalformed) &&
-		!errors.Is(err, jwt.ErrTokenUnverifiable) && !errors.Is(err, jwt.ErrTokenInvalidIssuer) &&
-		!errors.Is(err, jwt.ErrTokenInvalidAudience) && !errors.Is(err, jwt.ErrTokenUsedBeforeIssued)
+	for _, other := range []error{
+		jwt.ErrTokenSignatureInvalid, jwt.ErrTokenMalformed, jwt.ErrTokenUnverifiable,
+		jwt.ErrTokenInvalidIssuer, jwt.ErrTokenInvalidAudience, jwt.ErrTokenUsedBeforeIssued,
+		jwt.ErrTokenNotValidYet, jwt.ErrTokenRequiredClaimMissing, jwt.ErrTokenInvalidSubject,
+		jwt.ErrTokenInvalidId,
+	} {
+		if errors.Is(err, other) {
+			return false
+		}
+	}
+	return true
 }
 
 // LoadOrCreateKey reads the PKCS#8 PEM Ed25519 key at path, or, if the file

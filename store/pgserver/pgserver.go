@@ -361,6 +361,10 @@ func escapeURI(s string, keepSlash bool) string {
 // SocketDir returns the absolute directory holding the server's unix socket.
 func (s *Server) SocketDir() string { return s.sockDir }
 
+// DataDir returns the absolute directory of the cluster's files (Dir/data),
+// for tests that inspect what Postgres wrote.
+func (s *Server) DataDir() string { return s.dataDir }
+
 // Done returns a channel closed once postgres has exited, whether stopped by
 // Stop or on its own.
 func (s *Server) Done() <-chan struct{} { return s.done }

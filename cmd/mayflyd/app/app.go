@@ -27,7 +27,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mayfly-im/mayfly/fabric/account"
+	"github.com/mayfly-im/mayfly/fabric/friends"
+	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/fabric/node"
+	"github.com/mayfly-im/mayfly/fabric/presence"
 	"github.com/mayfly-im/mayfly/fabric/token"
 	"github.com/mayfly-im/mayfly/gateway"
 	"github.com/mayfly-im/mayfly/store"
@@ -58,10 +61,36 @@ type Config struct {
 	TokenKeyFile string
 	// AllowedOrigins are extra browser origins allowed to open WebSockets.
 	AllowedOrigins []string
+	// NATSWebSocketListen is the embedded NATS server's WebSocket listener
+	// for browsers speaking NATS; default "127.0.0.1:4223"; "off" disables it.
+	NATSWebSocketListen string
 	// AnonRate and AnonBurst limit unauthenticated requests per client IP;
 	// defaults in gateway.Config.
 	AnonRate  float64
 	AnonBurst int
+	// ChallengeTTL is how long a login challenge may be answered; default
+	// account.DefaultChallengeTTL (one minute). Tests shorten it to reach
+	// expiry quickly; operators have no reason to change it.
+	ChallengeTTL time.Duration
+	// MailboxMaxAge is how long an unread message lives; default and
+	// maximum 60m (mailbox.MaxAgeLimit). Tests shorten it to see expiry.
+	MailboxMaxAge time.Duration
+	// MailboxPartitions is the number of mailbox streams; default 16. It is
+	// fixed when the streams are first created (docs/fabric.md, "Mailboxes").
+	MailboxPartitions int
+	// SendRate and SendBurst limit messages sent per user; defaults in
+	// mailbox.Config (5/s, burst 20); a negative SendRate disables the limit.
+	SendRate  float64
+	SendBurst int
+	// WSSendQueue, WSFrameRate and WSFrameBurst bound each WebSocket's
+	// outgoing queue and incoming frame rate; defaults in gateway.Config.
+	WSSendQueue  int
+	WSFrameRate  float64
+	WSFrameBurst int
+	// PresenceTTL is how long a device stays online after its connection
+	// vanishes without a goodbye; default 60s (presence.Config.TTL). Tests
+	// shorten it to see crashes quickly.
+	PresenceTTL time.Duration
 	// Logger receives structured logs; default discards.
 	Logger *slog.Logger
 }
@@ -74,9 +103,17 @@ type App struct {
 	db   *store.DB
 	node *node.Node
 	nc   *nats.Conn
-	gw   *gateway.Server
-	http *http.Server
-	ln   net.Listener
+	// native holds the auth callout for NATS-native clients (native.go).
+	native nativeAuth
+	gw     *gateway.Server
+	// friends is the friend graph service; the send path asks it CanMessage.
+	friends *friends.Service
+	// mailbox is the message relay and burn service.
+	mailbox *mailbox.Service
+	// presence keeps who is online and tells friends (presence.go).
+	presence *presence.Service
+	http     *http.Server
+	ln       net.Listener
 
 	serveErr chan error
 	stopOnce sync.Once
@@ -189,11 +226,18 @@ func (a *App) connectNATS() error {
 	if err != nil {
 		return err
 	}
+	issuer, err := a.native.loadIssuer(a.cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	n, err := node.Start(node.Config{
-		Listen:          a.cfg.NATSListen,
-		StoreDir:        filepath.Join(a.cfg.DataDir, "nats"),
-		ServicePassword: pw,
-		Logger:          a.log,
+		Listen:           a.cfg.NATSListen,
+		StoreDir:         filepath.Join(a.cfg.DataDir, "nats"),
+		ServicePassword:  pw,
+		CalloutIssuer:    issuer,
+		WebSocketListen:  a.natsWebSocketListen(),
+		WebSocketOrigins: a.webOrigins(),
+		Logger:           a.log,
 	})
 	if err != nil {
 		return err
@@ -240,20 +284,41 @@ func (a *App) startGateway() error {
 	if err != nil {
 		return err
 	}
-	accounts, err := account.New(account.Config{DB: a.db, Tokens: tokens, NATS: a.nc, Logger: a.log})
+	accounts, err := account.New(account.Config{
+		DB: a.db, Tokens: tokens, NATS: a.nc, Logger: a.log, ChallengeTTL: a.cfg.ChallengeTTL,
+	})
 	if err != nil {
+		return err
+	}
+	if err := a.native.start(a, accounts); err != nil {
+		return err
+	}
+	a.friends, err = friends.New(friends.Config{DB: a.db, NATS: a.nc, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	if err := a.startMailbox(); err != nil {
+		return err
+	}
+	if err := a.startPresence(); err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.gw, err = gateway.New(gateway.Config{
 		Accounts:       accounts,
+		Friends:        a.friends,
+		Mailbox:        a.mailbox,
+		Presence:       a.presence,
 		NATS:           a.nc,
 		Logger:         a.log,
 		Registry:       reg,
 		AllowedOrigins: a.cfg.AllowedOrigins,
 		AnonRate:       a.cfg.AnonRate,
 		AnonBurst:      a.cfg.AnonBurst,
+		SendQueue:      a.cfg.WSSendQueue,
+		FrameRate:      a.cfg.WSFrameRate,
+		FrameBurst:     a.cfg.WSFrameBurst,
 		Ready:          a.readyChecks(),
 	})
 	if err != nil {
@@ -326,6 +391,13 @@ func (a *App) teardown(ctx context.Context) error {
 	if a.gw != nil {
 		errs = append(errs, a.gw.Shutdown(ctx))
 	}
+	if a.presence != nil {
+		a.presence.Stop()
+	}
+	if a.friends != nil {
+		a.friends.Close()
+	}
+	a.native.stop()
 	if a.nc != nil {
 		if err := a.nc.Drain(); err == nil {
 			for a.nc.IsDraining() && ctx.Err() == nil {

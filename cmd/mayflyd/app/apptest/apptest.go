@@ -41,6 +41,9 @@ func Start(t testing.TB, cfg app.Config) *app.App {
 	if cfg.NATSListen == "" {
 		cfg.NATSListen = "127.0.0.1:0"
 	}
+	if cfg.NATSWebSocketListen == "" {
+		cfg.NATSWebSocketListen = "127.0.0.1:0"
+	}
 	if cfg.AnonRate == 0 {
 		cfg.AnonRate, cfg.AnonBurst = 10000, 10000
 	}

@@ -1,0 +1,29 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/mayfly-im/mayfly/fabric/mailbox"
+)
+
+// startMailbox creates or updates the mailbox streams and builds the relay,
+// with the friend graph as its Permit. It needs NATS and friends up.
+func (a *App) startMailbox() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mb, err := mailbox.New(ctx, mailbox.Config{
+		NATS:       a.nc,
+		Permit:     a.friends,
+		Partitions: a.cfg.MailboxPartitions,
+		MaxAge:     a.cfg.MailboxMaxAge,
+		SendRate:   a.cfg.SendRate,
+		SendBurst:  a.cfg.SendBurst,
+		Logger:     a.log.With("src", "mailbox"),
+	})
+	if err != nil {
+		return err
+	}
+	a.mailbox = mb
+	return nil
+}

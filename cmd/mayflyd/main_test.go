@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/schema"
+)
+
+// The binary under test is built once per test run, on first use, into
+// binDir; TestMain removes it.
+var (
+	buildOnce sync.Once
+	binDir    string
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildMayflyd builds this command (once) and returns the binary's path.
+func buildMayflyd(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		if binDir, buildErr = os.MkdirTemp("", "mayflyd-bin-"); buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "mayflyd")
+		out, err := exec.Command(goBin, "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// dataDir makes a data directory the private Postgres can reach when the
+// tests run as root (it then runs as the postgres user; see store/pgserver).
+func dataDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mayflyd-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// freeAddr returns a loopback address with a port that was free just now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// lockedBuffer collects a child's output; it is written by exec's copier.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// proc is a running mayflyd.
+type proc struct {
+	cmd    *exec.Cmd
+	http   string
+	stderr *lockedBuffer
+	done   chan struct{}
+	err    error // set before done is closed
+}
+
+// startMayflyd runs bin serve on dir with fresh loopback ports.
+func startMayflyd(t *testing.T, bin, dir string) *proc {
+	t.Helper()
+	p := &proc{http: freeAddr(t), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "--data", dir, "--http", p.http, "--nats-listen", freeAddr(t),
+		"--nats-ws-listen", "127.0.0.1:0", "--log-level", "debug")
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	p.waitReady(t)
+	return p
+}
+
+// waitReady polls /readyz until it answers 200.
+func (p *proc) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	client := http.Client{Timeout: 2 * time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("mayflyd exited before it was ready: %v\n%s", p.err, p.stderr)
+		default:
+		}
+		if resp, err := client.Get("http://" + p.http + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("mayflyd not ready after 90s:\n%s", p.stderr)
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("mayflyd did not exit within 60s of SIGTERM:\n%s", p.stderr)
+	}
+	if p.err != nil {
+		t.Fatalf("mayflyd exit after SIGTERM: %v (want status 0)\n%s", p.err, p.stderr)
+	}
+}
+
+// postgresFor returns the pids of postmasters running on dir's private cluster.
+func postgresFor(dir string) []string {
+	var pids []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range procs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) > 0 && filepath.Base(args[0]) == "postgres" && strings.Contains(string(b), filepath.Join(dir, "pg")) {
+			pids = append(pids, filepath.Base(filepath.Dir(f)))
+		}
+	}
+	return pids
+}
+
+func checkPostgresStopped(t *testing.T, dir string) {
+	t.Helper()
+	if pids := postgresFor(dir); len(pids) > 0 {
+		t.Errorf("postgres still running on %s after mayflyd exited: pids %v", dir, pids)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pg", "data", "postmaster.pid")); err == nil {
+		t.Errorf("postmaster.pid left behind: postgres was not shut down cleanly")
+	}
+}
+
+// TestMayflydRestartKeepsAccounts runs the real binary on a data directory,
+// registers a user, stops it with SIGTERM, starts it again and finds the
+// user, the device and its tokens still there; then runs `mayflyd migrate`.
+func TestMayflydRestartKeepsAccounts(t *testing.T) {
+	bin := buildMayflyd(t)
+	dir := dataDir(t)
+	p := startMayflyd(t, bin, dir)
+	if pids := postgresFor(dir); len(pids) != 1 {
+		t.Errorf("%d postmasters for the data dir while running, want 1", len(pids))
+	}
+	alice := apptest.NewUser(t, p.http, "alice")
+	before := alice.Session
+	p.stop(t)
+	checkPostgresStopped(t, dir)
+	if !strings.Contains(p.stderr.String(), "stopped") {
+		t.Errorf("no shutdown log line:\n%s", p.stderr)
+	}
+
+	p = startMayflyd(t, bin, dir)
+	alice.BaseURL = "http://" + p.http
+	var u schema.User
+	alice.Must(http.MethodGet, "/v1/users/ALICE", nil, &u) // the access token (and the key signing it) survived
+	if u.UserID != alice.User.UserID || u.Fingerprint != alice.User.Fingerprint {
+		t.Errorf("after restart: %+v, want %+v", u, alice.User)
+	}
+	var s schema.Session
+	alice.Must(http.MethodPost, "/v1/refresh", schema.RefreshRequest{RefreshToken: before.RefreshToken}, &s)
+	if s.DeviceID != before.DeviceID {
+		t.Errorf("refresh after restart gave device %s, want %s", s.DeviceID, before.DeviceID)
+	}
+	again := alice.Device("laptop")
+	if again.Session.UserID != alice.User.UserID {
+		t.Errorf("login after restart: %+v", again.Session)
+	}
+	p.stop(t)
+	checkPostgresStopped(t, dir)
+
+	out, err := exec.Command(bin, "migrate", "--data", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "migrations applied") {
+		t.Errorf("mayflyd migrate: %v\n%s", err, out)
+	}
+	checkPostgresStopped(t, dir)
+}
+
+// TestMayflydCommandLine checks the errors a person sees first: missing
+// PostgreSQL binaries and bad flags.
+func TestMayflydCommandLine(t *testing.T) {
+	bin := buildMayflyd(t)
+	empty := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"no postgres binaries", []string{"--data", filepath.Join(t.TempDir(), "d")}, []string{"MAYFLY_PG_BINDIR=" + empty}, "apt-get install postgresql"},
+		{"no postgres binaries, migrate", []string{"migrate", "--data", filepath.Join(t.TempDir(), "d")}, []string{"MAYFLY_PG_BINDIR=" + empty}, "apt-get install postgresql"},
+		{"bad rate", []string{"--anon-rate", "fast"}, nil, `bad -anon-rate "fast"`},
+		{"stray argument", []string{"serve"}, nil, `unexpected argument "serve"`},
+		{"unknown flag", []string{"--no-such-flag"}, nil, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Env = append(os.Environ(), tt.env...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+				t.Fatalf("mayflyd %v: %v, want a non-zero exit\n%s", tt.args, err, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("mayflyd %v stderr lacks %q:\n%s", tt.args, tt.want, stderr.String())
+			}
+		})
+	}
+}

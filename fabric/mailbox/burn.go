@@ -1,0 +1,144 @@
+package mailbox
+
+import (
+	"context"
+	"errors"
+
+	"github.com/mayfly-im/mayfly/schema"
+)
+
+var errUnknownMessage = schema.Errorf(schema.CodeUnknownMessage, "no such message in your mailbox")
+
+// Read burns a message after reading: seq must be a received message in
+// reader's own mailbox (not one of reader's sync copies). It deletes that
+// message, then the sender's sync copy the message links to, and tells every
+// device of both users (schema.EventBurned: to the reader with seq, to the
+// sender with the sync copy's seq, so the sender sees it as read). Anything
+// else, including a message already burned, recalled or expired, or a
+// concurrent Read of the same seq that won, fails with unknown_message.
+//
+// Deletion is JetStream's DeleteMsg, not SecureDeleteMsg; docs/fabric.md
+// says what it does and does not erase.
+func (s *Service) Read(ctx context.Context, reader string, seq uint64) (BurnResult, error) {
+	m, err := s.load(ctx, reader, seq)
+	if err != nil {
+		return BurnResult{}, err
+	}
+	if m.Self {
+		return BurnResult{}, errUnknownMessage
+	}
+	if err := s.burn(ctx, reader, seq); err != nil {
+		return BurnResult{}, err
+	}
+	res := BurnResult{Seq: seq, Peer: m.From, MsgID: m.MsgID}
+	if m.PeerSeq > 0 && s.burnPeer(ctx, m.From, m.PeerSeq) {
+		res.PeerSeq = m.PeerSeq
+	}
+	s.event(reader, schema.Event{Type: schema.EventBurned, Seq: seq, MsgID: m.MsgID, PeerID: m.From})
+	if m.PeerSeq > 0 {
+		s.event(m.From, schema.Event{Type: schema.EventBurned, Seq: m.PeerSeq, MsgID: m.MsgID, PeerID: reader})
+	}
+	return res, nil
+}
+
+// Recall withdraws a message its sender sent and the recipient has not
+// read: seq is the sender's own sync copy (SendResult.Seq, or a Message
+// with Self set). It finds the recipient's copy (a scan of the recipient's
+// mailbox for the copy that links to seq), deletes it, then the sync copy,
+// and tells both users' devices (schema.EventRecalled, each with their own
+// seq). A seq that is not a live sync copy of sender's, or whose recipient
+// copy is already gone (read, expired, or never delivered), fails with
+// unknown_message; in the last case the sync copy stays until MaxAge.
+func (s *Service) Recall(ctx context.Context, sender string, seq uint64) (BurnResult, error) {
+	m, err := s.load(ctx, sender, seq)
+	if err != nil {
+		return BurnResult{}, err
+	}
+	if !m.Self {
+		return BurnResult{}, errUnknownMessage
+	}
+	peerSeq, err := s.findRecipientCopy(ctx, m)
+	if err != nil {
+		return BurnResult{}, err
+	}
+	if err := s.burn(ctx, m.To, peerSeq); err != nil {
+		return BurnResult{}, err
+	}
+	res := BurnResult{Seq: seq, Peer: m.To, PeerSeq: peerSeq, MsgID: m.MsgID}
+	s.burnPeer(ctx, sender, seq)
+	s.event(m.To, schema.Event{Type: schema.EventRecalled, Seq: peerSeq, MsgID: m.MsgID, PeerID: sender})
+	s.event(sender, schema.Event{Type: schema.EventRecalled, Seq: seq, MsgID: m.MsgID, PeerID: m.To})
+	return res, nil
+}
+
+// load returns message seq of uid's own mailbox; unknown_message when it is
+// not stored or belongs to another mailbox of the same stream.
+func (s *Service) load(ctx context.Context, uid string, seq uint64) (Message, error) {
+	if !schema.ValidUserID(uid) {
+		return Message{}, errBadUser
+	}
+	if seq == 0 {
+		return Message{}, errUnknownMessage
+	}
+	raw, err := s.getSeq(ctx, s.stream(uid), seq)
+	if errors.Is(err, errNotFound) && s.cfg.Replicas > 1 {
+		// A follower may not have it yet; only the leader's no is final.
+		raw, err = s.getSeqLeader(ctx, s.stream(uid), seq)
+	}
+	if errors.Is(err, errNotFound) {
+		return Message{}, errUnknownMessage
+	}
+	if err != nil {
+		return Message{}, s.unavailable("load message", err)
+	}
+	m, err := parseDirect(raw)
+	if err != nil || raw.Header.Get("Nats-Subject") != s.subject(uid) {
+		return Message{}, errUnknownMessage
+	}
+	return m, nil
+}
+
+// burn deletes seq from uid's mailbox. It is the commit point of a read or
+// recall: of two racing burns of one message, only one succeeds; the other
+// gets unknown_message.
+func (s *Service) burn(ctx context.Context, uid string, seq uint64) error {
+	err := s.deleteMsg(ctx, s.stream(uid), seq)
+	if errors.Is(err, errNotFound) {
+		return errUnknownMessage
+	}
+	if err != nil {
+		return s.unavailable("burn message", err)
+	}
+	return nil
+}
+
+// burnPeer deletes the other copy once the committing delete succeeded and
+// reports whether it was still there. A failure is logged: the copy then
+// lives until MaxAge.
+func (s *Service) burnPeer(ctx context.Context, uid string, seq uint64) bool {
+	err := s.deleteMsg(context.WithoutCancel(ctx), s.stream(uid), seq)
+	if err != nil && !errors.Is(err, errNotFound) {
+		s.log.Warn("mailbox: burn other copy", "user_id", uid, "seq", seq, "err", err)
+	}
+	return err == nil
+}
+
+// findRecipientCopy returns the sequence of the recipient's copy linked to
+// sync copy m, or unknown_message when it is gone.
+func (s *Service) findRecipientCopy(ctx context.Context, m Message) (uint64, error) {
+	var found uint64
+	_, err := s.scan(ctx, m.To, 1, 0, func(r Message) bool {
+		if !r.Self && r.From == m.From && r.MsgID == m.MsgID && r.PeerSeq == m.Seq {
+			found = r.Seq
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return 0, s.unavailable("find recipient copy", err)
+	}
+	if found == 0 {
+		return 0, errUnknownMessage
+	}
+	return found, nil
+}

@@ -1,0 +1,141 @@
+package mailbox
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mayfly-im/mayfly/schema"
+)
+
+// gone fails t unless no API returns either copy of res.
+func (f *fixture) gone(t *testing.T, from, to user, res SendResult) {
+	t.Helper()
+	if m := f.rawGet(t, f.svc.stream(from.id), res.Seq); m != nil {
+		t.Fatalf("Direct Get still finds the sync copy %d", res.Seq)
+	}
+	if m := f.rawGet(t, f.svc.stream(to.id), res.PeerSeq); m != nil {
+		t.Fatalf("Direct Get still finds the recipient's copy %d", res.PeerSeq)
+	}
+	for _, u := range []user{from, to} {
+		for _, m := range f.fetchAll(t, u.id) {
+			if m.Seq == res.Seq && m.Self || m.Seq == res.PeerSeq && !m.Self {
+				t.Fatalf("Fetch(%s) still returns seq %d", u.id, m.Seq)
+			}
+		}
+	}
+}
+
+func TestMailboxRead(t *testing.T) {
+	f := newFixture(t, nil)
+	a, b := f.friendsPair(t)
+	res := f.send(t, a, b, "burn me")
+	keep := f.send(t, a, b, "keep me")
+	evA, evB := f.subscribeEvents(t, a.id), f.subscribeEvents(t, b.id)
+
+	got, err := f.svc.Read(testContext(t), b.id, res.PeerSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Seq != res.PeerSeq || got.Peer != a.id || got.PeerSeq != res.Seq || got.MsgID == "" {
+		t.Fatalf("Read = %+v, want the copies of %+v", got, res)
+	}
+	f.gone(t, a, b, res)
+	if ev := nextEvent(t, evB); ev.Type != schema.EventBurned || ev.Seq != res.PeerSeq || ev.PeerID != a.id || ev.MsgID != got.MsgID {
+		t.Fatalf("reader's event = %+v", ev)
+	}
+	if ev := nextEvent(t, evA); ev.Type != schema.EventBurned || ev.Seq != res.Seq || ev.PeerID != b.id || ev.MsgID != got.MsgID {
+		t.Fatalf("sender's event = %+v", ev)
+	}
+	_, err = f.svc.Read(testContext(t), b.id, res.PeerSeq)
+	wantCode(t, err, schema.CodeUnknownMessage)
+	if left := f.fetchAll(t, b.id); len(left) != 1 || left[0].Seq != keep.PeerSeq {
+		t.Fatalf("b's mailbox = %+v, want only the other message", left)
+	}
+}
+
+func TestMailboxReadNotYours(t *testing.T) {
+	f := newFixture(t, nil)
+	a, b := f.friendsPair(t)
+	res := f.send(t, a, b, "for b only")
+	// c's mailbox is in b's stream, so b's sequence exists there.
+	c := userInPartition(t, f.svc, Partition(b.id, f.svc.Partitions()))
+	for _, r := range []struct {
+		name   string
+		reader string
+		seq    uint64
+		code   schema.Code
+	}{
+		{"someone else's message", c.id, res.PeerSeq, schema.CodeUnknownMessage},
+		{"the sender reads the recipient's seq", a.id, res.PeerSeq, schema.CodeUnknownMessage},
+		{"own sync copy", a.id, res.Seq, schema.CodeUnknownMessage},
+		{"seq zero", b.id, 0, schema.CodeUnknownMessage},
+		{"seq never used", b.id, 1 << 40, schema.CodeUnknownMessage},
+		{"malformed reader", "u*", res.PeerSeq, schema.CodeBadRequest},
+	} {
+		t.Run(r.name, func(t *testing.T) {
+			_, err := f.svc.Read(testContext(t), r.reader, r.seq)
+			wantCode(t, err, r.code)
+		})
+	}
+	if len(f.fetchAll(t, a.id)) != 1 || len(f.fetchAll(t, b.id)) != 1 {
+		t.Fatal("a refused read changed a mailbox")
+	}
+}
+
+func TestMailboxRecall(t *testing.T) {
+	f := newFixture(t, nil)
+	a, b := f.friendsPair(t)
+	f.send(t, b, a, "noise in a's mailbox")
+	f.send(t, a, b, "noise in b's mailbox")
+	res := f.send(t, a, b, "oops")
+	evA, evB := f.subscribeEvents(t, a.id), f.subscribeEvents(t, b.id)
+
+	_, err := f.svc.Recall(testContext(t), b.id, res.PeerSeq)
+	wantCode(t, err, schema.CodeUnknownMessage) // the recipient cannot recall
+	got, err := f.svc.Recall(testContext(t), a.id, res.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Seq != res.Seq || got.PeerSeq != res.PeerSeq || got.Peer != b.id {
+		t.Fatalf("Recall = %+v, want the copies of %+v", got, res)
+	}
+	f.gone(t, a, b, res)
+	if ev := nextEvent(t, evB); ev.Type != schema.EventRecalled || ev.Seq != res.PeerSeq || ev.PeerID != a.id {
+		t.Fatalf("recipient's event = %+v", ev)
+	}
+	if ev := nextEvent(t, evA); ev.Type != schema.EventRecalled || ev.Seq != res.Seq || ev.PeerID != b.id {
+		t.Fatalf("sender's event = %+v", ev)
+	}
+	_, err = f.svc.Read(testContext(t), b.id, res.PeerSeq)
+	wantCode(t, err, schema.CodeUnknownMessage)
+	_, err = f.svc.Recall(testContext(t), a.id, res.Seq)
+	wantCode(t, err, schema.CodeUnknownMessage)
+
+	read := f.send(t, a, b, "read before recall")
+	if _, err := f.svc.Read(testContext(t), b.id, read.PeerSeq); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Recall(testContext(t), a.id, read.Seq)
+	wantCode(t, err, schema.CodeUnknownMessage)
+	if len(f.fetchAll(t, a.id)) != 2 || len(f.fetchAll(t, b.id)) != 2 {
+		t.Fatal("recall touched other messages")
+	}
+}
+
+func TestMailboxExpiry(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxAge = 2 * time.Second })
+	a, b := f.friendsPair(t)
+	res := f.send(t, a, b, "nobody reads this")
+	if n := len(f.fetchAll(t, b.id)); n != 1 {
+		t.Fatalf("b's mailbox holds %d, want 1", n)
+	}
+	waitFor(t, 30*time.Second, "both copies to expire", func() bool {
+		return len(f.fetchAll(t, a.id)) == 0 && len(f.fetchAll(t, b.id)) == 0
+	})
+	f.gone(t, a, b, res)
+	_, err := f.svc.Read(testContext(t), b.id, res.PeerSeq)
+	wantCode(t, err, schema.CodeUnknownMessage)
+	if u, err := f.svc.Unread(testContext(t), b.id); err != nil || len(u) != 0 {
+		t.Fatalf("Unread after expiry = %v, %v", u, err)
+	}
+}

@@ -1,0 +1,180 @@
+// Package natsapi exposes Mayfly's operations to NATS-native clients as NATS
+// micro services (nats.go/micro), on subjects that carry the caller's own
+// user and device id:
+//
+//	svc.<user>.<device>.<operation>
+//
+// The auth callout (fabric/callout) lets a client publish only under its own
+// svc.<user>.<device>.>, so the ids in the subject are the caller's: NATS
+// permissions, not the payload, decide who calls. Handlers run the same
+// service code the WebSocket gateway runs (fabric/mailbox, fabric/friends,
+// fabric/account, fabric/presence). Requests and answers are JSON; a failed
+// request is answered with {"error":{"code":...,"message":...}} and the
+// micro error headers (Nats-Service-Error-Code = the HTTP status,
+// Nats-Service-Error = the schema code). docs/nats-clients.md lists every
+// operation.
+//
+// A [Service] is safe for concurrent use; Stop unregisters it.
+package natsapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/mayfly-im/mayfly/fabric/account"
+	"github.com/mayfly-im/mayfly/fabric/friends"
+	"github.com/mayfly-im/mayfly/fabric/mailbox"
+	"github.com/mayfly-im/mayfly/fabric/presence"
+	"github.com/mayfly-im/mayfly/schema"
+)
+
+// Version is the micro service version.
+const Version = "1.0.0"
+
+// maxRequest bounds a request body.
+const maxRequest = schema.MaxFrameSize
+
+// Config configures a Service. Presence may be nil (presence operations then
+// answer unavailable).
+type Config struct {
+	NATS     *nats.Conn        // required: service connection
+	Mailbox  *mailbox.Service  // required
+	Friends  *friends.Service  // required
+	Accounts *account.Service  // required
+	Presence *presence.Service // optional
+	Logger   *slog.Logger      // default discards
+	// Timeout bounds one request's work; default 10s.
+	Timeout time.Duration
+}
+
+// Service is the registered micro service.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+	svc micro.Service
+}
+
+// caller is who sent a request, from its subject.
+type caller struct{ userID, deviceID string }
+
+// handler does one operation: it decodes body and returns the answer.
+type handler func(ctx context.Context, c caller, body []byte) (any, error)
+
+// Start registers the service and its endpoints in queue group "mayfly-svc".
+func Start(cfg Config) (*Service, error) {
+	if cfg.NATS == nil || cfg.Mailbox == nil || cfg.Friends == nil || cfg.Accounts == nil {
+		return nil, errors.New("natsapi: config needs NATS, Mailbox, Friends and Accounts")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger}
+	svc, err := micro.AddService(cfg.NATS, micro.Config{
+		Name:        "mayfly",
+		Version:     Version,
+		Description: "Mayfly operations for NATS-native clients",
+		QueueGroup:  "mayfly-svc",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsapi: add service: %w", err)
+	}
+	s.svc = svc
+	for op, h := range s.operations() {
+		subj := "svc.*.*." + op
+		if err := svc.AddEndpoint(strings.ReplaceAll(op, ".", "_"), s.wrap(op, h), micro.WithEndpointSubject(subj)); err != nil {
+			svc.Stop()
+			return nil, fmt.Errorf("natsapi: add endpoint %s: %w", op, err)
+		}
+	}
+	return s, nil
+}
+
+// Stop unregisters the service; requests in progress finish.
+func (s *Service) Stop() error { return s.svc.Stop() }
+
+// Operations lists the operation names (the last subject tokens).
+func (s *Service) Operations() []string {
+	var out []string
+	for op := range s.operations() {
+		out = append(out, op)
+	}
+	return out
+}
+
+// parseCaller reads svc.<user>.<device>.<op...> and validates both ids.
+func parseCaller(subject string) (caller, bool) {
+	parts := strings.SplitN(subject, ".", 4)
+	if len(parts) != 4 || parts[0] != "svc" || !schema.ValidUserID(parts[1]) || !schema.ValidDeviceID(parts[2]) {
+		return caller{}, false
+	}
+	return caller{userID: parts[1], deviceID: parts[2]}, true
+}
+
+// wrap adapts h to micro: caller from the subject, size limit, timeout,
+// error mapping, metrics-free logging of failures.
+func (s *Service) wrap(op string, h handler) micro.HandlerFunc {
+	return func(req micro.Request) {
+		c, ok := parseCaller(req.Subject())
+		if !ok {
+			s.respondErr(req, schema.Errorf(schema.CodeBadRequest, "subject must be svc.<user id>.<device id>."+op))
+			return
+		}
+		if len(req.Data()) > maxRequest {
+			s.respondErr(req, schema.Errorf(schema.CodeMessageTooLarge, fmt.Sprintf("request is over %d bytes", maxRequest)))
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+		defer cancel()
+		out, err := h(ctx, c, req.Data())
+		if err != nil {
+			e := schema.AsError(err)
+			if e.Code == schema.CodeInternal && !schema.HasCode(err, schema.CodeInternal) {
+				s.log.Error("native request failed", "op", op, "user_id", c.userID, "err", err)
+			}
+			s.respondErr(req, e)
+			return
+		}
+		if out == nil {
+			out = struct{}{}
+		}
+		if err := req.RespondJSON(out); err != nil {
+			s.log.Warn("native respond", "op", op, "err", err)
+		}
+	}
+}
+
+func (s *Service) respondErr(req micro.Request, e *schema.Error) {
+	body, _ := json.Marshal(schema.ErrorBody{Error: e})
+	if err := req.Error(strconv.Itoa(e.Code.Status()), string(e.Code), body); err != nil {
+		s.log.Warn("native respond error", "err", err)
+	}
+}
+
+// decode reads a JSON request body into v, refusing unknown fields and
+// trailing data; an empty body decodes as {}.
+func decode(body []byte, v any) error {
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return schema.Errorf(schema.CodeBadRequest, "request is not the expected JSON object")
+	}
+	if dec.More() {
+		return schema.Errorf(schema.CodeBadRequest, "trailing data after the JSON object")
+	}
+	return nil
+}

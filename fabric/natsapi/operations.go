@@ -1,0 +1,218 @@
+package natsapi
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/mayfly-im/mayfly/schema"
+)
+
+// Request and answer bodies that have no WebSocket or HTTP counterpart.
+type (
+	// SendRequest stores a message for To.
+	SendRequest struct {
+		To       string          `json:"to"`
+		Envelope json.RawMessage `json:"envelope"`
+	}
+	// SyncRequest fetches messages after Cursor (at most Max, default 100).
+	SyncRequest struct {
+		Cursor uint64 `json:"cursor"`
+		Max    int    `json:"max,omitempty"`
+	}
+	// SyncAnswer holds the messages and the mailbox's last sequence; More
+	// says another sync from the last message's Seq has more.
+	SyncAnswer struct {
+		Messages []schema.MsgFrame `json:"messages"`
+		LastSeq  uint64            `json:"last_seq"`
+		More     bool              `json:"more"`
+	}
+	// SeqRequest names a message by its mailbox sequence (read, recall).
+	SeqRequest struct {
+		Seq uint64 `json:"seq"`
+	}
+	// HandleRequest names a user by handle (friend actions, key lookup).
+	HandleRequest struct {
+		Handle string `json:"handle"`
+	}
+	// PresenceRequest carries the revision the last presence answer gave.
+	PresenceRequest struct {
+		Rev uint64 `json:"rev"`
+	}
+	// PresenceAnswer is the device's presence key revision.
+	PresenceAnswer struct {
+		Rev uint64 `json:"rev"`
+	}
+)
+
+// maxSync bounds one sync answer.
+const maxSync = 500
+
+func (s *Service) operations() map[string]handler {
+	return map[string]handler{
+		"send":         s.send,
+		"sync":         s.sync,
+		"read":         s.read,
+		"recall":       s.recall,
+		"unread":       s.unread,
+		"keys.lookup":  s.lookup,
+		"friends.list": func(ctx context.Context, c caller, _ []byte) (any, error) { return s.cfg.Friends.List(ctx, c.userID) },
+		"friends.requests": func(ctx context.Context, c caller, _ []byte) (any, error) {
+			return s.cfg.Friends.Requests(ctx, c.userID)
+		},
+		"friends.blocks":    func(ctx context.Context, c caller, _ []byte) (any, error) { return s.cfg.Friends.Blocks(ctx, c.userID) },
+		"friends.request":   withHandle(func(ctx context.Context, u, h string) (any, error) { return s.cfg.Friends.Request(ctx, u, h) }),
+		"friends.accept":    withHandle(func(ctx context.Context, u, h string) (any, error) { return s.cfg.Friends.Accept(ctx, u, h) }),
+		"friends.decline":   withHandle(noAnswer(s.cfg.Friends.Decline)),
+		"friends.cancel":    withHandle(noAnswer(s.cfg.Friends.Cancel)),
+		"friends.remove":    withHandle(noAnswer(s.cfg.Friends.Remove)),
+		"friends.block":     withHandle(noAnswer(s.cfg.Friends.Block)),
+		"friends.unblock":   withHandle(noAnswer(s.cfg.Friends.Unblock)),
+		"presence.online":   s.presenceOnline,
+		"presence.refresh":  s.presenceRefresh,
+		"presence.offline":  s.presenceOffline,
+		"presence.snapshot": s.presenceSnapshot,
+	}
+}
+
+func withHandle(f func(ctx context.Context, userID, handle string) (any, error)) handler {
+	return func(ctx context.Context, c caller, body []byte) (any, error) {
+		var req HandleRequest
+		if err := decode(body, &req); err != nil {
+			return nil, err
+		}
+		return f(ctx, c.userID, req.Handle)
+	}
+}
+
+func noAnswer(f func(ctx context.Context, userID, handle string) error) func(context.Context, string, string) (any, error) {
+	return func(ctx context.Context, u, h string) (any, error) { return nil, f(ctx, u, h) }
+}
+
+func (s *Service) send(ctx context.Context, c caller, body []byte) (any, error) {
+	var req SendRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	r, err := s.cfg.Mailbox.Send(ctx, c.userID, req.To, req.Envelope)
+	if err != nil {
+		return nil, err
+	}
+	return schema.SentFrame{Type: schema.FrameSent, Seq: r.Seq, PeerSeq: r.PeerSeq, Duplicate: r.Duplicate}, nil
+}
+
+func (s *Service) sync(ctx context.Context, c caller, body []byte) (any, error) {
+	var req SyncRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if req.Cursor > schema.MaxSeq {
+		return nil, schema.Errorf(schema.CodeInvalidCursor, "cursor is out of range")
+	}
+	if req.Max <= 0 || req.Max > maxSync {
+		req.Max = 100
+	}
+	msgs, last, err := s.cfg.Mailbox.Fetch(ctx, c.userID, req.Cursor, req.Max)
+	if err != nil {
+		return nil, err
+	}
+	out := SyncAnswer{Messages: make([]schema.MsgFrame, 0, len(msgs)), LastSeq: last}
+	prev := req.Cursor
+	for _, m := range msgs {
+		out.Messages = append(out.Messages, schema.MsgFrame{
+			Type: schema.FrameMsg, Seq: m.Seq, PrevSeq: prev, From: m.From, To: m.To,
+			MsgID: m.MsgID, SentAt: m.SentAt, Self: m.Self, Envelope: m.Envelope,
+		})
+		prev = m.Seq
+	}
+	out.More = prev < last && len(msgs) == req.Max
+	return out, nil
+}
+
+func (s *Service) read(ctx context.Context, c caller, body []byte) (any, error) {
+	var req SeqRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if _, err := s.cfg.Mailbox.Read(ctx, c.userID, req.Seq); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (s *Service) recall(ctx context.Context, c caller, body []byte) (any, error) {
+	var req SeqRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if _, err := s.cfg.Mailbox.Recall(ctx, c.userID, req.Seq); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (s *Service) unread(ctx context.Context, c caller, body []byte) (any, error) {
+	if err := decode(body, &struct{}{}); err != nil {
+		return nil, err
+	}
+	counts, err := s.cfg.Mailbox.Unread(ctx, c.userID)
+	if err != nil {
+		return nil, err
+	}
+	return schema.UnreadCountsFrame{Type: schema.FrameUnread, Counts: counts}, nil
+}
+
+func (s *Service) lookup(ctx context.Context, c caller, body []byte) (any, error) {
+	var req HandleRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	return s.cfg.Accounts.Lookup(ctx, req.Handle)
+}
+
+func (s *Service) presenceOnline(ctx context.Context, c caller, body []byte) (any, error) {
+	if s.cfg.Presence == nil {
+		return nil, schema.Errorf(schema.CodeUnavailable, "presence is not running")
+	}
+	if err := decode(body, &struct{}{}); err != nil {
+		return nil, err
+	}
+	rev, err := s.cfg.Presence.Online(ctx, c.userID, c.deviceID)
+	return PresenceAnswer{Rev: rev}, err
+}
+
+func (s *Service) presenceRefresh(ctx context.Context, c caller, body []byte) (any, error) {
+	if s.cfg.Presence == nil {
+		return nil, schema.Errorf(schema.CodeUnavailable, "presence is not running")
+	}
+	var req PresenceRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	rev, err := s.cfg.Presence.Refresh(ctx, c.userID, c.deviceID, req.Rev)
+	return PresenceAnswer{Rev: rev}, err
+}
+
+func (s *Service) presenceOffline(ctx context.Context, c caller, body []byte) (any, error) {
+	if s.cfg.Presence == nil {
+		return nil, schema.Errorf(schema.CodeUnavailable, "presence is not running")
+	}
+	var req PresenceRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	return nil, s.cfg.Presence.Offline(ctx, c.userID, c.deviceID, req.Rev)
+}
+
+func (s *Service) presenceSnapshot(ctx context.Context, c caller, body []byte) (any, error) {
+	if s.cfg.Presence == nil {
+		return nil, schema.Errorf(schema.CodeUnavailable, "presence is not running")
+	}
+	if err := decode(body, &struct{}{}); err != nil {
+		return nil, err
+	}
+	states, err := s.cfg.Presence.Snapshot(ctx, c.userID)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"friends": states}, nil
+}

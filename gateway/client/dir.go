@@ -1,0 +1,254 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/mayfly-im/mayfly/schema"
+	"github.com/mayfly-im/mayfly/schema/envelope"
+)
+
+// ErrNoIdentity means a Dir holds no identity yet: register or link first.
+var ErrNoIdentity = errors.New("client: no identity in this directory")
+
+// errMissing is a state file that does not exist yet.
+var errMissing = errors.New("file does not exist")
+
+// Dir keeps one device's state in a directory (mode 0700), one file each,
+// every file mode 0600 and replaced atomically:
+//
+//	identity.json  user id, handle and the private identity keys
+//	session.json   this device's name and session (refresh token included)
+//	cursor         the last handled mailbox sequence, in decimal
+//	peers.json     friends' pinned public keys
+//	lock           taken (flock) around session refreshes
+//
+// It implements Storage. Several processes may share one Dir: refreshes are
+// serialised by the lock and always start from the newest stored session.
+type Dir struct {
+	path string
+}
+
+// Files in a Dir.
+const (
+	identityFile = "identity.json"
+	sessionFile  = "session.json"
+	cursorFile   = "cursor"
+	peersFile    = "peers.json"
+	lockFile     = "lock"
+)
+
+// OpenDir opens the state directory path, creating it (mode 0700) if needed
+// and tightening its mode to 0700 if it is looser.
+func OpenDir(path string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("open state dir: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("open state dir: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(path, 0o700); err != nil {
+			return nil, fmt.Errorf("open state dir: %w", err)
+		}
+	}
+	return &Dir{path: path}, nil
+}
+
+// Path returns the directory's path.
+func (d *Dir) Path() string { return d.path }
+
+// identityJSON is identity.json.
+type identityJSON struct {
+	UserID     string `json:"user_id"`
+	Handle     string `json:"handle"`
+	SignSeed   string `json:"sign_seed"`   // Ed25519 seed, base64url
+	KexPrivate string `json:"kex_private"` // X25519 private key, base64url
+}
+
+// sessionJSON is session.json.
+type sessionJSON struct {
+	DeviceName string         `json:"device_name"`
+	Session    schema.Session `json:"session"`
+}
+
+// SaveIdentity stores the user's identity and private keys, replacing any.
+func (d *Dir) SaveIdentity(userID, handle string, keys envelope.Keys) error {
+	return d.writeJSON(identityFile, identityJSON{
+		UserID: userID, Handle: handle,
+		SignSeed: b64.EncodeToString(keys.Sign.Seed()), KexPrivate: b64.EncodeToString(keys.Kex.Bytes()),
+	})
+}
+
+// LoadIdentity returns the stored identity. Errors: ErrNoIdentity.
+func (d *Dir) LoadIdentity() (userID, handle string, keys envelope.Keys, err error) {
+	var id identityJSON
+	if err := d.readJSON(identityFile, &id); errors.Is(err, errMissing) {
+		return "", "", envelope.Keys{}, ErrNoIdentity
+	} else if err != nil {
+		return "", "", envelope.Keys{}, err
+	}
+	keys, err = decodePrivateKeys(id.SignSeed, id.KexPrivate)
+	if err != nil {
+		return "", "", envelope.Keys{}, fmt.Errorf("read %s: %w", identityFile, err)
+	}
+	return id.UserID, id.Handle, keys, nil
+}
+
+// DeviceName returns the stored device name, "" if none.
+func (d *Dir) DeviceName() (string, error) {
+	var s sessionJSON
+	if err := d.readJSON(sessionFile, &s); err != nil && !errors.Is(err, errMissing) {
+		return "", err
+	}
+	return s.DeviceName, nil
+}
+
+// SetDeviceName stores the device name, keeping the session.
+func (d *Dir) SetDeviceName(name string) error {
+	return d.withLock(func() error {
+		var s sessionJSON
+		if err := d.readJSON(sessionFile, &s); err != nil && !errors.Is(err, errMissing) {
+			return err
+		}
+		s.DeviceName = name
+		return d.writeJSON(sessionFile, s)
+	})
+}
+
+// Config returns a Client config for server from what the Dir holds, with
+// the Dir as Storage. Errors: ErrNoIdentity.
+func (d *Dir) Config(server string) (Config, error) {
+	userID, handle, keys, err := d.LoadIdentity()
+	if err != nil {
+		return Config{}, err
+	}
+	var s sessionJSON
+	if err := d.readJSON(sessionFile, &s); err != nil && !errors.Is(err, errMissing) {
+		return Config{}, err
+	}
+	cursor, err := d.Cursor()
+	if err != nil {
+		return Config{}, err
+	}
+	var peers []Peer
+	if err := d.readJSON(peersFile, &peers); err != nil && !errors.Is(err, errMissing) {
+		return Config{}, err
+	}
+	return Config{
+		Server: server, Keys: keys, Handle: handle, UserID: userID, DeviceName: s.DeviceName,
+		Session: s.Session, Cursor: cursor, Peers: peers, Storage: d,
+	}, nil
+}
+
+// Cursor returns the stored cursor, 0 if none.
+func (d *Dir) Cursor() (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(d.path, cursorFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read cursor: %w", err)
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("read cursor: not a number")
+	}
+	return n, nil
+}
+
+// UpdateSession implements Storage under the directory's lock.
+func (d *Dir) UpdateSession(fn func(schema.Session) (schema.Session, error)) error {
+	return d.withLock(func() error {
+		var s sessionJSON
+		if err := d.readJSON(sessionFile, &s); err != nil && !errors.Is(err, errMissing) {
+			return err
+		}
+		next, err := fn(s.Session)
+		if err != nil {
+			return err
+		}
+		s.Session = next
+		return d.writeJSON(sessionFile, s)
+	})
+}
+
+// SaveCursor implements Storage.
+func (d *Dir) SaveCursor(seq uint64) error {
+	return d.writeFile(cursorFile, []byte(strconv.FormatUint(seq, 10)+"\n"))
+}
+
+// SavePeers implements Storage.
+func (d *Dir) SavePeers(peers []Peer) error { return d.writeJSON(peersFile, peers) }
+
+func (d *Dir) readJSON(name string, v any) error {
+	b, err := os.ReadFile(filepath.Join(d.path, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", name, errMissing)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	return nil
+}
+
+func (d *Dir) writeJSON(name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return d.writeFile(name, append(b, '\n'))
+}
+
+// writeFile replaces name with b atomically: a temporary file of mode 0600
+// in the same directory, synced, then renamed over it.
+func (d *Dir) writeFile(name string, b []byte) error {
+	f, err := os.CreateTemp(d.path, "."+name+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // after a successful rename there is nothing to remove
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(d.path, name)); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// withLock runs fn holding the directory's lock file exclusively.
+func (d *Dir) withLock(fn func() error) error {
+	f, err := os.OpenFile(filepath.Join(d.path, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("lock state dir: %w", err)
+	}
+	defer f.Close()
+	if err := lockFileExclusive(f); err != nil {
+		return fmt.Errorf("lock state dir: %w", err)
+	}
+	return fn() // closing f releases the lock
+}

@@ -1,0 +1,12 @@
+package client_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/mayfly-im/mayfly/store/storetest"
+)
+
+// TestMain runs the package's tests against the test binary's private
+// Postgres: every test starts a whole mayflyd in-process (apptest.Start).
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }

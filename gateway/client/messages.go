@@ -1,0 +1,224 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mayfly-im/mayfly/schema"
+	"github.com/mayfly-im/mayfly/schema/envelope"
+)
+
+// Message is one message of the device's mailbox, opened.
+type Message struct {
+	// Seq is the message's sequence in this user's mailbox: what Read
+	// burns, and for a Self copy what Recall withdraws.
+	Seq uint64
+	// ID is the sender's message id (the envelope's mid).
+	ID string
+	// From and To are user ids; FromHandle and ToHandle their handles when
+	// known.
+	From, To             string
+	FromHandle, ToHandle string
+	// Self marks a copy of a message this user sent (from any device).
+	Self bool
+	// SentAt is when the server accepted the message.
+	SentAt time.Time
+	// Text is the message text (docs/payload.md).
+	Text string
+	// Err is set, and Text empty, when the message could not be opened: the
+	// sender is unknown, the signature or decryption failed, or the signed
+	// header disagrees with the server's (it wraps ErrBadMessage).
+	Err error
+}
+
+// payload is the plaintext format of docs/payload.md.
+type payload struct {
+	Text *string `json:"text"`
+}
+
+// encodeText returns the payload for text.
+func encodeText(text string) []byte {
+	b, _ := json.Marshal(payload{Text: &text})
+	return b
+}
+
+// decodeText returns the text of a payload: its "text" member, or the whole
+// payload as UTF-8 when it is not such an object (docs/payload.md).
+func decodeText(b []byte) string {
+	var p payload
+	if json.Unmarshal(b, &p) == nil && p.Text != nil {
+		return *p.Text
+	}
+	return strings.ToValidUTF8(string(b), string(utf8.RuneError))
+}
+
+// open verifies and decrypts a msg frame.
+func (c *Client) open(ctx context.Context, f *schema.MsgFrame) Message {
+	m := Message{Seq: f.Seq, ID: f.MsgID, From: f.From, To: f.To, Self: f.Self, SentAt: f.SentAt}
+	me := c.Identity()
+	m.FromHandle, m.ToHandle = c.handleOf(f.From, me), c.handleOf(f.To, me)
+	var sign ed25519.PublicKey
+	if f.From == me.UserID {
+		sign = c.pub.Sign
+	} else {
+		p, err := c.peerByID(ctx, f.From)
+		if err != nil {
+			m.Err = fmt.Errorf("%w: sender's keys: %w", ErrBadMessage, err)
+			return m
+		}
+		m.FromHandle = p.Handle
+		sign = p.publicKeys().Sign
+	}
+	h, pt, err := envelope.Open(f.Envelope, c.keys, sign)
+	if err != nil {
+		m.Err = fmt.Errorf("%w: %w", ErrBadMessage, err)
+		return m
+	}
+	if h.From != f.From || h.To != f.To || h.MsgID != f.MsgID {
+		m.Err = fmt.Errorf("%w: signed header names other users or id than the server", ErrBadMessage)
+		return m
+	}
+	m.Text = decodeText(pt)
+	return m
+}
+
+// handleOf returns the handle of a user id: the user's own or a pinned peer's.
+func (c *Client) handleOf(userID string, me Identity) string {
+	if userID == me.UserID {
+		return me.Handle
+	}
+	if p, ok := c.Peer(userID); ok {
+		return p.Handle
+	}
+	return ""
+}
+
+// Sent is the outcome of a Send: the message is stored.
+type Sent struct {
+	// ID is the message id (the envelope's mid).
+	ID string
+	// Seq is the sequence of the copy in the sender's own mailbox, for
+	// Recall; PeerSeq that of the recipient's copy. Seq is 0 on a
+	// Duplicate whose original copy the server could no longer tell.
+	Seq, PeerSeq uint64
+	// Duplicate reports that a retry found the message stored already.
+	Duplicate bool
+}
+
+// dedupWindow is how long after the first attempt a send is retried on a
+// new connection. The server recognises a repeated message id for 30
+// seconds (docs/protocol.md); past that a retry could store it twice.
+const dedupWindow = 25 * time.Second
+
+// Send seals text to handle's keys (and the user's own, for their other
+// devices) and stores it. It returns once the server acknowledged both
+// copies. If the connection drops before the answer, the same envelope is
+// sent again on the next connection (the server drops the repeat by its
+// message id) for up to 25 seconds. Send needs Run to be active and waits
+// for its connection until ctx ends. Errors: not_friend, refused,
+// mailbox_full, rate_limited, message_too_large, not_found (no such
+// handle), unavailable.
+func (c *Client) Send(ctx context.Context, handle, text string) (Sent, error) {
+	me := c.Identity()
+	if me.UserID == "" {
+		return Sent{}, fmt.Errorf("send: %w", ErrNotLoggedIn)
+	}
+	p, err := c.recipient(ctx, handle)
+	if err != nil {
+		return Sent{}, fmt.Errorf("send: %w", err)
+	}
+	mid := schema.NewID('m')
+	env, err := envelope.Seal(envelope.Header{From: me.UserID, To: p.UserID, MsgID: mid, SentAt: time.Now()},
+		c.keys, p.publicKeys(), encodeText(text))
+	if err != nil {
+		if errors.Is(err, envelope.ErrTooLarge) {
+			return Sent{}, fmt.Errorf("send: %w", schema.Errorf(schema.CodeMessageTooLarge, "the text is over 64 KiB"))
+		}
+		return Sent{}, fmt.Errorf("send: %w", err)
+	}
+	a, err := c.request(ctx, "send", time.Now().Add(dedupWindow), func(id string) any {
+		return schema.SendFrame{Type: schema.FrameSend, ID: id, To: p.UserID, Envelope: env}
+	})
+	if err != nil {
+		return Sent{}, err
+	}
+	s := a.(*schema.SentFrame)
+	return Sent{ID: mid, Seq: s.Seq, PeerSeq: s.PeerSeq, Duplicate: s.Duplicate}, nil
+}
+
+// recipient returns the keys to seal to for handle: a pinned friend's, or,
+// for anyone else, the looked-up keys (the server then refuses the send
+// with not_friend, which is the answer the caller should see).
+func (c *Client) recipient(ctx context.Context, handle string) (Peer, error) {
+	p, err := c.friendByHandle(ctx, handle)
+	if errors.Is(err, ErrUnknownPeer) {
+		return c.Lookup(ctx, handle)
+	}
+	return p, err
+}
+
+// Read burns message seq of this user's mailbox (a received message, not a
+// Self copy): it is deleted with the sender's copy, and every device of
+// both users is told. Errors: unknown_message (never sent, burned already,
+// expired, or a Self copy).
+func (c *Client) Read(ctx context.Context, seq uint64) error {
+	_, err := c.request(ctx, "read", time.Time{}, func(id string) any {
+		return schema.ReadFrame{Type: schema.FrameRead, ID: id, Seq: seq}
+	})
+	return err
+}
+
+// Recall withdraws a message the user sent and the recipient has not read:
+// seq is the sender's copy (Sent.Seq, or the Seq of a Self Message).
+// Errors: unknown_message (read, recalled, expired, or not a Self copy).
+func (c *Client) Recall(ctx context.Context, seq uint64) error {
+	_, err := c.request(ctx, "recall", time.Time{}, func(id string) any {
+		return schema.RecallFrame{Type: schema.FrameRecall, ID: id, Seq: seq}
+	})
+	return err
+}
+
+// Unread returns the number of unread messages in the user's mailbox per
+// sender user id; senders with none are absent.
+func (c *Client) Unread(ctx context.Context) (map[string]int, error) {
+	a, err := c.request(ctx, "unread", time.Time{}, func(id string) any {
+		return schema.UnreadFrame{Type: schema.FrameUnread, ID: id}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a.(*schema.UnreadCountsFrame).Counts, nil
+}
+
+// request sends the frame build makes (given a request id) over Run's
+// connection and returns the answer. When the connection drops first, it is
+// sent again on the next one, until retryUntil if that is set. A Read or
+// Recall repeated that way may find its first attempt done: unknown_message
+// on a repeat counts as success.
+func (c *Client) request(ctx context.Context, op string, retryUntil time.Time, build func(id string) any) (any, error) {
+	for attempt := 0; ; attempt++ {
+		cn, err := c.waitConn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		id := cn.nextID(op)
+		a, err := cn.request(ctx, id, build(id))
+		switch {
+		case err == nil:
+			return a, nil
+		case errors.Is(err, errConnLost) && (retryUntil.IsZero() || time.Now().Before(retryUntil)):
+			continue
+		case errors.Is(err, errConnLost):
+			return nil, fmt.Errorf("%s: %w", op, schema.Errorf(schema.CodeUnavailable, "connection lost; the outcome is unknown"))
+		case attempt > 0 && (op == "read" || op == "recall") && schema.HasCode(err, schema.CodeUnknownMessage):
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+}

@@ -1,0 +1,165 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
+	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/schema"
+)
+
+func decodeBody(resp *http.Response, v any) error {
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// wsOpen opens c's WebSocket, with the token in the Authorization header or
+// (inSubprotocol) in a mayfly.token.<jwt> subprotocol, and reads the hello.
+func wsOpen(t *testing.T, c *apptest.Client, addr string, inSubprotocol bool) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{schema.SubprotocolV1}}
+	h := http.Header{}
+	if inSubprotocol {
+		d.Subprotocols = append(d.Subprotocols, schema.TokenSubprotocolPrefix+c.Session.AccessToken)
+	} else {
+		h.Set("Authorization", "Bearer "+c.Session.AccessToken)
+	}
+	conn, resp, err := d.Dial("ws://"+addr+"/v1/ws", h)
+	if err != nil {
+		t.Fatalf("websocket dial: %v (%v)", err, resp)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if p := conn.Subprotocol(); p != schema.SubprotocolV1 {
+		t.Errorf("negotiated subprotocol %q, want %q (the token must never be echoed)", p, schema.SubprotocolV1)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var hello struct {
+		Type     string `json:"type"`
+		UserID   string `json:"user_id"`
+		DeviceID string `json:"device_id"`
+	}
+	if err := conn.ReadJSON(&hello); err != nil {
+		t.Fatalf("read hello: %v", err)
+	}
+	if hello.Type != schema.FrameHello || hello.UserID != c.Session.UserID || hello.DeviceID != c.Session.DeviceID {
+		t.Fatalf("hello = %+v", hello)
+	}
+	return conn
+}
+
+// wsCloseCode reads from conn until it is closed or deadline passes and
+// returns the close code (0 if the deadline passed first).
+func wsCloseCode(conn *websocket.Conn, deadline time.Time) int {
+	conn.SetReadDeadline(deadline)
+	for {
+		if _, _, err := conn.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				return ce.Code
+			}
+			return 0
+		}
+	}
+}
+
+// wsAwaitEvent reads frames until an event of type typ about deviceID
+// arrives (true) or the connection fails or deadline passes (false). Other
+// frames are skipped.
+func wsAwaitEvent(conn *websocket.Conn, typ schema.EventType, deviceID string, deadline time.Time) bool {
+	conn.SetReadDeadline(deadline)
+	for {
+		var f struct {
+			Type  string        `json:"type"`
+			Event *schema.Event `json:"event"`
+		}
+		if err := conn.ReadJSON(&f); err != nil {
+			return false
+		}
+		if f.Type == schema.FrameEvent && f.Event != nil && f.Event.Type == typ && f.Event.DeviceID == deviceID {
+			return true
+		}
+	}
+}
+
+// TestAccountRevokeDevice revokes a device that has two live WebSockets:
+// both close with CloseTokenRevoked within a second, and its tokens are
+// refused from then on.
+func TestAccountRevokeDevice(t *testing.T) {
+	e := startAcctEnv(t, app.Config{})
+	alice := apptest.NewUser(t, e.addr, "alice")
+	laptop := alice.Device("laptop")
+	bob := apptest.NewUser(t, e.addr, "bob")
+	byHeader := wsOpen(t, laptop, e.addr, false)
+	bySubprotocol := wsOpen(t, laptop, e.addr, true)
+	phoneWS := wsOpen(t, alice, e.addr, false)
+
+	e.refused(t, bob, http.MethodDelete, "/v1/devices/"+laptop.Session.DeviceID, nil, schema.CodeNotFound)
+	e.refused(t, alice, http.MethodDelete, "/v1/devices/"+schema.NewDeviceID(), nil, schema.CodeNotFound)
+	e.refused(t, alice, http.MethodDelete, "/v1/devices/not-an-id", nil, schema.CodeNotFound)
+
+	if st, err := alice.Do(http.MethodDelete, "/v1/devices/"+laptop.Session.DeviceID, nil, nil); st != http.StatusNoContent || err != nil {
+		t.Fatalf("revoke = %d %v, want 204", st, err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for name, conn := range map[string]*websocket.Conn{"header": byHeader, "subprotocol": bySubprotocol} {
+		if code := wsCloseCode(conn, deadline); code != schema.CloseTokenRevoked {
+			t.Errorf("laptop websocket (token in %s): close code %d within 1s, want %d", name, code, schema.CloseTokenRevoked)
+		}
+	}
+
+	e.refused(t, laptop, http.MethodGet, "/v1/devices", nil, schema.CodeTokenRevoked)
+	if st, code := wsRefused(t, e.addr, laptop.Session.AccessToken); code != schema.CodeTokenRevoked {
+		t.Errorf("websocket with the revoked token = %d %s, want token_revoked", st, code)
+	}
+	e.refused(t, e.client(), http.MethodPost, "/v1/refresh", schema.RefreshRequest{RefreshToken: laptop.Session.RefreshToken}, schema.CodeRefreshInvalid)
+	e.refused(t, alice, http.MethodDelete, "/v1/devices/"+laptop.Session.DeviceID, nil, schema.CodeNotFound)
+
+	var devs schema.DeviceList
+	alice.Must(http.MethodGet, "/v1/devices", nil, &devs)
+	if len(devs.Devices) != 1 || devs.Devices[0].DeviceID != alice.Session.DeviceID {
+		t.Errorf("devices after revoke = %+v", devs)
+	}
+	// The phone's own connection stays open and hears about it.
+	if !wsAwaitEvent(phoneWS, schema.EventDeviceRevoked, laptop.Session.DeviceID, time.Now().Add(5*time.Second)) {
+		t.Error("phone got no device_revoked event for the laptop")
+	}
+
+	// A device may revoke itself; a new login under the name is a new device.
+	alice.Must(http.MethodDelete, "/v1/devices/"+alice.Session.DeviceID, nil, nil)
+	if code := wsCloseCode(phoneWS, time.Now().Add(time.Second)); code != schema.CloseTokenRevoked {
+		t.Errorf("phone websocket after self-revoke: close code %d, want %d", code, schema.CloseTokenRevoked)
+	}
+	again := alice.Device("laptop")
+	if again.Session.DeviceID == laptop.Session.DeviceID {
+		t.Error("login after revocation reused the revoked device")
+	}
+}
+
+// TestAccountWebSocketAuth checks where the handshake takes a token from:
+// the Authorization header or the token subprotocol, never the query string.
+func TestAccountWebSocketAuth(t *testing.T) {
+	e := startAcctEnv(t, app.Config{})
+	alice := apptest.NewUser(t, e.addr, "alice")
+	tok := alice.Session.AccessToken
+	for _, q := range []string{"?token=", "?access_token=", "?authorization=Bearer%20"} {
+		st, code := wsDialRefused(t, "ws://"+e.addr+"/v1/ws"+q+tok, nil, []string{schema.SubprotocolV1})
+		if st != http.StatusUnauthorized || code != schema.CodeUnauthorized {
+			t.Errorf("token in query %q: %d %s, want 401 unauthorized", q, st, code)
+		}
+	}
+	h := http.Header{"Origin": {"https://evil.example"}, "Authorization": {"Bearer " + tok}}
+	if st, code := wsDialRefused(t, "ws://"+e.addr+"/v1/ws", h, []string{schema.SubprotocolV1}); code != schema.CodeForbidden {
+		t.Errorf("foreign origin: %d %s, want 403 forbidden", st, code)
+	}
+	wsOpen(t, alice, e.addr, true)
+}

@@ -1,0 +1,178 @@
+// Mayfly web client: boot, welcome (register or log in) and the signed-in
+// shell. Chats are rendered by chatview.js, state lives in messenger.js.
+
+import * as api from "./api.js";
+import * as envelope from "./envelope.js";
+import * as keystore from "./keystore.js";
+import { $, h, replace } from "./dom.js";
+import { Messenger } from "./messenger.js";
+import { ChatView } from "./chatview.js";
+import { DevicesDialog } from "./devices.js";
+import { errorText, toast } from "./notify.js";
+
+const HANDLE = /^[A-Za-z0-9_]{3,32}$/;
+const root = document.getElementById("app");
+
+function defaultDeviceName() {
+  const p = (navigator.userAgentData && navigator.userAgentData.platform) || "";
+  return p ? `Web browser (${p})` : "Web browser";
+}
+
+async function boot() {
+  const identity = await keystore.loadIdentity();
+  const session = await keystore.loadSession();
+  if (identity && session && session.userID === identity.userID) return signedIn(identity, session);
+  welcome(identity);
+}
+
+function brand() {
+  return h("div", { class: "brand" }, h("img", { src: "/assets/icon.svg", alt: "" }), h("span", {}, "Mayfly"));
+}
+
+/** welcome shows registration, or login for the identity already in this browser. */
+function welcome(identity) {
+  const err = h("p", { class: "error", id: "welcome-error", role: "alert" });
+  const device = h("input", { id: "device-name", value: defaultDeviceName(), maxlength: 64, required: true });
+  const busy = (form, on) => form.querySelectorAll("button,input").forEach((el) => { el.disabled = on; });
+  let body;
+  if (identity) {
+    const form = h("form", { id: "login-form" },
+      h("label", {}, "Device name", device),
+      h("button", { type: "submit", class: "primary" }, `Log in as @${identity.handle}`));
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      busy(form, true);
+      try {
+        const s = await api.login(identity.handle, identity, device.value.trim());
+        signedIn(identity, s);
+      } catch (x) { err.textContent = errorText(x); busy(form, false); }
+    });
+    const forget = h("button", { class: "link", id: "forget", type: "button", onclick: async () => {
+      if (!confirm(`Delete @${identity.handle}'s keys from this browser? Without another device holding them, the account cannot be used again.`)) return;
+      await keystore.forget();
+      welcome(null);
+    } }, "Forget this identity");
+    body = [h("h2", {}, `Welcome back, @${identity.handle}`),
+      h("p", { class: "muted" }, "Your keys are in this browser. Log in to start a session on this device."),
+      h("p", { class: "fingerprint" }, identity.fingerprint), form, forget];
+  } else {
+    const handle = h("input", { id: "reg-handle", placeholder: "alice", autocomplete: "username", required: true, maxlength: 32 });
+    const form = h("form", { id: "register-form" },
+      h("label", {}, "Handle", handle),
+      h("label", {}, "Device name", device),
+      h("button", { type: "submit", class: "primary" }, "Create account"));
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (!HANDLE.test(handle.value)) { err.textContent = "A handle is 3-32 letters, digits or underscores."; return; }
+      busy(form, true);
+      try {
+        signedIn(...await register(handle.value, device.value.trim()));
+      } catch (x) { err.textContent = errorText(x); busy(form, false); }
+    });
+    body = [h("h2", {}, "Create your account"),
+      h("p", { class: "muted" }, "No phone number, no e-mail: just a handle. Your keys are made in this browser with WebCrypto and the private halves never leave it."),
+      form];
+  }
+  replace(root, h("main", { class: "welcome" }, h("div", { class: "card" },
+    brand(), h("p", { class: "tagline" }, "Private one-to-one messages that burn after reading."), body, err)));
+}
+
+/** register makes non-extractable keys, registers them and logs in. */
+async function register(handle, deviceName) {
+  const keys = await envelope.generateIdentity(false);
+  const user = await api.register(handle, keys);
+  const identity = { ...keys, userID: user.user_id, handle: user.handle, extractable: false };
+  identity.fingerprint = await envelope.fingerprint(keys.signPublic, keys.kexPublic);
+  await keystore.saveIdentity(identity);
+  const session = await api.login(user.handle, identity, deviceName);
+  return [identity, session];
+}
+
+/** signedIn builds the main shell for a session. */
+function signedIn(identity, session) {
+  const client = new api.Client(session, () => endSession("Your session on this device has ended."));
+  const m = new Messenger(identity, session, client);
+  const status = h("span", { id: "conn-status", class: "status" });
+  const devices = new DevicesDialog(client, session, () => endSession("This device was revoked."));
+  const topbar = h("header", { class: "topbar" }, brand(),
+    h("div", { class: "me" }, h("span", { id: "me-handle" }, "@" + identity.handle),
+      h("span", { class: "fingerprint small", title: "Your key fingerprint" }, identity.fingerprint)),
+    status,
+    h("button", { id: "devices-btn", onclick: () => devices.open() }, "Devices"),
+    h("button", { id: "logout-btn", onclick: () => logout(client, session).then(() => endSession("Logged out.")) }, "Log out"));
+  const sidebar = h("aside", { class: "sidebar" });
+  const chat = new ChatView(m);
+  replace(root, h("div", { class: "shell" }, topbar, sidebar, chat.el), devices.el);
+  let ended = false;
+  function endSession(why) {
+    if (ended) return;
+    ended = true;
+    m.stop();
+    keystore.clearSession().then(() => { welcome(identity); toast(why, "warn"); });
+  }
+  m.conn.addEventListener("revoked", () => endSession("This device was revoked."));
+  m.addEventListener("devices", () => devices.refresh());
+  m.addEventListener("change", () => {
+    status.textContent = m.conn.status;
+    status.className = "status " + m.conn.status;
+    renderSidebar(sidebar, m, chat);
+    chat.render();
+  });
+  const tick = setInterval(() => { if (ended) clearInterval(tick); else { m.expire(); chat.tick(); } }, 1000);
+  m.start().catch((x) => toast(errorText(x), "error"));
+}
+
+async function logout(client, session) {
+  try {
+    await client.revokeDevice(session.deviceID); // ends the session chain on the server
+  } catch (x) {
+    // a session that is gone already is as good as logged out
+  }
+}
+
+function renderSidebar(el, m, chat) {
+  const input = h("input", { id: "friend-handle", placeholder: "Add a friend by handle", maxlength: 32, autocomplete: "off" });
+  const add = h("form", { id: "add-friend", class: "add-friend" }, input, h("button", { type: "submit" }, "Add"));
+  add.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const handle = input.value.trim();
+    if (!HANDLE.test(handle)) return toast("A handle is 3-32 letters, digits or underscores.", "error");
+    try {
+      const res = await m.api.request(handle);
+      toast(res.friend ? `You and @${handle} are now friends.` : `Friend request sent to @${handle}.`);
+      await Promise.all([m.loadFriends(), m.loadRequests()]);
+    } catch (x) { toast(errorText(x), "error"); }
+  });
+  const act = (fn, okText) => async () => {
+    try { await fn(); if (okText) toast(okText); await Promise.all([m.loadFriends(), m.loadRequests()]); } catch (x) { toast(errorText(x), "error"); }
+  };
+  const incoming = (m.requests.incoming || []).map((r) => h("li", { class: "request", "data-handle": r.handle },
+    h("span", {}, `@${r.handle} wants to be friends`),
+    h("span", { class: "actions" },
+      h("button", { class: "primary accept", onclick: act(() => m.api.accept(r.handle)) }, "Accept"),
+      h("button", { class: "decline", onclick: act(() => m.api.decline(r.handle)) }, "Decline"))));
+  const outgoing = (m.requests.outgoing || []).map((r) => h("li", { class: "request outgoing", "data-handle": r.handle },
+    h("span", {}, `Waiting for @${r.handle}`),
+    h("button", { class: "cancel", onclick: act(() => m.api.cancel(r.handle)) }, "Cancel")));
+  const friends = [...m.friends.values()].map((f) => {
+    const n = m.unreadCount(f.user_id);
+    return h("li", {},
+      h("button", { class: "friend" + (m.openChat === f.user_id ? " active" : ""), "data-handle": f.handle, onclick: () => m.setOpenChat(f.user_id) },
+        h("span", { class: "dot " + (f.online ? "online" : "offline"), title: f.online ? "online" : "offline" }),
+        h("span", { class: "name" }, "@" + f.handle),
+        f.keysChanged && h("span", { class: "badge warn", title: "keys changed" }, "!"),
+        n > 0 && h("span", { class: "badge unread" }, String(n))));
+  });
+  const focused = document.activeElement && document.activeElement.id === "friend-handle";
+  const typed = focused ? document.activeElement.value : "";
+  replace(el, add,
+    incoming.length > 0 && [h("h3", {}, "Requests"), h("ul", { id: "incoming", class: "list" }, incoming)],
+    outgoing.length > 0 && [h("h3", {}, "Sent requests"), h("ul", { id: "outgoing", class: "list" }, outgoing)],
+    h("h3", {}, `Friends (${m.friends.size}/20)`),
+    friends.length > 0 ? h("ul", { id: "friends", class: "list" }, friends) : h("p", { class: "muted" }, "No friends yet. Add one by handle above."));
+  if (focused) { input.value = typed; input.focus(); }
+}
+
+boot().catch((err) => {
+  replace(root, h("p", { class: "boot error" }, "Mayfly could not start: " + errorText(err)));
+});

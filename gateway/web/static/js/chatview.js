@@ -1,0 +1,149 @@
+// The chat pane: the open friend's presence and safety number, the
+// messages with their burn state and countdown to the 60-minute limit,
+// recall of unread sent messages, and the composer.
+
+import { $, h, replace } from "./dom.js";
+import { MESSAGE_TTL_MS } from "./messenger.js";
+import { errorText, toast } from "./notify.js";
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+
+function clock(ms) {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function presenceText(f) {
+  if (f.online) return "online";
+  if (f.lastSeen) return "last seen " + timeFmt.format(new Date(f.lastSeen));
+  return "offline";
+}
+
+const STATUS_TEXT = {
+  sending: "sending…",
+  sent: "delivered · unread",
+  read: "read · burned",
+  recalled: "recalled",
+  failed: "not sent",
+  unread: "new",
+};
+
+export class ChatView {
+  constructor(m) {
+    this.m = m;
+    this.peer = null; // the peer the layout was built for
+    this.el = h("section", { class: "chat", id: "chat" });
+    this.showSafety = false;
+    this.placeholder();
+  }
+
+  placeholder() {
+    replace(this.el, h("div", { class: "empty" },
+      h("p", {}, "Pick a friend to chat with."),
+      h("p", { class: "muted" }, "Messages are encrypted in this page, kept by the server for at most 60 minutes, and burn as soon as they have been read.")));
+  }
+
+  /** render brings the pane up to date with the messenger state. */
+  render() {
+    const id = this.m.openChat;
+    const f = id && this.m.friends.get(id);
+    if (!f) {
+      if (this.peer) { this.peer = null; this.placeholder(); }
+      return;
+    }
+    if (this.peer !== id) this.build(f);
+    this.renderHead(f);
+    this.renderMessages(f);
+  }
+
+  build(f) {
+    this.peer = f.user_id;
+    this.showSafety = false;
+    this.head = h("header", { class: "chat-head" });
+    this.notice = h("div", { class: "notices" });
+    this.list = h("ol", { class: "messages", id: "messages", "aria-live": "polite" });
+    this.text = h("textarea", { id: "compose-text", rows: 2, maxlength: 4000, placeholder: `Message @${f.handle}`, "aria-label": "Message" });
+    const form = h("form", { class: "composer", id: "composer" }, this.text, h("button", { type: "submit", class: "primary", id: "send-btn" }, "Send"));
+    form.addEventListener("submit", (e) => { e.preventDefault(); this.submit(); });
+    this.text.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); this.submit(); }
+    });
+    replace(this.el, this.head, this.notice, this.list, form);
+    this.text.focus();
+  }
+
+  submit() {
+    const text = this.text.value.trim();
+    if (!text) return;
+    this.text.value = "";
+    this.m.send(this.peer, text).catch((x) => toast(errorText(x), "error"));
+  }
+
+  renderHead(f) {
+    const safety = this.showSafety && h("div", { class: "safety", id: "safety" },
+      h("p", {}, `Compare this number with @${f.handle} in person or over another channel. If it matches, nobody is in between.`),
+      h("p", { class: "fingerprint big", id: "safety-number" }, f.safetyNumber),
+      h("dl", {},
+        h("dt", {}, "You"), h("dd", { class: "fingerprint" }, this.m.me.fingerprint),
+        h("dt", {}, "@" + f.handle), h("dd", { class: "fingerprint" }, f.localFingerprint)),
+      f.fingerprint !== f.localFingerprint && h("p", { class: "error" }, "The server's fingerprint for this friend differs from the keys it sent. Do not trust this chat."));
+    replace(this.head,
+      h("div", { class: "who" },
+        h("span", { class: "dot " + (f.online ? "online" : "offline") }),
+        h("h2", {}, "@" + f.handle),
+        h("span", { class: "presence", id: "presence" }, presenceText(f))),
+      h("div", { class: "head-actions" },
+        h("button", { id: "safety-btn", onclick: () => { this.showSafety = !this.showSafety; this.render(); } },
+          this.showSafety ? "Hide safety number" : "Safety number"),
+        h("button", { class: "danger", id: "unfriend-btn", onclick: () => this.unfriend(f) }, "Remove")),
+      safety);
+    replace(this.notice, f.keysChanged && h("div", { class: "warning", id: "keys-changed" },
+      `@${f.handle}'s keys changed. Compare the safety number again before you trust new messages.`,
+      h("button", { onclick: () => this.m.acceptKeys(f.user_id) }, "I compared it")));
+  }
+
+  async unfriend(f) {
+    if (!confirm(`Remove @${f.handle} from your friends?`)) return;
+    try {
+      await this.m.api.unfriend(f.handle);
+      await this.m.loadFriends();
+    } catch (x) { toast(errorText(x), "error"); }
+  }
+
+  renderMessages(f) {
+    const msgs = this.m.messages(f.user_id);
+    const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
+    replace(this.list, msgs.length === 0
+      ? h("li", { class: "hint" }, `No messages. What you send @${f.handle} burns once read, or after 60 minutes.`)
+      : msgs.map((msg) => this.message(msg)));
+    if (atBottom || msgs.length > 0) this.list.scrollTop = this.list.scrollHeight;
+    this.tick();
+  }
+
+  message(msg) {
+    const live = msg.status === "sent" || msg.status === "unread" || msg.status === "sending";
+    const recall = msg.self && msg.status === "sent" && msg.seq && h("button", {
+      class: "link recall", onclick: () => this.m.recall(this.peer, msg).catch((x) => toast(errorText(x), "error")),
+    }, "Recall");
+    const retry = msg.self && msg.status === "failed" && msg.envelope && h("button", {
+      class: "link retry", onclick: () => this.m.deliver(this.peer, msg),
+    }, "Retry");
+    const text = msg.status === "recalled" ? h("p", { class: "text gone" }, "Message recalled") : h("p", { class: "text" }, msg.text);
+    return h("li", {
+      class: `msg ${msg.self ? "out" : "in"} ${msg.status}`, "data-mid": msg.mid, "data-status": msg.status,
+    }, h("div", { class: "bubble" }, text,
+      h("div", { class: "meta" },
+        h("time", {}, timeFmt.format(new Date(msg.ts))),
+        h("span", { class: "state" }, STATUS_TEXT[msg.status] + (msg.error ? ` (${msg.error})` : "")),
+        live && h("span", { class: "countdown", "data-expires": String(msg.ts + MESSAGE_TTL_MS), title: "burns unread after 60 minutes" }),
+        recall, retry)));
+  }
+
+  /** tick updates the countdowns to each unread message's 60-minute limit. */
+  tick() {
+    const now = Date.now();
+    for (const el of this.el.querySelectorAll(".countdown")) {
+      el.textContent = clock(Number(el.dataset.expires) - now) + " left";
+    }
+  }
+}

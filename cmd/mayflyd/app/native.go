@@ -10,6 +10,7 @@ import (
 
 	"github.com/mayfly-im/mayfly/fabric/account"
 	"github.com/mayfly-im/mayfly/fabric/callout"
+	"github.com/mayfly-im/mayfly/fabric/natsapi"
 	"github.com/mayfly-im/mayfly/fabric/node"
 )
 
@@ -20,6 +21,7 @@ type nativeAuth struct {
 	issuer    nkeys.KeyPair
 	auth, sys *nats.Conn
 	responder *callout.Responder
+	api       *natsapi.Service
 }
 
 // loadIssuer loads or makes the callout's account key and returns its
@@ -55,7 +57,21 @@ func (n *nativeAuth) start(a *App, accounts *account.Service) error {
 	return err
 }
 
+// startAPI registers the micro services native clients call. They run in
+// every mayflyd, embedded NATS or not: the queue group spreads the load.
+func (n *nativeAuth) startAPI(a *App, accounts *account.Service) error {
+	var err error
+	n.api, err = natsapi.Start(natsapi.Config{
+		NATS: a.nc, Mailbox: a.mailbox, Friends: a.friends, Accounts: accounts, Presence: a.presence,
+		Logger: a.log.With("src", "natsapi"),
+	})
+	return err
+}
+
 func (n *nativeAuth) stop() {
+	if n.api != nil {
+		n.api.Stop()
+	}
 	if n.responder != nil {
 		n.responder.Stop()
 	}

@@ -1,7 +1,9 @@
 package app_test
 
 import (
+	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,9 @@ import (
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/fabric/callout"
+	"github.com/mayfly-im/mayfly/fabric/natsapi"
+	"github.com/mayfly-im/mayfly/schema"
+	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
 // nativeConn connects to url as c's device, collecting async errors.
@@ -155,5 +160,174 @@ func TestNativeRevokeDisconnects(t *testing.T) {
 	}
 	if _, _, err := nativeConn(t, a.NATSURL(), laptop); err == nil {
 		t.Fatal("revoked device reconnected")
+	}
+}
+
+// native is a NATS-native client of one device.
+type native struct {
+	t  *testing.T
+	nc *nats.Conn
+	c  *apptest.Client
+}
+
+func newNative(t *testing.T, a *app.App, c *apptest.Client) *native {
+	t.Helper()
+	nc, _, err := nativeConn(t, a.NATSURL(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &native{t: t, nc: nc, c: c}
+}
+
+// call runs operation op and returns the error code ("" on success).
+func (n *native) call(op string, req, out any) string {
+	n.t.Helper()
+	body, _ := json.Marshal(req)
+	subj := "svc." + n.c.Session.UserID + "." + n.c.Session.DeviceID + "." + op
+	msg, err := n.nc.Request(subj, body, 5*time.Second)
+	if err != nil {
+		n.t.Fatalf("%s: %v", op, err)
+	}
+	if code := msg.Header.Get("Nats-Service-Error"); code != "" {
+		var eb schema.ErrorBody
+		if err := json.Unmarshal(msg.Data, &eb); err != nil || eb.Error == nil || string(eb.Error.Code) != code {
+			n.t.Fatalf("%s: error header %q with body %q", op, code, msg.Data)
+		}
+		return code
+	}
+	if out != nil {
+		if err := json.Unmarshal(msg.Data, out); err != nil {
+			n.t.Fatalf("%s: decode %q: %v", op, msg.Data, err)
+		}
+	}
+	return ""
+}
+
+func (n *native) must(op string, req, out any) {
+	n.t.Helper()
+	if code := n.call(op, req, out); code != "" {
+		n.t.Fatalf("%s: %s", op, code)
+	}
+}
+
+func (n *native) seal(to *apptest.Client, mid, text string) json.RawMessage {
+	n.t.Helper()
+	pk := to.Keys.Public()
+	env, err := envelope.Seal(envelope.Header{From: n.c.Session.UserID, To: to.Session.UserID, MsgID: mid, SentAt: time.Now()},
+		n.c.Keys, pk, []byte(`{"text":"`+text+`"}`))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return env
+}
+
+func nextMsg(t *testing.T, sub *nats.Subscription) *nats.Msg {
+	t.Helper()
+	m, err := sub.NextMsg(3 * time.Second)
+	if err != nil {
+		t.Fatalf("no message on %s: %v", sub.Subject, err)
+	}
+	return m
+}
+
+func TestNativeEverything(t *testing.T) {
+	a := apptest.Start(t, app.Config{})
+	ac := apptest.NewUser(t, a.HTTPAddr(), "alice")
+	bc := apptest.NewUser(t, a.HTTPAddr(), "bob")
+	cc := apptest.NewUser(t, a.HTTPAddr(), "carol")
+	alice, bob, carol := newNative(t, a, ac), newNative(t, a, bc), newNative(t, a, cc)
+
+	bobDlv, _ := bob.nc.SubscribeSync("dlv.mbx.*." + bc.Session.UserID)
+	aliceEvt, _ := alice.nc.SubscribeSync("evt." + ac.Session.UserID)
+	bob.nc.Flush()
+	alice.nc.Flush()
+
+	var u schema.User
+	alice.must("keys.lookup", map[string]string{"handle": "BOB"}, &u)
+	if u.UserID != bc.Session.UserID || u.Fingerprint == "" {
+		t.Fatalf("lookup = %+v", u)
+	}
+	if code := alice.call("send", map[string]any{"to": bc.Session.UserID, "envelope": alice.seal(bc, "m0", "too early")}, nil); code != "not_friend" {
+		t.Fatalf("send to non-friend = %q, want not_friend", code)
+	}
+	alice.must("friends.request", map[string]string{"handle": "bob"}, nil)
+	bob.must("friends.accept", map[string]string{"handle": "alice"}, nil)
+	var fl schema.FriendList
+	alice.must("friends.list", nil, &fl)
+	if len(fl.Friends) != 1 || fl.Friends[0].UserID != bc.Session.UserID {
+		t.Fatalf("friends = %+v", fl)
+	}
+
+	var sent schema.SentFrame
+	alice.must("send", map[string]any{"to": bc.Session.UserID, "envelope": alice.seal(bc, "m1", "hello bob")}, &sent)
+	live := nextMsg(t, bobDlv)
+	if live.Header.Get("Mayfly-From") != ac.Session.UserID || live.Header.Get("Nats-Sequence") != strconv.FormatUint(sent.PeerSeq, 10) {
+		t.Fatalf("live headers %v, want from alice seq %d", live.Header, sent.PeerSeq)
+	}
+	if _, text, err := envelope.Open(live.Data, bc.Keys, ac.Keys.Public().Sign); err != nil || !strings.Contains(string(text), "hello bob") {
+		t.Fatalf("open live message: %q %v", text, err)
+	}
+
+	var unread schema.UnreadCountsFrame
+	bob.must("unread", nil, &unread)
+	if unread.Counts[ac.Session.UserID] != 1 {
+		t.Fatalf("unread = %v", unread.Counts)
+	}
+	var synced natsapi.SyncAnswer
+	bob.must("sync", map[string]any{"cursor": 0}, &synced)
+	if len(synced.Messages) != 1 || synced.Messages[0].Seq != sent.PeerSeq || synced.Messages[0].Self {
+		t.Fatalf("sync = %+v", synced)
+	}
+	if code := carol.call("read", map[string]any{"seq": sent.PeerSeq}, nil); code != "unknown_message" {
+		t.Fatalf("carol reads bob's message: %q", code)
+	}
+	bob.must("read", map[string]any{"seq": sent.PeerSeq}, nil)
+	for {
+		var ev schema.Event
+		json.Unmarshal(nextMsg(t, aliceEvt).Data, &ev)
+		if ev.Type == schema.EventBurned {
+			break
+		}
+	}
+	bob.must("sync", map[string]any{"cursor": 0}, &synced)
+	if len(synced.Messages) != 0 {
+		t.Fatalf("burned message still synced: %+v", synced)
+	}
+
+	alice.must("send", map[string]any{"to": bc.Session.UserID, "envelope": alice.seal(bc, "m2", "oops")}, &sent)
+	alice.must("recall", map[string]any{"seq": sent.Seq}, nil)
+	if code := bob.call("read", map[string]any{"seq": sent.PeerSeq}, nil); code != "unknown_message" {
+		t.Fatalf("read of recalled message: %q", code)
+	}
+
+	var pres struct{ Rev uint64 }
+	bob.must("presence.online", nil, &pres)
+	var snap struct {
+		Friends []schema.PresenceState `json:"friends"`
+	}
+	alice.must("presence.snapshot", nil, &snap)
+	if len(snap.Friends) != 1 || !snap.Friends[0].Online {
+		t.Fatalf("snapshot = %+v", snap)
+	}
+
+	if _, err := alice.nc.Request("svc."+ac.Session.UserID+"."+ac.Session.DeviceID+".nope", nil, 2*time.Second); !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("unknown operation: %v, want no responders", err)
+	}
+	if code := alice.call("send", "not json", nil); code != "bad_request" {
+		t.Fatalf("malformed send = %q", code)
+	}
+
+	// A removal reaches the connected native client's send path within a second.
+	bob.must("friends.remove", map[string]string{"handle": "alice"}, nil)
+	deadline := time.Now().Add(time.Second)
+	for i := 0; ; i++ {
+		code := alice.call("send", map[string]any{"to": bc.Session.UserID, "envelope": alice.seal(bc, "r"+strconv.Itoa(i), "after")}, nil)
+		if code == "not_friend" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("send still %q a second after removal", code)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -21,7 +21,7 @@ import (
 
 // msgEnv is a running mayflyd for the messaging tests.
 type msgEnv struct {
-	t    *testing.T
+	t    testing.TB
 	app  *app.App
 	addr string
 	dir  string // DataDir
@@ -29,7 +29,7 @@ type msgEnv struct {
 
 // startMsgEnv starts a mayflyd with cfg; zero fields are filled by apptest,
 // except a send rate generous enough for tests that send quickly.
-func startMsgEnv(t *testing.T, cfg app.Config) *msgEnv {
+func startMsgEnv(t testing.TB, cfg app.Config) *msgEnv {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
@@ -54,7 +54,7 @@ func (e *msgEnv) friends(a, b string) (*apptest.Client, *apptest.Client) {
 // wsDevice is one WebSocket of one device. A reader goroutine decodes every
 // server frame into a log the test inspects.
 type wsDevice struct {
-	t    *testing.T
+	t    testing.TB
 	c    *apptest.Client
 	conn *websocket.Conn
 	ids  atomic.Int64
@@ -69,7 +69,7 @@ type wsDevice struct {
 
 // dialWS opens a WebSocket for c (token in the Authorization header) and
 // waits for hello.
-func dialWS(t *testing.T, e *msgEnv, c *apptest.Client) *wsDevice {
+func dialWS(t testing.TB, e *msgEnv, c *apptest.Client) *wsDevice {
 	t.Helper()
 	conn := dialRaw(t, e, c, nil)
 	d := &wsDevice{t: t, c: c, conn: conn, change: make(chan struct{})}
@@ -80,7 +80,7 @@ func dialWS(t *testing.T, e *msgEnv, c *apptest.Client) *wsDevice {
 }
 
 // dialRaw opens a WebSocket with dialer options; nothing reads it.
-func dialRaw(t *testing.T, e *msgEnv, c *apptest.Client, tweak func(*websocket.Dialer)) *websocket.Conn {
+func dialRaw(t testing.TB, e *msgEnv, c *apptest.Client, tweak func(*websocket.Dialer)) *websocket.Conn {
 	t.Helper()
 	dl := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{schema.SubprotocolV1}}
 	if tweak != nil {
@@ -232,7 +232,7 @@ func mustAnswer[T any](d *wsDevice, id string) T {
 	f := d.answer(id)
 	v, ok := f.(T)
 	if !ok {
-		d.t.Fatalf("%v: answer to %s is %s, want %T", d.c, id, mustJSON(d.t, f), v)
+		d.t.Fatalf("%v: answer to %s is %s, want %T", d.c, id, frameJSON(f), v)
 	}
 	return v
 }
@@ -242,7 +242,7 @@ func (d *wsDevice) wantError(id string, code schema.Code) {
 	d.t.Helper()
 	e := mustAnswer[*schema.ErrorFrame](d, id)
 	if e.Error == nil || e.Error.Code != code {
-		d.t.Fatalf("%v: answer to %s = %s, want error %s", d.c, id, mustJSON(d.t, e), code)
+		d.t.Fatalf("%v: answer to %s = %s, want error %s", d.c, id, frameJSON(e), code)
 	}
 }
 
@@ -326,7 +326,7 @@ func (d *wsDevice) checkChain(from uint64) {
 }
 
 // publicKeys looks up c's public keys through the API, as a peer would.
-func publicKeys(t *testing.T, c *apptest.Client) envelope.PublicKeys {
+func publicKeys(t testing.TB, c *apptest.Client) envelope.PublicKeys {
 	t.Helper()
 	var u schema.User
 	c.Must(http.MethodGet, "/v1/users/"+c.User.Handle, nil, &u)
@@ -352,7 +352,16 @@ func (d *wsDevice) open(m *schema.MsgFrame, sender *apptest.Client) string {
 		d.t.Fatalf("%v: open msg %d: %v", d.c, m.Seq, err)
 	}
 	if h.From != m.From || h.To != m.To || h.MsgID != m.MsgID {
-		d.t.Fatalf("%v: msg %d: signed header %+v does not match frame %s", d.c, m.Seq, h, mustJSON(d.t, m))
+		d.t.Fatalf("%v: msg %d: signed header %+v does not match frame %s", d.c, m.Seq, h, frameJSON(m))
 	}
 	return string(text)
+}
+
+// frameJSON renders a frame for failure messages.
+func frameJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%#v", v)
+	}
+	return string(b)
 }

@@ -51,7 +51,7 @@ func TestGatewayMessagesBadInput(t *testing.T) {
 		id := a.request(schema.FrameSend, map[string]any{"to": r.to, "envelope": json.RawMessage(r.env)})
 		f := a.answer(id)
 		if ef, ok := f.(*schema.ErrorFrame); !ok || ef.Error.Code != r.want {
-			t.Errorf("%s: answer %s, want %s", r.name, mustJSON(t, f), r.want)
+			t.Errorf("%s: answer %s, want %s", r.name, frameJSON(f), r.want)
 		}
 	}
 
@@ -194,7 +194,7 @@ func TestGatewayMessagesSlowConsumer(t *testing.T) {
 		d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if tc, ok := c.(*net.TCPConn); ok {
-				tc.SetReadBuffer(4096)
+				tc.SetReadBuffer(64 << 10)
 			}
 			return c, err
 		}
@@ -215,7 +215,7 @@ func TestGatewayMessagesSlowConsumer(t *testing.T) {
 	for {
 		if _, _, err := slow.ReadMessage(); err != nil {
 			if !websocket.IsCloseError(err, schema.CloseSlowConsumer) {
-				panic(fmt.Sprintf("slow connection ended with %v, want close %d", err, schema.CloseSlowConsumer))
+				t.Fatalf("slow connection ended with %v, want close %d", err, schema.CloseSlowConsumer)
 			}
 			break
 		}

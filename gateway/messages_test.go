@@ -30,7 +30,7 @@ func TestGatewayMessagesLive(t *testing.T) {
 	for _, d := range []*wsDevice{bobPhone, bobLaptop} {
 		m := d.waitMsg(sent.PeerSeq)
 		if m.Self || m.From != alice.User.UserID || m.To != bob.User.UserID || m.SentAt.IsZero() {
-			t.Fatalf("%v: msg = %s", d.c, mustJSON(t, m))
+			t.Fatalf("%v: msg = %s", d.c, frameJSON(m))
 		}
 		if got := d.open(m, alice); got != "hello bob" {
 			t.Fatalf("%v: opened %q", d.c, got)
@@ -39,7 +39,7 @@ func TestGatewayMessagesLive(t *testing.T) {
 	for _, d := range []*wsDevice{alicePhone, aliceLaptop} {
 		m := d.waitMsg(sent.Seq)
 		if !m.Self || m.From != alice.User.UserID || m.To != bob.User.UserID {
-			t.Fatalf("%v: self copy = %s", d.c, mustJSON(t, m))
+			t.Fatalf("%v: self copy = %s", d.c, frameJSON(m))
 		}
 		if got := d.open(m, alice); got != "hello bob" {
 			t.Fatalf("%v: opened own copy %q", d.c, got)
@@ -100,7 +100,7 @@ func TestGatewayMessagesReplay(t *testing.T) {
 	aliceTablet.sync(0)
 	for i := range sent {
 		if m := aliceTablet.waitMsg(sent[i].Seq); !m.Self {
-			t.Fatalf("tablet replay: %s", mustJSON(t, m))
+			t.Fatalf("tablet replay: %s", frameJSON(m))
 		}
 	}
 

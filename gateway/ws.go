@@ -132,6 +132,9 @@ func (c *wsConn) run() {
 	defer c.s.conns.Done()
 	c.s.metrics.wsConns.Inc()
 	defer c.s.metrics.wsConns.Dec()
+	// hello is queued before the hub subscribes, so it is the first frame
+	// even when an event arrives at once.
+	c.enqueue(schema.HelloFrame{Type: schema.FrameHello, V: schema.ProtocolVersion, UserID: c.p.UserID, DeviceID: c.p.DeviceID})
 	if err := c.s.hub.add(c); err != nil {
 		c.s.log.Error("websocket subscribe failed", "user_id", c.p.UserID, "err", err)
 		c.close(websocket.CloseInternalServerErr, "internal")
@@ -142,14 +145,12 @@ func (c *wsConn) run() {
 	c.recheck()
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); c.writer() }()
-	c.enqueue(schema.HelloFrame{Type: schema.FrameHello, V: schema.ProtocolVersion, UserID: c.p.UserID, DeviceID: c.p.DeviceID})
 	defer c.presenceOnline()() // online + snapshot now; offline when run returns
 	reason := c.reader()
 	c.close(websocket.CloseNormalClosure, reason)
 	c.stopFeed()
 	<-writerDone
 	c.ws.Close()
-	c.s.metrics.wsClosed.WithLabelValues(c.closeReason()).Inc()
 }
 
 // recheck closes the connection with CloseTokenRevoked if its device was
@@ -173,13 +174,6 @@ func (c *wsConn) recheck() {
 	case !active:
 		c.close(schema.CloseTokenRevoked, "token_revoked")
 	}
-}
-
-func (c *wsConn) closeReason() string {
-	if c.closeWhy == "" {
-		return "client"
-	}
-	return c.closeWhy
 }
 
 // reader reads frames until an error; it returns a short reason.
@@ -287,11 +281,17 @@ func (c *wsConn) writer() {
 	}
 }
 
-// close asks the connection to close with code and reason; the first call wins.
+// close asks the connection to close with code and reason; the first call
+// wins and is counted in the metrics right away (the close frame may have to
+// wait for a write in progress).
 func (c *wsConn) close(code int, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeWhy = code, reason
 		close(c.quit)
+		if reason == "" {
+			reason = "client"
+		}
+		c.s.metrics.wsClosed.WithLabelValues(reason).Inc()
 	})
 }
 

@@ -130,7 +130,6 @@ func (c *wsConn) live(m *mailbox.Message, prev uint64) {
 	d := &c.feed
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	println("DBG live", c.p.UserID, m.Seq, prev, d.synced, d.replaying, d.last, len(c.send))
 	switch {
 	case !d.synced:
 	case d.replaying:

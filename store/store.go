@@ -23,13 +23,13 @@ import (
 
 // Conditions callers branch on.
 var (
-	ErrNotFound          = errors.New("store: not found")
-	ErrHandleTaken       = errors.New("store: handle taken")
-	ErrDeviceLimit       = errors.New("store: device limit reached")
-	ErrChallengeUsed     = errors.New("store: challenge already used")
-	ErrChallengeExpired  = errors.New("store: challenge expired")
-	ErrRefreshInvalid    = errors.New("store: refresh token invalid")
-	ErrRefreshReused     = errors.New("store: refresh token reused")
+	ErrNotFound         = errors.New("store: not found")
+	ErrHandleTaken      = errors.New("store: handle taken")
+	ErrDeviceLimit      = errors.New("store: device limit reached")
+	ErrChallengeUsed    = errors.New("store: challenge already used")
+	ErrChallengeExpired = errors.New("store: challenge expired")
+	ErrRefreshInvalid   = errors.New("store: refresh token invalid")
+	ErrRefreshReused    = errors.New("store: refresh token reused")
 	// ErrSchemaTooNew means the database was migrated by a newer Mayfly than
 	// this binary; running against it could corrupt data, so it is refused.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")

@@ -41,11 +41,12 @@ func run(args []string) error {
 	if len(args) > 0 && args[0] == "migrate" {
 		cmd, args = "migrate", args[1:]
 	}
-	cfg, logLevel, logFormat, err := parseFlags(args)
+	o, err := parseFlags(args)
 	if err != nil {
 		return err
 	}
-	cfg.Logger = newLogger(logLevel, logFormat)
+	cfg := o.cfg
+	cfg.Logger = newLogger(o.level, o.format)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if cmd == "migrate" {
@@ -54,6 +55,11 @@ func run(args []string) error {
 		}
 		cfg.Logger.Info("migrations applied")
 		return nil
+	}
+	if o.pprof != "" {
+		if err := servePprof(o.pprof, cfg.Logger); err != nil {
+			return err
+		}
 	}
 	a, err := app.Start(ctx, cfg)
 	if err != nil {
@@ -75,8 +81,19 @@ func run(args []string) error {
 	return nil
 }
 
+// options are the parsed flags: the server's config and what only main uses.
+type options struct {
+	cfg           app.Config
+	level, format string // logging
+	pprof         string // net/http/pprof listen address; "" is off
+}
+
 // parseFlags reads flags with environment fallbacks.
-func parseFlags(args []string) (cfg app.Config, level, format string, err error) {
+func parseFlags(args []string) (options, error) {
+	var (
+		o   options
+		cfg = &o.cfg
+	)
 	fs := flag.NewFlagSet("mayflyd", flag.ContinueOnError)
 	str := func(p *string, name, env, def, usage string) {
 		if v, ok := os.LookupEnv(env); ok {
@@ -84,7 +101,7 @@ func parseFlags(args []string) (cfg app.Config, level, format string, err error)
 		}
 		fs.StringVar(p, name, def, usage+" (env "+env+")")
 	}
-	var origins, anonRate, anonBurst string
+	var origins, anonRate, anonBurst, sendRate, sendBurst, syncInterval string
 	str(&cfg.DataDir, "data", "MAYFLY_DATA", "mayfly-data", "data directory: private postgres, jetstream store, keys")
 	str(&cfg.HTTPListen, "http", "MAYFLY_HTTP", "127.0.0.1:8080", "HTTP and WebSocket listen address")
 	str(&cfg.NATSListen, "nats-listen", "MAYFLY_NATS_LISTEN", "127.0.0.1:4222", "embedded NATS client listen address")
@@ -96,26 +113,48 @@ func parseFlags(args []string) (cfg app.Config, level, format string, err error)
 	str(&origins, "allowed-origins", "MAYFLY_ALLOWED_ORIGINS", "", "comma-separated extra browser origins allowed to open WebSockets")
 	str(&anonRate, "anon-rate", "MAYFLY_ANON_RATE", "5", "unauthenticated requests per second per client IP")
 	str(&anonBurst, "anon-burst", "MAYFLY_ANON_BURST", "20", "burst of unauthenticated requests per client IP")
-	str(&level, "log-level", "MAYFLY_LOG_LEVEL", "info", "debug, info, warn or error")
-	str(&format, "log-format", "MAYFLY_LOG_FORMAT", "text", "text or json")
+	str(&sendRate, "send-rate", "MAYFLY_SEND_RATE", "5", "messages per second each user may send; negative disables the limit")
+	str(&sendBurst, "send-burst", "MAYFLY_SEND_BURST", "20", "burst of messages each user may send")
+	str(&syncInterval, "nats-sync-interval", "MAYFLY_NATS_SYNC_INTERVAL", "always", "embedded JetStream fsync: always (every write; keep it for mailboxes) or a duration, for benchmark comparisons only")
+	str(&o.pprof, "pprof", "MAYFLY_PPROF", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty)")
+	str(&o.level, "log-level", "MAYFLY_LOG_LEVEL", "info", "debug, info, warn or error")
+	str(&o.format, "log-format", "MAYFLY_LOG_FORMAT", "text", "text or json")
 	if err := fs.Parse(args); err != nil {
-		return cfg, "", "", err
+		return o, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, "", "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	for _, o := range strings.Split(origins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
+	for _, v := range strings.Split(origins, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			cfg.AllowedOrigins = append(cfg.AllowedOrigins, v)
 		}
 	}
+	var err error
 	if cfg.AnonRate, err = strconv.ParseFloat(anonRate, 64); err != nil || cfg.AnonRate <= 0 {
-		return cfg, "", "", fmt.Errorf("bad -anon-rate %q", anonRate)
+		return o, fmt.Errorf("bad -anon-rate %q", anonRate)
 	}
 	if cfg.AnonBurst, err = strconv.Atoi(anonBurst); err != nil || cfg.AnonBurst <= 0 {
-		return cfg, "", "", fmt.Errorf("bad -anon-burst %q", anonBurst)
+		return o, fmt.Errorf("bad -anon-burst %q", anonBurst)
 	}
-	return cfg, level, format, nil
+	return o, parseLimits(cfg, sendRate, sendBurst, syncInterval)
+}
+
+// parseLimits reads the per-user send limit and the embedded fsync setting.
+func parseLimits(cfg *app.Config, sendRate, sendBurst, syncInterval string) error {
+	var err error
+	if cfg.SendRate, err = strconv.ParseFloat(sendRate, 64); err != nil || cfg.SendRate == 0 {
+		return fmt.Errorf("bad -send-rate %q", sendRate)
+	}
+	if cfg.SendBurst, err = strconv.Atoi(sendBurst); err != nil || cfg.SendBurst <= 0 {
+		return fmt.Errorf("bad -send-burst %q", sendBurst)
+	}
+	if syncInterval != "always" {
+		if cfg.NATSSyncInterval, err = time.ParseDuration(syncInterval); err != nil || cfg.NATSSyncInterval <= 0 {
+			return fmt.Errorf("bad -nats-sync-interval %q: want always or a positive duration", syncInterval)
+		}
+	}
+	return nil
 }
 
 func newLogger(level, format string) *slog.Logger {

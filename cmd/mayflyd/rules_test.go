@@ -228,3 +228,30 @@ func TestRepoAPIDocsErrorCodes(t *testing.T) {
 		}
 	}
 }
+
+// flagDef matches a flag definition in main.go: str(&x, "name", "ENV", ...
+var flagDef = regexp.MustCompile(`str\(&[^,]+, "([a-z0-9-]+)", "([A-Z0-9_]+)"`)
+
+// TestRepoREADMEFlags: README.md's configuration table has a row for every
+// mayflyd flag, with its environment variable.
+func TestRepoREADMEFlags(t *testing.T) {
+	root := moduleRoot(t)
+	src, err := os.ReadFile(filepath.Join(root, "cmd", "mayflyd", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs := flagDef.FindAllStringSubmatch(string(src), -1)
+	if len(defs) < 5 {
+		t.Fatalf("found only %d flag definitions in main.go; has parseFlags changed shape?", len(defs))
+	}
+	for _, d := range defs {
+		row := "| `--" + d[1] + "` | `" + d[2] + "` |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md: no configuration row starting %q", row)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,19 +31,27 @@ func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 // within about two seconds.
 const testTTL = 2 * time.Second
 
-// fixedFriends is a friend graph fixed by the test (user id -> friend ids),
-// standing in for fabric/friends, which has its own tests. Read-only once
-// the service runs.
-type fixedFriends map[string][]string
+// testFriends is a friend graph set by the test, standing in for
+// fabric/friends (which has its own tests).
+type testFriends struct {
+	mu sync.Mutex
+	m  map[string][]string // user id -> friend ids; guarded by mu
+}
 
-func (f fixedFriends) FriendIDs(_ context.Context, userID string) ([]string, error) {
-	return f[userID], nil
+func newFriends() *testFriends { return &testFriends{m: map[string][]string{}} }
+
+func (f *testFriends) FriendIDs(_ context.Context, userID string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.m[userID]), nil
 }
 
 // befriend makes a and b friends.
-func (f fixedFriends) befriend(a, b string) {
-	f[a] = append(f[a], b)
-	f[b] = append(f[b], a)
+func (f *testFriends) befriend(a, b string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.m[a] = append(f.m[a], b)
+	f.m[b] = append(f.m[b], a)
 }
 
 // env is one test's NATS server, database and presence service (worker
@@ -54,7 +64,7 @@ type env struct {
 	svc  *presence.Service
 }
 
-func newEnv(t *testing.T, friends fixedFriends) *env {
+func newEnv(t *testing.T, friends *testFriends) *env {
 	t.Helper()
 	n := natstest.Run(t)
 	nc := natstest.Connect(t, n)
@@ -274,4 +284,19 @@ func (e *env) settled(userID string, devices []string) bool {
 		}
 	}
 	return rec != 0
+}
+
+// nextSnapshot returns the next presence_snapshot event, failing the test
+// after within. Presence events before it are skipped.
+func (w *watcher) nextSnapshot(within time.Duration) []schema.PresenceState {
+	w.t.Helper()
+	m, err := w.sub.NextMsg(within)
+	for ; err == nil; m, err = w.sub.NextMsg(within) {
+		var ev schema.Event
+		if json.Unmarshal(m.Data, &ev) == nil && ev.Type == schema.EventPresenceSnapshot {
+			return ev.Presences
+		}
+	}
+	w.t.Fatalf("no presence snapshot on %s within %v: %v", w.sub.Subject, within, err)
+	return nil
 }

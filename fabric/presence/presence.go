@@ -107,10 +107,10 @@ type Service struct {
 
 	// The fan-out worker's state.
 	mu      sync.Mutex
-	running bool               // guarded by mu
-	sub     *nats.Subscription // guarded by mu
-	cancel  func()             // guarded by mu; ends the worker's goroutines
-	wg      sync.WaitGroup     // the worker's goroutines
+	running bool                 // guarded by mu
+	subs    []*nats.Subscription // guarded by mu
+	cancel  func()               // guarded by mu; ends the worker's goroutines
+	wg      sync.WaitGroup       // the worker's goroutines
 }
 
 // Subjects and headers.

@@ -21,7 +21,7 @@ const eventWait = 5 * time.Second
 const crashWait = testTTL + 4*time.Second
 
 func TestPresenceOnlineAndCleanClose(t *testing.T) {
-	friends := fixedFriends{}
+	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
 	friends.befriend(alice, bob)
@@ -55,7 +55,7 @@ func TestPresenceOnlineAndCleanClose(t *testing.T) {
 }
 
 func TestPresenceCrashGoesOfflineWithinTTL(t *testing.T) {
-	friends := fixedFriends{}
+	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
 	friends.befriend(alice, bob)
@@ -81,7 +81,7 @@ func TestPresenceCrashGoesOfflineWithinTTL(t *testing.T) {
 }
 
 func TestPresenceMultiDevice(t *testing.T) {
-	friends := fixedFriends{}
+	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
 	friends.befriend(alice, bob)
@@ -109,7 +109,7 @@ func TestPresenceMultiDevice(t *testing.T) {
 }
 
 func TestPresenceMultiDeviceCrash(t *testing.T) {
-	friends := fixedFriends{}
+	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
 	friends.befriend(alice, bob)
@@ -137,7 +137,7 @@ func TestPresenceMultiDeviceCrash(t *testing.T) {
 }
 
 func TestPresenceFriendsOnly(t *testing.T) {
-	friends := fixedFriends{}
+	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob, carol, mallory := e.user("alice"), e.user("bob"), e.user("carol"), e.user("mallory")
 	friends.befriend(alice, bob)
@@ -161,7 +161,7 @@ func TestPresenceFriendsOnly(t *testing.T) {
 }
 
 func TestPresenceSnapshot(t *testing.T) {
-	friends := fixedFriends{}
+	friends := newFriends()
 	e := newEnv(t, friends)
 	me, on, never, gone, hidden := e.user("me"), e.user("on"), e.user("never"), e.user("gone"), e.user("hidden")
 	for _, f := range []string{on, never, gone, hidden} {
@@ -218,7 +218,7 @@ func TestPresenceSnapshot(t *testing.T) {
 }
 
 func TestPresenceTrackerRecovers(t *testing.T) {
-	friends := fixedFriends{}
+	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
 	friends.befriend(alice, bob)
@@ -243,7 +243,7 @@ func TestPresenceTrackerRecovers(t *testing.T) {
 }
 
 func TestPresenceTrackersShareDevice(t *testing.T) {
-	friends := fixedFriends{}
+	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
 	friends.befriend(alice, bob)
@@ -281,7 +281,7 @@ func TestPresenceTrackersShareDevice(t *testing.T) {
 }
 
 func TestPresenceRejectsBadIDs(t *testing.T) {
-	e := newEnv(t, fixedFriends{})
+	e := newEnv(t, newFriends())
 	tr := e.tracker()
 	ctx := context.Background()
 	alice := schema.NewUserID()
@@ -309,7 +309,7 @@ func TestPresenceRejectsBadIDs(t *testing.T) {
 }
 
 func TestPresenceConcurrentWorkers(t *testing.T) {
-	friends := fixedFriends{}
+	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
 	friends.befriend(alice, bob)
@@ -375,4 +375,26 @@ func TestPresenceConcurrentWorkers(t *testing.T) {
 		sawFinal = sawFinal || st.LastSeen != nil && st.LastSeen.Equal(*final.LastSeen)
 	}
 	t.Logf("%d online and %d offline events", on, off)
+}
+
+func TestPresenceGraphChangeSendsSnapshot(t *testing.T) {
+	friends := newFriends()
+	e := newEnv(t, friends)
+	alice, bob := e.user("alice"), e.user("bob")
+	bw := e.watch(bob)
+	tr := e.tracker()
+	tr.Connect(alice, schema.NewDeviceID())
+	waitFor(t, eventWait, "alice's record", func() bool { return e.settled(alice, nil) })
+	bw.none() // not friends yet: nothing
+
+	// They become friends; the friends service announces the graph change
+	// of both, and bob's devices get a fresh snapshot with alice online.
+	friends.befriend(alice, bob)
+	if err := fabric.PublishGraphChange(e.nc, bob); err != nil {
+		t.Fatal(err)
+	}
+	snap := bw.nextSnapshot(eventWait)
+	if len(snap) != 1 || snap[0].UserID != alice || !snap[0].Online {
+		t.Fatalf("snapshot after befriending = %+v, want alice online", snap)
+	}
 }

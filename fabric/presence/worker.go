@@ -27,8 +27,10 @@ const (
 	casAttempts = 8
 )
 
-// change is a device that came online or went offline.
+// change is a device that came online or went offline, or (graph set) a
+// user whose friend set changed.
 type change struct {
+	graph            bool
 	userID, deviceID string
 	subject          string // the device key's subject
 	seq              uint64
@@ -37,9 +39,11 @@ type change struct {
 	expired          bool // went offline because its TTL passed (no goodbye)
 }
 
-// Start subscribes the fan-out worker to device key changes, in the queue
-// group every process shares. It returns an error if it is running already
-// or the subscription fails. Stop ends it.
+// Start subscribes the fan-out worker to device key changes and to friend
+// graph change notices (fab.graph.<user>: the user gets a fresh
+// presence_snapshot event, so a new friend's presence shows at once), in the
+// queue group every process shares. It returns an error if it is running
+// already or a subscription fails. Stop ends it.
 func (s *Service) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -51,8 +55,13 @@ func (s *Service) Start() error {
 	if err != nil {
 		return fmt.Errorf("presence: subscribe changes: %w", err)
 	}
+	gsub, err := s.nc.ChanQueueSubscribe(fabric.GraphChangesAll, queueGroup, in)
+	if err != nil {
+		sub.Unsubscribe()
+		return fmt.Errorf("presence: subscribe graph changes: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.running, s.sub, s.cancel = true, sub, cancel
+	s.running, s.subs, s.cancel = true, []*nats.Subscription{sub, gsub}, cancel
 	queues := make([]chan change, s.cfg.Workers)
 	for i := range queues {
 		queues[i] = make(chan change, workerBuffer)
@@ -73,9 +82,11 @@ func (s *Service) Stop() {
 		return
 	}
 	s.running = false
-	sub, cancel := s.sub, s.cancel
+	subs, cancel := s.subs, s.cancel
 	s.mu.Unlock()
-	sub.Unsubscribe()
+	for _, sub := range subs {
+		sub.Unsubscribe()
+	}
 	cancel()
 	s.wg.Wait()
 }
@@ -109,7 +120,11 @@ func (s *Service) work(ctx context.Context, q <-chan change) {
 	for {
 		select {
 		case ch := <-q:
-			if err := s.apply(ctx, ch); err != nil && ctx.Err() == nil {
+			apply := s.apply
+			if ch.graph {
+				apply = s.resnapshot
+			}
+			if err := apply(ctx, ch); err != nil && ctx.Err() == nil {
 				s.log.Warn("presence change not applied", "user_id", ch.userID, "device_id", ch.deviceID, "err", err)
 			}
 		case <-ctx.Done():
@@ -118,9 +133,13 @@ func (s *Service) work(ctx context.Context, q <-chan change) {
 	}
 }
 
-// parseChange reads a republished device key write. It reports false for a
-// refresh (nothing changed) and for anything malformed.
+// parseChange reads a republished device key write or a graph change
+// notice. It reports false for a refresh (nothing changed) and for anything
+// malformed.
 func (s *Service) parseChange(m *nats.Msg) (change, bool) {
+	if userID, err := fabric.GraphChangeUser(m.Subject); err == nil {
+		return change{graph: true, userID: userID}, true
+	}
 	key, ok := strings.CutPrefix(m.Subject, changesPrefix)
 	userID, deviceID, ok2 := strings.Cut(key, ".")
 	if !ok || !ok2 || !schema.ValidUserID(userID) || !schema.ValidDeviceID(deviceID) {
@@ -260,4 +279,18 @@ func (s *Service) fanOut(ctx context.Context, userID string, r record) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// resnapshot sends ch's user, whose friend set changed, a fresh snapshot of
+// their friends' presence on all their devices. Best effort: the friends
+// source may still answer from a cache the change notice has not reached,
+// and a later connect sends a snapshot anyway.
+func (s *Service) resnapshot(ctx context.Context, ch change) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	states, err := s.Snapshot(ctx, ch.userID)
+	if err != nil {
+		return err
+	}
+	return fabric.PublishEvent(s.nc, ch.userID, schema.Event{Type: schema.EventPresenceSnapshot, Presences: states})
 }

@@ -138,6 +138,7 @@ type Client struct {
 	conn    *conn           // the live connection, nil when none; guarded by mu
 	connCh  chan struct{}   // closed when conn is set; guarded by mu
 	running bool            // Run is active; guarded by mu
+	runErr  error           // why Run stopped, if the session ended; guarded by mu
 }
 
 // New returns a Client for cfg. It does no I/O.
@@ -207,7 +208,8 @@ func (c *Client) Identity() Identity {
 	return Identity{UserID: c.userID, Handle: c.handle, DeviceID: c.session.DeviceID, Fingerprint: envelope.Fingerprint(c.pub)}
 }
 
-// Keys returns the user's identity keys.
+// Keys returns the user's private identity keys, to store them (Dir does).
+// They must never be logged or sent anywhere but to a device being linked.
 func (c *Client) Keys() envelope.Keys { return c.keys }
 
 // Cursor returns the last mailbox sequence the Handler has handled.

@@ -24,7 +24,8 @@ var errMissing = errors.New("file does not exist")
 // every file mode 0600 and replaced atomically:
 //
 //	identity.json  user id, handle and the private identity keys
-//	session.json   this device's name and session (refresh token included)
+//	device         this device's name
+//	session.json   this device's session (refresh token included)
 //	cursor         the last handled mailbox sequence, in decimal
 //	peers.json     friends' pinned public keys
 //	lock           taken (flock) around session refreshes
@@ -38,6 +39,7 @@ type Dir struct {
 // Files in a Dir.
 const (
 	identityFile = "identity.json"
+	deviceFile   = "device"
 	sessionFile  = "session.json"
 	cursorFile   = "cursor"
 	peersFile    = "peers.json"
@@ -73,12 +75,6 @@ type identityJSON struct {
 	KexPrivate string `json:"kex_private"` // X25519 private key, base64url
 }
 
-// sessionJSON is session.json.
-type sessionJSON struct {
-	DeviceName string         `json:"device_name"`
-	Session    schema.Session `json:"session"`
-}
-
 // SaveIdentity stores the user's identity and private keys, replacing any.
 func (d *Dir) SaveIdentity(userID, handle string, keys envelope.Keys) error {
 	return d.writeJSON(identityFile, identityJSON{
@@ -102,25 +98,31 @@ func (d *Dir) LoadIdentity() (userID, handle string, keys envelope.Keys, err err
 	return id.UserID, id.Handle, keys, nil
 }
 
-// DeviceName returns the stored device name, "" if none.
-func (d *Dir) DeviceName() (string, error) {
-	var s sessionJSON
-	if err := d.readJSON(sessionFile, &s); err != nil && !errors.Is(err, errMissing) {
-		return "", err
+// RemoveIdentity deletes the stored identity (after a registration the
+// server refused, say). The keys are gone for good.
+func (d *Dir) RemoveIdentity() error {
+	err := os.Remove(filepath.Join(d.path, identityFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove identity: %w", err)
 	}
-	return s.DeviceName, nil
+	return nil
 }
 
-// SetDeviceName stores the device name, keeping the session.
+// DeviceName returns the stored device name, "" if none.
+func (d *Dir) DeviceName() (string, error) {
+	b, err := os.ReadFile(filepath.Join(d.path, deviceFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read device name: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// SetDeviceName stores the device name.
 func (d *Dir) SetDeviceName(name string) error {
-	return d.withLock(func() error {
-		var s sessionJSON
-		if err := d.readJSON(sessionFile, &s); err != nil && !errors.Is(err, errMissing) {
-			return err
-		}
-		s.DeviceName = name
-		return d.writeJSON(sessionFile, s)
-	})
+	return d.writeFile(deviceFile, []byte(name+"\n"))
 }
 
 // Config returns a Client config for server from what the Dir holds, with
@@ -130,8 +132,12 @@ func (d *Dir) Config(server string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	var s sessionJSON
+	var s schema.Session
 	if err := d.readJSON(sessionFile, &s); err != nil && !errors.Is(err, errMissing) {
+		return Config{}, err
+	}
+	name, err := d.DeviceName()
+	if err != nil {
 		return Config{}, err
 	}
 	cursor, err := d.Cursor()
@@ -143,8 +149,8 @@ func (d *Dir) Config(server string) (Config, error) {
 		return Config{}, err
 	}
 	return Config{
-		Server: server, Keys: keys, Handle: handle, UserID: userID, DeviceName: s.DeviceName,
-		Session: s.Session, Cursor: cursor, Peers: peers, Storage: d,
+		Server: server, Keys: keys, Handle: handle, UserID: userID, DeviceName: name,
+		Session: s, Cursor: cursor, Peers: peers, Storage: d,
 	}, nil
 }
 
@@ -167,16 +173,15 @@ func (d *Dir) Cursor() (uint64, error) {
 // UpdateSession implements Storage under the directory's lock.
 func (d *Dir) UpdateSession(fn func(schema.Session) (schema.Session, error)) error {
 	return d.withLock(func() error {
-		var s sessionJSON
+		var s schema.Session
 		if err := d.readJSON(sessionFile, &s); err != nil && !errors.Is(err, errMissing) {
 			return err
 		}
-		next, err := fn(s.Session)
+		next, err := fn(s)
 		if err != nil {
 			return err
 		}
-		s.Session = next
-		return d.writeJSON(sessionFile, s)
+		return d.writeJSON(sessionFile, next)
 	})
 }
 

@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -249,6 +248,7 @@ type proxy struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]bool // guarded by mu
 	refuse  bool              // guarded by mu
+	hold    bool              // drop what the server sends; guarded by mu
 	wg      sync.WaitGroup
 	stopped chan struct{}
 }
@@ -292,16 +292,42 @@ func (p *proxy) accept() {
 		p.conns[c], p.conns[up] = true, true
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go p.pipe(c, up)
-		go p.pipe(up, c)
+		go p.pipe(c, up, true)
+		go p.pipe(up, c, false)
 	}
 }
 
-func (p *proxy) pipe(dst, src net.Conn) {
+// pipe copies src to dst; for the server's side (down) it drops the data
+// while the proxy holds.
+func (p *proxy) pipe(dst, src net.Conn, down bool) {
 	defer p.wg.Done()
-	io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			drop := down && p.hold
+			p.mu.Unlock()
+			if !drop {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
+}
+
+// holdDown drops everything the server sends from now on, so requests go
+// out but their answers never arrive.
+func (p *proxy) holdDown() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hold = true
 }
 
 // cut closes every forwarded connection; with refuse, new ones are refused
@@ -309,7 +335,7 @@ func (p *proxy) pipe(dst, src net.Conn) {
 func (p *proxy) cut(refuse bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.refuse = refuse
+	p.refuse, p.hold = refuse, false
 	for c := range p.conns {
 		c.Close()
 	}

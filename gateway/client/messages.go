@@ -121,7 +121,8 @@ const dedupWindow = 25 * time.Second
 // copies. If the connection drops before the answer, the same envelope is
 // sent again on the next connection (the server drops the repeat by its
 // message id) for up to 25 seconds. Send needs Run to be active and waits
-// for its connection until ctx ends. Errors: not_friend, refused,
+// for its connection until ctx ends (or fails with Run's error if the
+// session ended, token_revoked for example). Errors: not_friend, refused,
 // mailbox_full, rate_limited, message_too_large, not_found (no such
 // handle), unavailable.
 func (c *Client) Send(ctx context.Context, handle, text string) (Sent, error) {

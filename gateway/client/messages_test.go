@@ -267,4 +267,49 @@ func TestClientRunStops(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Run kept going after its device was revoked")
 	}
+	// Requests fail with the same error instead of waiting for a connection.
+	_, err := laptop.Unread(ctx)
+	isCode(t, err, schema.CodeTokenRevoked)
+}
+
+// TestClientSendRetry: when the answer to a send is lost with its
+// connection, the same envelope is sent again on the next one and the
+// server recognises it: the recipient gets the message once.
+func TestClientSendRetry(t *testing.T) {
+	s := startServer(t)
+	ctx := testCtx(t)
+	p := newProxy(t, s)
+	alice := s.user("alice")
+	bob := newClient(t, p.url(), "phone")
+	register(t, bob, "bob")
+	befriend(t, alice, bob)
+	ain, bin := run(t, alice), run(t, bob)
+	ain.waitSyncs(1)
+	bin.waitSyncs(1)
+
+	p.holdDown()
+	res := make(chan error, 1)
+	var sent client.Sent
+	go func() {
+		var err error
+		sent, err = bob.Send(ctx, "alice", "exactly once")
+		res <- err
+	}()
+	got := ain.waitReceived(1) // stored, but bob never heard back
+	p.cut(false)
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+	if !sent.Duplicate || sent.ID != got[0].ID {
+		t.Fatalf("retried send %+v; alice got %+v", sent, got[0])
+	}
+	// A later message from bob: a duplicate stored before it would have
+	// arrived before it (a mailbox is ordered).
+	if _, err := bob.Send(ctx, "alice", "marker"); err != nil {
+		t.Fatal(err)
+	}
+	ain.waitReceived(2)
+	if texts := ain.received(); !slices.Equal(texts, []string{"exactly once", "marker"}) {
+		t.Fatalf("alice got %q", texts)
+	}
 }

@@ -13,7 +13,8 @@ import (
 // Handler receives what arrives over the connection Run keeps. Its
 // functions are called one at a time from Run's goroutine, in mailbox
 // order; they may call the Client's methods (Send, Read, ...), whose
-// answers arrive on another goroutine. Nil functions are skipped.
+// answers arrive on another goroutine. Nil functions are skipped; with a
+// nil Message, messages count as handled and move the cursor.
 type Handler struct {
 	// Message is called once for each message of the device's mailbox
 	// after the cursor: messages received (Self false) and copies of
@@ -29,6 +30,10 @@ type Handler struct {
 	// has caught up: every message stored before has been handled, and
 	// live ones follow. lastSeq is the cursor at that point.
 	Synced func(ctx context.Context, lastSeq uint64)
+	// SendOnly asks for no messages at all, neither replayed nor live (the
+	// connection syncs from the highest possible cursor), for processes that
+	// only send, read or recall; the cursor stays as it is.
+	SendOnly bool
 }
 
 // Run keeps a WebSocket connected until ctx ends, then returns nil. On
@@ -46,7 +51,7 @@ func (c *Client) Run(ctx context.Context, h Handler) error {
 		c.mu.Unlock()
 		return errors.New("client: Run is already active")
 	}
-	c.running = true
+	c.running, c.runErr = true, nil
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -60,6 +65,7 @@ func (c *Client) Run(ctx context.Context, h Handler) error {
 			return nil
 		}
 		if fatal(err) {
+			c.ended(err)
 			return fmt.Errorf("run: %w", err)
 		}
 		if synced {
@@ -114,14 +120,18 @@ func (c *Client) connection(ctx context.Context, h Handler) (synced bool, err er
 	}
 	cursor := c.cursor
 	c.mu.Unlock()
-	if err := cn.write(schema.SyncFrame{Type: schema.FrameSync, ID: cn.nextID("sync"), Cursor: cursor}); err != nil {
+	if h.SendOnly {
+		cursor = schema.MaxSeq
+	}
+	syncID := cn.nextID("sync")
+	if err := cn.write(schema.SyncFrame{Type: schema.FrameSync, ID: syncID, Cursor: cursor}); err != nil {
 		return false, err
 	}
 	c.setConn(cn)
 	defer c.clearConn(cn)
 	stopPing := c.pinger(cn)
 	defer stopPing()
-	d := dispatch{c: c, h: h, last: cursor}
+	d := dispatch{c: c, h: h, last: cursor, syncID: syncID}
 	for {
 		f, err := cn.next(ctx)
 		if err != nil {
@@ -161,6 +171,7 @@ type dispatch struct {
 	c      *Client
 	h      Handler
 	last   uint64 // seq of the last msg frame on this connection, or the sync cursor
+	syncID string // request id of the connection's sync
 	synced bool
 }
 
@@ -189,8 +200,12 @@ func (d *dispatch) handle(ctx context.Context, f any) error {
 			d.h.Synced(ctx, d.c.Cursor())
 		}
 	case *schema.ErrorFrame:
-		// A failed sync or a failed gap heal: the server asks for a new sync.
-		return fmt.Errorf("server asked to sync again: %w", f.Error)
+		// A failed sync, or (without id) a failed gap heal: the server asks
+		// for a new sync. Errors of requests nobody waits for any more are
+		// dropped.
+		if f.ID == "" || f.ID == d.syncID {
+			return fmt.Errorf("server asked to sync again: %w", f.Error)
+		}
 	}
 	return nil
 }
@@ -208,22 +223,24 @@ func (d *dispatch) message(ctx context.Context, f *schema.MsgFrame) error {
 			return fmt.Errorf("handler refused message %d: %w", f.Seq, err)
 		}
 	}
-	return d.c.advance(f.Seq)
+	d.c.advance(f.Seq)
+	return nil
 }
 
-// advance moves the cursor to seq and saves it.
-func (c *Client) advance(seq uint64) error {
+// advance moves the cursor to seq and saves it. A failure to save is
+// logged: the message was handled, and at worst it comes again after a
+// restart.
+func (c *Client) advance(seq uint64) {
 	c.mu.Lock()
 	if seq <= c.cursor {
 		c.mu.Unlock()
-		return nil
+		return
 	}
 	c.cursor = seq
 	c.mu.Unlock()
 	if err := c.store.SaveCursor(seq); err != nil {
 		c.log.Error("save cursor", "err", err)
 	}
-	return nil
 }
 
 // onEvent keeps pinned keys current from friend events.
@@ -254,12 +271,26 @@ func (c *Client) clearConn(cn *conn) {
 	}
 }
 
+// ended records the error that stopped Run and wakes the requests waiting
+// for a connection, which fail with it.
+func (c *Client) ended(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.runErr = err
+	close(c.connCh)
+	c.connCh = make(chan struct{})
+}
+
 // waitConn returns the live connection, waiting for Run to establish one.
+// It fails with Run's error if Run stopped because the session ended.
 func (c *Client) waitConn(ctx context.Context) (*conn, error) {
 	for {
 		c.mu.Lock()
-		cn, ch := c.conn, c.connCh
+		cn, ch, runErr := c.conn, c.connCh, c.runErr
 		c.mu.Unlock()
+		if cn == nil && runErr != nil {
+			return nil, runErr
+		}
 		if cn != nil {
 			select {
 			case <-cn.done:

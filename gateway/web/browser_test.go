@@ -16,7 +16,11 @@ import (
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := storetest.Main(m)
+	removeCLI()
+	os.Exit(code)
+}
 
 // chromiumPath is Debian's chromium package; MAYFLY_CHROMIUM overrides it.
 const chromiumPath = "/usr/bin/chromium"

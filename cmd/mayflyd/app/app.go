@@ -87,6 +87,11 @@ type Config struct {
 	WSSendQueue  int
 	WSFrameRate  float64
 	WSFrameBurst int
+	// NATSSyncInterval is how often the embedded NATS server fsyncs
+	// JetStream file stores; 0 (default) syncs every write (sync_interval:
+	// always), which mailboxes need. Benchmarks set it to compare a relaxed
+	// setting; production should not. Unused when NATSURL is set.
+	NATSSyncInterval time.Duration
 	// PresenceTTL is how long a device stays online after its connection
 	// vanishes without a goodbye; default 60s (presence.Config.TTL). Tests
 	// shorten it to see crashes quickly.
@@ -237,6 +242,7 @@ func (a *App) connectNATS() error {
 		CalloutIssuer:    issuer,
 		WebSocketListen:  a.natsWebSocketListen(),
 		WebSocketOrigins: a.webOrigins(),
+		SyncInterval:     a.cfg.NATSSyncInterval,
 		Logger:           a.log,
 	})
 	if err != nil {
@@ -301,6 +307,9 @@ func (a *App) startGateway() error {
 		return err
 	}
 	if err := a.startPresence(); err != nil {
+		return err
+	}
+	if err := a.native.startAPI(a, accounts); err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()

@@ -91,6 +91,25 @@ func TestPresenceWebSocket(t *testing.T) {
 		}
 	}
 
+	// carol befriends alice while both are connected: carol's devices get
+	// a fresh snapshot with alice online at once.
+	aws = dialWS(t, alice)
+	expectPresence(t, bws, alice.User.UserID, true, false)
+	alice.Must(http.MethodPost, "/v1/friends/requests", schema.HandleRequest{Handle: "carol"}, nil)
+	carol.Must(http.MethodPost, "/v1/friends/requests/alice/accept", nil, nil)
+	for {
+		ev := nextPresence(t, cws)
+		if ev.Type != schema.EventPresenceSnapshot {
+			t.Fatalf("carol got %+v, want a snapshot", ev)
+		}
+		if len(ev.Presences) == 1 && ev.Presences[0].UserID == alice.User.UserID && ev.Presences[0].Online {
+			break // (an earlier snapshot may still show no friends)
+		}
+	}
+	closeWS(aws)
+	expectPresence(t, bws, alice.User.UserID, false, true)
+	expectPresence(t, cws, alice.User.UserID, false, true)
+
 	// alice hides "last seen": bob still sees online/offline, without the time.
 	var set schema.PresenceSettings
 	alice.Must(http.MethodPut, "/v1/settings/presence", schema.PresenceSettings{ShareLastSeen: false}, &set)
@@ -104,7 +123,8 @@ func TestPresenceWebSocket(t *testing.T) {
 	expectPresence(t, bws, alice.User.UserID, false, false)
 }
 
-// nextWSEventAny returns the next event frame of any type.
+// nextWSEventAny returns the next event frame of any type but empty
+// presence snapshots (a friend graph change sends one).
 func nextWSEventAny(t *testing.T, ws *websocket.Conn) schema.Event {
 	t.Helper()
 	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -113,7 +133,8 @@ func nextWSEventAny(t *testing.T, ws *websocket.Conn) schema.Event {
 		if err := ws.ReadJSON(&f); err != nil {
 			t.Fatalf("read websocket: %v", err)
 		}
-		if f.Type == schema.FrameEvent && f.Event != nil {
+		if f.Type == schema.FrameEvent && f.Event != nil &&
+			!(f.Event.Type == schema.EventPresenceSnapshot && len(f.Event.Presences) == 0) {
 			return *f.Event
 		}
 	}

@@ -131,6 +131,12 @@ async function logout(client, session) {
 }
 
 function renderSidebar(el, m, chat) {
+  // Re-render only on a visible change, so a click is never lost to a
+  // re-render between mouse down and up.
+  const sig = JSON.stringify([m.requests, m.openChat, [...m.friends.values()].map((f) =>
+    [f.handle, f.online, f.keysChanged, m.unreadCount(f.user_id)])]);
+  if (el.mayflySig === sig) return;
+  el.mayflySig = sig;
   const input = h("input", { id: "friend-handle", placeholder: "Add a friend by handle", maxlength: 32, autocomplete: "off" });
   const add = h("form", { id: "add-friend", class: "add-friend" }, input, h("button", { type: "submit" }, "Add"));
   add.addEventListener("submit", async (e) => {

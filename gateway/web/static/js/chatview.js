@@ -58,6 +58,8 @@ export class ChatView {
 
   build(f) {
     this.peer = f.user_id;
+    this.shown = 0;
+    this.headSig = this.listSig = null;
     this.showSafety = false;
     this.head = h("header", { class: "chat-head" });
     this.notice = h("div", { class: "notices" });
@@ -80,6 +82,9 @@ export class ChatView {
   }
 
   renderHead(f) {
+    const sig = JSON.stringify([f.user_id, f.online, f.lastSeen, f.keysChanged, f.safetyNumber, f.fingerprint, this.showSafety]);
+    if (this.headSig === sig) return;
+    this.headSig = sig;
     const safety = this.showSafety && h("div", { class: "safety", id: "safety" },
       h("p", {}, `Compare this number with @${f.handle} in person or over another channel. If it matches, nobody is in between.`),
       h("p", { class: "fingerprint big", id: "safety-number" }, f.safetyNumber),
@@ -112,11 +117,16 @@ export class ChatView {
 
   renderMessages(f) {
     const msgs = this.m.messages(f.user_id);
+    const sig = JSON.stringify(msgs.map((m) => [m.key, m.status, m.seq, m.error]));
+    if (this.listSig === sig) return;
+    this.listSig = sig;
     const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
+    const grew = msgs.length > (this.shown || 0);
+    this.shown = msgs.length;
     replace(this.list, msgs.length === 0
       ? h("li", { class: "hint" }, `No messages. What you send @${f.handle} burns once read, or after 60 minutes.`)
       : msgs.map((msg) => this.message(msg)));
-    if (atBottom || msgs.length > 0) this.list.scrollTop = this.list.scrollHeight;
+    if (atBottom || grew) this.list.scrollTop = this.list.scrollHeight;
     this.tick();
   }
 

@@ -36,12 +36,21 @@ export class Messenger extends EventTarget {
     this.requests = { incoming: [], outgoing: [] };
     this.chats = new Map(); // peer user id -> Map(key -> message)
     this.bySeq = new Map(); // own mailbox seq -> message
+    this.early = new Map(); // seq -> message event that came before the message's seq was known
     this.openChat = null; // peer id of the chat on screen
     this.queue = Promise.resolve(); // frames are handled one at a time, in order
     this.conn = new Conn(() => api.token());
     this.conn.addEventListener("msg", (e) => this.enqueue(() => this.onMsg(e.detail)));
     this.conn.addEventListener("event", (e) => this.enqueue(() => this.onEvent(e.detail)));
-    this.conn.addEventListener("status", () => this.changed());
+    this.conn.addEventListener("status", () => {
+      // Changes made while the socket was down (or before its first
+      // subscription) sent events nobody received: reload on every connect.
+      if (this.conn.status === "online") {
+        this.enqueue(() => Promise.all([this.loadFriends(), this.loadRequests()]));
+        this.markShownRead(); // reads that failed while the socket was down
+      }
+      this.changed();
+    });
     document.addEventListener("visibilitychange", () => this.markShownRead());
   }
 
@@ -203,7 +212,13 @@ export class Messenger extends EventTarget {
   /** messageGone applies a burned, recalled or withdrawn event to the message with that seq. */
   messageGone(ev) {
     const m = this.bySeq.get(ev.seq);
-    if (!m) return;
+    if (!m) {
+      // A friend can read a message before this device learnt its seq
+      // from the sent answer; keep the event for deliver to apply.
+      this.early.set(ev.seq, ev);
+      if (this.early.size > 256) this.early.delete(this.early.keys().next().value);
+      return;
+    }
     const c = this.chat(ev.peer_id);
     if (ev.type === "withdrawn") {
       m.status = "failed";
@@ -268,6 +283,11 @@ export class Messenger extends EventTarget {
       m.seq = res.seq;
       this.bySeq.set(res.seq, m);
       if (m.status === "sending") m.status = "sent";
+      const ev = this.early.get(res.seq);
+      if (ev) {
+        this.early.delete(res.seq);
+        this.messageGone(ev);
+      }
     } catch (err) {
       Object.assign(m, { status: "failed", error: err.code || err.message });
     }

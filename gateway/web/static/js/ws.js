@@ -97,7 +97,10 @@ export class Conn extends EventTarget {
       case "hello":
         this.attempt = 0;
         this.request({ type: "sync", cursor: this.cursor })
-          .then(() => this.setStatus("online"))
+          .then((f) => {
+            if (f.last_seq > this.cursor) this.cursor = f.last_seq;
+            this.setStatus("online");
+          })
           .catch(() => { /* the close handler reconnects */ });
         return;
       case "msg":

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/mayfly-im/mayfly/schema"
+	"github.com/mayfly-im/mayfly/schema/envelope"
+)
+
+// user is one benchmark user with one device and, once connected, one
+// WebSocket.
+type user struct {
+	idx     int // index in the worker's users
+	handle  string
+	base    string // gateway base URL, http://host:port
+	keys    envelope.Keys
+	id      string // user id, after registration
+	partner *user
+
+	mu      sync.Mutex
+	session schema.Session // guarded by mu
+
+	conn *wsConn // set by connect
+}
+
+// token returns the user's current access token.
+func (u *user) token() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.session.AccessToken
+}
+
+// apiClient calls the HTTP API, retrying temporary failures.
+type apiClient struct {
+	http *http.Client
+}
+
+func newAPIClient(conns int) *apiClient {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = conns
+	tr.MaxIdleConnsPerHost = conns
+	return &apiClient{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+// maxAttempts bounds retries of one request answered with a temporary error.
+const maxAttempts = 8
+
+// do sends a JSON request and decodes a 2xx answer into out. A temporary
+// error answer (rate_limited, unavailable, internal) is retried with
+// backoff; other error answers are returned as *schema.Error.
+func (a *apiClient) do(ctx context.Context, method, u, token string, body, out any) error {
+	var raw []byte
+	if body != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
+			return err
+		}
+	}
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := a.once(ctx, method, u, token, raw, out)
+		var se *schema.Error
+		if err == nil || attempt == maxAttempts || (errors.As(err, &se) && !se.Temporary) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (a *apiClient) once(ctx context.Context, method, u, token string, raw []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, req.URL.Path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var eb schema.ErrorBody
+		if json.Unmarshal(b, &eb) != nil || eb.Error == nil {
+			return fmt.Errorf("%s %s: status %d", method, req.URL.Path, resp.StatusCode)
+		}
+		return eb.Error
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s %s: decode answer: %w", method, req.URL.Path, err)
+		}
+	}
+	return nil
+}
+
+// register creates u's account.
+func (a *apiClient) register(ctx context.Context, u *user) error {
+	pk := u.keys.Public()
+	req := schema.RegisterRequest{
+		Handle:  u.handle,
+		SignKey: base64.RawURLEncoding.EncodeToString(pk.Sign),
+		KexKey:  base64.RawURLEncoding.EncodeToString(pk.Kex),
+	}
+	var out schema.User
+	if err := a.do(ctx, "POST", u.base+"/v1/register", "", req, &out); err != nil {
+		return fmt.Errorf("register %s: %w", u.handle, err)
+	}
+	u.id = out.UserID
+	return nil
+}
+
+// login logs u in as device "bench", answering a signed challenge.
+func (a *apiClient) login(ctx context.Context, u *user) error {
+	var ch schema.Challenge
+	if err := a.do(ctx, "POST", u.base+"/v1/login/challenge", "", schema.ChallengeRequest{Handle: u.handle}, &ch); err != nil {
+		return fmt.Errorf("login %s: challenge: %w", u.handle, err)
+	}
+	nonce, err := base64.RawURLEncoding.DecodeString(ch.Nonce)
+	if err != nil {
+		return fmt.Errorf("login %s: bad nonce: %w", u.handle, err)
+	}
+	sig := ed25519.Sign(u.keys.Sign, schema.LoginMessage(ch.ChallengeID, nonce))
+	req := schema.LoginRequest{ChallengeID: ch.ChallengeID, Signature: base64.RawURLEncoding.EncodeToString(sig), DeviceName: "bench"}
+	var s schema.Session
+	if err := a.do(ctx, "POST", u.base+"/v1/login", "", req, &s); err != nil {
+		return fmt.Errorf("login %s: %w", u.handle, err)
+	}
+	u.mu.Lock()
+	u.session = s
+	u.mu.Unlock()
+	return nil
+}
+
+// refresh renews u's access token with its refresh token.
+func (a *apiClient) refresh(ctx context.Context, u *user) error {
+	u.mu.Lock()
+	rt := u.session.RefreshToken
+	u.mu.Unlock()
+	var s schema.Session
+	if err := a.do(ctx, "POST", u.base+"/v1/refresh", "", schema.RefreshRequest{RefreshToken: rt}, &s); err != nil {
+		return fmt.Errorf("refresh %s: %w", u.handle, err)
+	}
+	u.mu.Lock()
+	u.session = s
+	u.mu.Unlock()
+	return nil
+}
+
+// befriend makes a and b friends: a requests, b accepts.
+func (a *apiClient) befriend(ctx context.Context, x, y *user) error {
+	err := a.do(ctx, "POST", x.base+"/v1/friends/requests", x.token(), schema.HandleRequest{Handle: y.handle}, nil)
+	if err != nil && !schema.HasCode(err, schema.CodeRequestExists) && !schema.HasCode(err, schema.CodeAlreadyFriends) {
+		return fmt.Errorf("friend request %s -> %s: %w", x.handle, y.handle, err)
+	}
+	err = a.do(ctx, "POST", y.base+"/v1/friends/requests/"+url.PathEscape(x.handle)+"/accept", y.token(), nil, nil)
+	if err != nil && !schema.HasCode(err, schema.CodeNoRequest) {
+		return fmt.Errorf("accept %s -> %s: %w", x.handle, y.handle, err)
+	}
+	return nil
+}
+
+// forEach runs f for every i in [0, n) on at most par goroutines, stopping
+// at the first error.
+func forEach(ctx context.Context, n, par int, f func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(par, n)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(ctx, i); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
+feed:
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}

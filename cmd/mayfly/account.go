@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mayfly-im/mayfly/gateway/client"
+	"github.com/mayfly-im/mayfly/schema"
+	"github.com/mayfly-im/mayfly/schema/envelope"
+)
+
+// errHasIdentity refuses to make a second identity in one home.
+func errHasIdentity(handle string) error {
+	return &cliError{code: "already_registered", exit: exitError,
+		msg: fmt.Sprintf("this home holds %s already; use another --home", handle)}
+}
+
+// register makes keys, registers HANDLE with them and logs this device in.
+// The keys are stored before the account is made, so a crash cannot leave
+// an account nobody holds the keys of; a refused registration removes them.
+func (c *cli) register(args []string) error {
+	if err := wantArgs(args, 1, "register HANDLE"); err != nil {
+		return err
+	}
+	d, err := c.openDir()
+	if err != nil {
+		return err
+	}
+	if _, handle, _, err := d.LoadIdentity(); err == nil {
+		return errHasIdentity(handle)
+	} else if !errors.Is(err, client.ErrNoIdentity) {
+		return err
+	}
+	keys, err := envelope.NewKeys()
+	if err != nil {
+		return err
+	}
+	if err := d.SaveIdentity("", args[0], keys); err != nil {
+		return err
+	}
+	ctx, cancel := c.timeout()
+	defer cancel()
+	name, err := c.deviceName()
+	if err != nil {
+		return err
+	}
+	cl, err := client.New(client.Config{Server: c.server, Keys: keys, DeviceName: name, Storage: d})
+	if err != nil {
+		return err
+	}
+	u, err := cl.Register(ctx, args[0])
+	if err != nil {
+		if rerr := d.RemoveIdentity(); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	if err := d.SaveIdentity(u.UserID, u.Handle, keys); err != nil {
+		return err
+	}
+	s, err := cl.Login(ctx)
+	if err != nil {
+		return fmt.Errorf("registered %s, but logging in failed: %w", u.Handle, err)
+	}
+	fmt.Fprintf(c.out, "registered %s\nuser_id: %s\nfingerprint: %s\ndevice: %s (%s)\n",
+		u.Handle, u.UserID, u.Fingerprint, name, s.DeviceID)
+	return nil
+}
+
+// whoami prints the home's identity; it needs no server.
+func (c *cli) whoami(args []string) error {
+	if err := wantArgs(args, 0, "whoami"); err != nil {
+		return err
+	}
+	d, err := c.openDir()
+	if err != nil {
+		return err
+	}
+	cfg, err := d.Config(c.server)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "handle: %s\nuser_id: %s\nfingerprint: %s\n", cfg.Handle, cfg.UserID, envelope.Fingerprint(cfg.Keys.Public()))
+	if cfg.Session.DeviceID != "" {
+		fmt.Fprintf(c.out, "device: %s (%s)\n", cfg.DeviceName, cfg.Session.DeviceID)
+	}
+	return nil
+}
+
+// token refreshes the session and prints the new access token.
+func (c *cli) token(args []string) error {
+	if err := wantArgs(args, 0, "token"); err != nil {
+		return err
+	}
+	ctx, cancel := c.timeout()
+	defer cancel()
+	cl, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	if err := cl.Refresh(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.out, cl.Session().AccessToken)
+	return nil
+}
+
+// device runs the device subcommands.
+func (c *cli) device(args []string) error {
+	if len(args) == 0 {
+		return usageError("want: mayfly device list|revoke ID|link|approve CODE")
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "list":
+		return c.deviceList(args)
+	case "revoke":
+		if err := wantArgs(args, 1, "device revoke ID"); err != nil {
+			return err
+		}
+		return c.withClient(func(ctx context.Context, cl *client.Client) error {
+			if err := cl.RevokeDevice(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "revoked %s\n", args[0])
+			return nil
+		})
+	case "link":
+		if err := wantArgs(args, 0, "device link"); err != nil {
+			return err
+		}
+		return c.deviceLink()
+	case "approve":
+		if err := wantArgs(args, 1, "device approve CODE"); err != nil {
+			return err
+		}
+		return c.withClient(func(ctx context.Context, cl *client.Client) error {
+			if err := cl.ApproveLink(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "approved: the new device receives the keys of %s and logs in\n", cl.Identity().Handle)
+			return nil
+		})
+	}
+	return usageError("unknown device command %q", sub)
+}
+
+// withClient runs fn with a client and a context with the request timeout.
+func (c *cli) withClient(fn func(context.Context, *client.Client) error) error {
+	ctx, cancel := c.timeout()
+	defer cancel()
+	cl, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	return fn(ctx, cl)
+}
+
+func (c *cli) deviceList(args []string) error {
+	if err := wantArgs(args, 0, "device list"); err != nil {
+		return err
+	}
+	return c.withClient(func(ctx context.Context, cl *client.Client) error {
+		ds, err := cl.Devices(ctx)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			cur := ""
+			if d.Current {
+				cur = "  (this device)"
+			}
+			fmt.Fprintf(c.out, "%s  %s  created %s  last seen %s%s\n", d.DeviceID, d.Name,
+				d.CreatedAt.UTC().Format(time.RFC3339), d.LastSeenAt.UTC().Format(time.RFC3339), cur)
+		}
+		return nil
+	})
+}
+
+// deviceLink links this (new) home as a device of an existing user: it
+// shows the code, waits up to the request's expiry for the approval, stores
+// the keys it receives and logs in.
+func (c *cli) deviceLink() error {
+	d, err := c.openDir()
+	if err != nil {
+		return err
+	}
+	if _, handle, _, err := d.LoadIdentity(); err == nil {
+		return errHasIdentity(handle)
+	} else if !errors.Is(err, client.ErrNoIdentity) {
+		return err
+	}
+	ctx, cancel := c.timeout()
+	pl, err := client.StartLink(ctx, client.LinkConfig{Server: c.server})
+	cancel()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "link code: %s\n", pl.Code())
+	fmt.Fprintf(c.out, "On a device that is logged in, run: mayfly device approve %s\n", pl.Code())
+	fmt.Fprintf(c.out, "Waiting until %s ...\n", pl.ExpiresAt.Local().Format(time.Kitchen))
+	ctx, cancel = context.WithDeadline(c.ctx, pl.ExpiresAt)
+	linked, err := pl.Wait(ctx)
+	cancel()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return schema.Errorf(schema.CodeLinkExpired, "nobody approved the code in time; run mayfly device link again")
+	}
+	if err != nil {
+		return err
+	}
+	return c.finishLink(d, linked)
+}
+
+// finishLink stores linked keys and logs this device in.
+func (c *cli) finishLink(d *client.Dir, linked client.Linked) error {
+	if err := d.SaveIdentity(linked.UserID, linked.Handle, linked.Keys); err != nil {
+		return err
+	}
+	name, err := c.deviceName()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.timeout()
+	defer cancel()
+	cl, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	if err := cl.CheckKeys(ctx); err != nil {
+		return err
+	}
+	id := cl.Identity()
+	fmt.Fprintf(c.out, "linked: this device is %s (%s) of %s\nfingerprint: %s\n", name, id.DeviceID, id.Handle, id.Fingerprint)
+	return nil
+}

@@ -1,0 +1,39 @@
+package main
+
+// usage is the command's -help text; docs/cli.md is the same contract at
+// length.
+const usage = `mayfly is the command-line client for a Mayfly server.
+
+Usage:
+  mayfly [--home DIR] [--server URL] COMMAND [ARGS]
+
+  --home DIR     this device's state: keys, session, cursor (env MAYFLY_HOME; default ~/.mayfly)
+  --server URL   the server's base URL (env MAYFLY_SERVER; default http://127.0.0.1:8080)
+
+Commands:
+  register HANDLE                  make keys, register, log this device in
+  whoami                           handle, user id, key fingerprint
+  friend request HANDLE            ask HANDLE to be friends (accepts at once if HANDLE asked you)
+  friend accept HANDLE             accept HANDLE's request
+  friend decline HANDLE            decline HANDLE's request
+  friend remove HANDLE             end the friendship with HANDLE
+  friend block HANDLE              block HANDLE (ends friendship and requests)
+  friend unblock HANDLE            lift the block
+  friend list [--json]             friends with fingerprints, then pending requests
+  send HANDLE TEXT                 exits 0 only once the server has stored it; prints the id
+  read [--wait DURATION] [--json]  prints unread messages, then marks them read (burns them)
+  listen [--json]                  live messages and events until interrupted
+  device list                      this user's devices
+  device revoke ID                 end a device's session
+  device link                      on a new device: show a code, wait for approval, log in
+  device approve CODE              on a logged-in device: send the keys to the device showing CODE
+  token                            prints a fresh access token (for curl and NATS-native clients)
+
+--json prints one JSON object per line. A message has id, seq, from, to
+(handles), text, sent_at (RFC 3339) and self (a copy of one you sent).
+
+On failure mayfly exits non-zero and the first line on stderr starts with
+an error code, e.g. "not_friend: this user is not your friend". Codes are
+the server's (docs/api.md) or the client's own: usage, not_registered,
+already_registered, link_mismatch, key_mismatch, local (docs/cli.md).
+`

@@ -1,0 +1,230 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mayfly-im/mayfly/fabric/account"
+	"github.com/mayfly-im/mayfly/fabric/mailbox"
+	"github.com/mayfly-im/mayfly/fabric/natstest"
+	"github.com/mayfly-im/mayfly/schema"
+	"github.com/mayfly-im/mayfly/schema/envelope"
+)
+
+// anyoneMay is a mailbox.Permit that allows every send. The friend graph
+// needs Postgres and is not what these tests are about; the e2e tests use
+// the real one.
+type anyoneMay struct{}
+
+func (anyoneMay) CanMessage(context.Context, string, string) error { return nil }
+
+// feedFixture is one connection's feed on a real NATS node and a real
+// mailbox service, without a WebSocket: frames are read from the send
+// queue, and live deliveries are handed to the feed by the test, so it can
+// lose some on purpose.
+type feedFixture struct {
+	t          *testing.T
+	mb         *mailbox.Service
+	c          *wsConn
+	alice, bob string
+	keys       envelope.Keys // both users share keys; the feed never opens envelopes
+	dlv        *nats.Subscription
+	n          int
+}
+
+func newFeedFixture(t *testing.T) *feedFixture {
+	t.Helper()
+	node := natstest.Run(t)
+	nc := natstest.Connect(t, node)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mb, err := mailbox.New(ctx, mailbox.Config{NATS: nc, Permit: anyoneMay{}, Partitions: 2, SendRate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{cfg: Config{NATS: nc, Mailbox: mb}, log: slog.New(slog.DiscardHandler), metrics: newMetrics(prometheus.NewRegistry())}
+	f := &feedFixture{t: t, mb: mb, alice: schema.NewUserID(), bob: schema.NewUserID()}
+	f.c = &wsConn{s: s, p: account.Principal{UserID: f.bob}, send: make(chan []byte, 1000), quit: make(chan struct{})}
+	if f.keys, err = envelope.NewKeys(); err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := mb.DeliverySubject(f.bob)
+	if f.dlv, err = nc.SubscribeSync(subj); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		f.c.close(1000, "test")
+		f.c.stopFeed()
+	})
+	return f
+}
+
+// send stores a message from alice to bob and returns its live delivery.
+func (f *feedFixture) send() (*mailbox.Message, uint64) {
+	f.t.Helper()
+	f.n++
+	env, err := envelope.Seal(envelope.Header{From: f.alice, To: f.bob, MsgID: fmt.Sprintf("m%d", f.n), SentAt: time.Now()},
+		f.keys, f.keys.Public(), []byte("x"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.mb.Send(context.Background(), f.alice, f.bob, env); err != nil {
+		f.t.Fatal(err)
+	}
+	raw, err := f.dlv.NextMsg(5 * time.Second)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	m, prev, err := mailbox.ParseDelivery(raw)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return &m, prev
+}
+
+// next returns the next queued frame.
+func (f *feedFixture) next() any {
+	f.t.Helper()
+	select {
+	case b := <-f.c.send:
+		fr, err := schema.DecodeServerFrame(b)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return fr
+	case <-time.After(5 * time.Second):
+		f.t.Fatal("no frame within 5s")
+		return nil
+	}
+}
+
+// wantMsgs checks the next frames are msg frames with seqs, chained from prev.
+func (f *feedFixture) wantMsgs(prev uint64, seqs ...uint64) {
+	f.t.Helper()
+	for _, seq := range seqs {
+		m, ok := f.next().(*schema.MsgFrame)
+		if !ok || m.Seq != seq || m.PrevSeq != prev {
+			f.t.Fatalf("got %s, want msg %d after %d", mustEncode(m), seq, prev)
+		}
+		prev = seq
+	}
+}
+
+func mustEncode(f any) string { b, _ := schema.EncodeFrame(f); return string(b) }
+
+// idle waits until no replay runs, then checks nothing is queued.
+func (f *feedFixture) idle() {
+	f.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.c.feed.mu.Lock()
+		busy := f.c.feed.replaying
+		f.c.feed.mu.Unlock()
+		if !busy {
+			break
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatal("replay still running after 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case b := <-f.c.send:
+		f.t.Fatalf("unexpected frame %s", b)
+	default:
+	}
+}
+
+// TestGatewayFeedGapHeal: deliveries lost between NATS and the gateway are
+// noticed from the next delivery's previous seq and fetched, in order and
+// without duplicates; a gap whose messages were burned meanwhile heals to
+// nothing; a later sync restarts the chain from its cursor.
+func TestGatewayFeedGapHeal(t *testing.T) {
+	f := newFeedFixture(t)
+	m1, _ := f.send()
+	m2, _ := f.send()
+	if err := f.c.handleSync(&schema.SyncFrame{Type: schema.FrameSync, ID: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	f.wantMsgs(0, m1.Seq, m2.Seq)
+	if s, ok := f.next().(*schema.SyncedFrame); !ok || s.ID != "s1" || s.LastSeq != m2.Seq {
+		t.Fatalf("want synced s1 at %d, got %s", m2.Seq, mustEncode(s))
+	}
+	f.idle()
+
+	// m3 and m4 are lost; m5 reveals the gap.
+	m3, _ := f.send()
+	m4, _ := f.send()
+	m5, prev5 := f.send()
+	f.c.live(m5, prev5)
+	f.wantMsgs(m2.Seq, m3.Seq, m4.Seq, m5.Seq)
+	f.idle()
+	f.c.live(m3, 0) // a late duplicate
+	f.idle()
+
+	// m6 is lost and both m6 and m7 are burned before the heal runs.
+	m6, _ := f.send()
+	m7, prev7 := f.send()
+	for _, seq := range []uint64{m6.Seq, m7.Seq} {
+		if _, err := f.mb.Read(context.Background(), f.bob, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.c.live(m7, prev7)
+	f.idle()
+	m8, prev8 := f.send()
+	if prev8 != m5.Seq {
+		t.Fatalf("prev of m8 = %d, want %d (the newest unburned)", prev8, m5.Seq)
+	}
+	f.c.live(m8, prev8)
+	f.wantMsgs(m5.Seq, m8.Seq)
+	f.idle()
+
+	if err := f.c.handleSync(&schema.SyncFrame{Type: schema.FrameSync, ID: "s2", Cursor: m2.Seq}); err != nil {
+		t.Fatal(err)
+	}
+	f.wantMsgs(m2.Seq, m3.Seq, m4.Seq, m5.Seq, m8.Seq)
+	if s, ok := f.next().(*schema.SyncedFrame); !ok || s.ID != "s2" || s.LastSeq != m8.Seq {
+		t.Fatalf("want synced s2 at %d, got %s", m8.Seq, mustEncode(s))
+	}
+}
+
+// TestGatewayFeedBuffersDuringReplay: live messages and message events
+// that arrive while a replay runs are held and sent after it, in order:
+// a burn event always after the message it burns, each message once.
+func TestGatewayFeedBuffersDuringReplay(t *testing.T) {
+	f := newFeedFixture(t)
+	m1, _ := f.send()
+	m2, prev2 := f.send()
+	d := &f.c.feed
+	// Pretend a replay is running so live input is buffered, as it is while
+	// the replay goroutine fetches.
+	d.mu.Lock()
+	d.synced, d.replaying, d.epoch = true, true, 1
+	d.syncIDs = []string{"s"}
+	d.mu.Unlock()
+	f.c.live(m2, prev2)
+	f.c.messageEvent(&schema.Event{Type: schema.EventBurned, Seq: m1.Seq})
+	f.c.live(m2, prev2) // duplicate delivery
+	select {
+	case b := <-f.c.send:
+		t.Fatalf("frame %s sent while replaying", b)
+	default:
+	}
+	d.wg.Add(1) // the replay goroutine that startReplayLocked would start
+	go f.c.replay()
+	f.wantMsgs(0, m1.Seq, m2.Seq)
+	if s, ok := f.next().(*schema.SyncedFrame); !ok || s.LastSeq != m2.Seq {
+		t.Fatalf("want synced at %d, got %s", m2.Seq, mustEncode(s))
+	}
+	if ev, ok := f.next().(*schema.EventFrame); !ok || ev.Event.Type != schema.EventBurned || ev.Event.Seq != m1.Seq {
+		t.Fatalf("want the burn event after the messages, got %s", mustEncode(ev))
+	}
+	f.idle()
+}

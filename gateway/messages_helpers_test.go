@@ -60,10 +60,10 @@ type wsDevice struct {
 	ids  atomic.Int64
 
 	mu     sync.Mutex
-	frames []any          // decoded server frames in arrival order
-	closed error          // the read error that ended the connection
-	change chan struct{}  // closed and replaced on every append
-	wmu    sync.Mutex     // serializes writes
+	frames []any         // decoded server frames in arrival order
+	closed error         // the read error that ended the connection
+	change chan struct{} // closed and replaced on every append
+	wmu    sync.Mutex    // serializes writes
 	hello  *schema.HelloFrame
 }
 

@@ -121,14 +121,14 @@ func (db *DB) TakeLinkBundle(ctx context.Context, code string, secretHash []byte
 	var l Link
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		l = Link{Code: code}
-		var approvedBy, handle *string
+		var approvedBy *string
+		// No join here: a row locked while an approval commits is re-read
+		// (EvalPlanQual), but a joined row would not be, so the approver's
+		// handle is read separately below.
 		err := tx.QueryRow(ctx, `
-			SELECT l.public_key, l.created_at, l.expires_at, l.approved_by, u.handle,
-				l.bundle_epk, l.bundle_nonce, l.bundle_ct
-			FROM link_requests l LEFT JOIN users u ON u.id = l.approved_by
-			WHERE l.code = $1 AND l.secret_hash = $2 FOR UPDATE OF l`, code, secretHash).
-			Scan(&l.PublicKey, &l.CreatedAt, &l.ExpiresAt, &approvedBy, &handle,
-				&l.Bundle.EPK, &l.Bundle.Nonce, &l.Bundle.CT)
+			SELECT public_key, created_at, expires_at, approved_by, bundle_epk, bundle_nonce, bundle_ct
+			FROM link_requests WHERE code = $1 AND secret_hash = $2 FOR UPDATE`, code, secretHash).
+			Scan(&l.PublicKey, &l.CreatedAt, &l.ExpiresAt, &approvedBy, &l.Bundle.EPK, &l.Bundle.Nonce, &l.Bundle.CT)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return ErrNotFound
@@ -139,7 +139,10 @@ func (db *DB) TakeLinkBundle(ctx context.Context, code string, secretHash []byte
 		case approvedBy == nil:
 			return nil
 		}
-		l.ApprovedBy, l.ApprovedHandle = *approvedBy, deref(handle)
+		l.ApprovedBy = *approvedBy
+		if err := tx.QueryRow(ctx, `SELECT handle FROM users WHERE id = $1`, l.ApprovedBy).Scan(&l.ApprovedHandle); err != nil {
+			return fmt.Errorf("take link bundle: approver: %w", err)
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM link_requests WHERE code = $1`, code); err != nil {
 			return fmt.Errorf("take link bundle: delete: %w", err)
 		}
@@ -149,11 +152,4 @@ func (db *DB) TakeLinkBundle(ctx context.Context, code string, secretHash []byte
 		return Link{}, err
 	}
 	return l, nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }

@@ -127,3 +127,33 @@ func TestLinksConcurrentApprove(t *testing.T) {
 		t.Fatalf("%d approvals succeeded, want 1", ok)
 	}
 }
+
+// TestLinksTakeDuringApprove: a poll that races an approval sees either
+// the pending request or the whole approval, the approver's handle
+// included, never a half.
+func TestLinksTakeDuringApprove(t *testing.T) {
+	db := storetest.New(t)
+	ctx := context.Background()
+	alice := newUser(t, db, "alice")
+	for range 30 {
+		code, secret := newLink(t, db, time.Minute)
+		approved := make(chan error, 1)
+		go func() { approved <- db.ApproveLink(ctx, code, alice.ID, "dphone", sealed()) }()
+		for {
+			l, err := db.TakeLinkBundle(ctx, code, secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.ApprovedBy == "" {
+				continue
+			}
+			if l.ApprovedBy != alice.ID || l.ApprovedHandle != "alice" || len(l.Bundle.CT) == 0 {
+				t.Fatalf("took %+v", l)
+			}
+			break
+		}
+		if err := <-approved; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -66,8 +66,11 @@ func rawBaseline(ctx context.Context, natsURL string, size, streams int, dur tim
 	start := time.Now()
 	end := start.Add(dur)
 	n := 0
+	// A publish blocks while baselinePending are unacknowledged (backpressure,
+	// not an error): the stall wait is as long as the ack timeout.
+	stall := jetstream.WithStallWait(30 * time.Second)
 	for ; n < maxMsgs && time.Now().Before(end) && ctx.Err() == nil; n++ {
-		if _, err := js.PublishAsync(subjects[n%streams], data); err != nil {
+		if _, err := js.PublishAsync(subjects[n%streams], data, stall); err != nil {
 			errs.Add(1)
 		}
 	}

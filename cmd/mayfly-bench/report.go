@@ -58,8 +58,8 @@ type StepReport struct {
 	LoadAvg      float64          `json:"load_avg_1m"`
 	// RatioToRaw is AckedPerSec over each raw JetStream baseline's rate.
 	RatioToRaw []float64 `json:"ratio_to_raw_jetstream,omitempty"`
-	Sustained    bool             `json:"sustained"`
-	Why          string           `json:"why,omitempty"`
+	Sustained  bool      `json:"sustained"`
+	Why        string    `json:"why,omitempty"`
 
 	Result *StepResult `json:"result"`
 }

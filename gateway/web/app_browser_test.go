@@ -184,8 +184,17 @@ func TestWebRegisterAndFriends(t *testing.T) {
 	alice.waitSelector("device list", "#devices .device")
 	alice.screenshot("devices")
 	alice.click("close devices", "#devices-close")
+
+	// A second tab of the same browser shares the session; logging out in
+	// one revokes the device, and the server closes the other's socket.
+	alice2 := alice.sibling("alice-tab2")
+	alice2.do("open app", chromedp.Navigate("http://"+a.HTTPAddr()+"/"))
+	alice2.waitSignedIn("alice")
+	alice2.waitOnline()
 	alice.click("log out", "#logout-btn")
 	alice.waitSelector("welcome back", "#login-form")
+	alice2.waitSelector("revoked tab back at the login screen", "#login-form")
+	alice2.screenshot("revoked")
 	alice.click("log in", "#login-form button[type=submit]")
 	alice.waitSignedIn("alice")
 	alice.click("open devices", "#devices-btn")

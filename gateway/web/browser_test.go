@@ -92,7 +92,19 @@ type tab struct {
 // of the page is logged to t; errors are kept for checkNoErrors.
 func newTab(t *testing.T, browser context.Context, name string) *tab {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	return openTab(t, browser, name, chromedp.WithNewBrowserContext())
+}
+
+// sibling opens another tab in tb's browser context: the same person's
+// browser, sharing its storage (and so its keys and session).
+func (tb *tab) sibling(name string) *tab {
+	tb.t.Helper()
+	return openTab(tb.t, tb.ctx, name)
+}
+
+func openTab(t *testing.T, parent context.Context, name string, opts ...chromedp.ContextOption) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(parent, opts...)
 	if err := chromedp.Do(ctx); err != nil {
 		cancel()
 		t.Fatalf("%s: open tab: %v", name, err)

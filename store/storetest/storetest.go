@@ -103,4 +103,3 @@ func New(t testing.TB) *store.DB {
 // Server returns the running private Postgres (for tests that need its
 // socket or want to look at its files).
 func Server() *pgserver.Server { return server }
-

@@ -4,7 +4,7 @@
 import * as api from "./api.js";
 import * as envelope from "./envelope.js";
 import * as keystore from "./keystore.js";
-import { $, h, replace } from "./dom.js";
+import { h, replace } from "./dom.js";
 import { Messenger } from "./messenger.js";
 import { ChatView } from "./chatview.js";
 import { DevicesDialog } from "./devices.js";
@@ -108,14 +108,14 @@ function signedIn(identity, session) {
     if (ended) return;
     ended = true;
     m.stop();
-    keystore.clearSession().then(() => { welcome(identity); toast(why, "warn"); });
+    keystore.clearSession(session.deviceID).then(() => { welcome(identity); toast(why, "warn"); });
   }
   m.conn.addEventListener("revoked", () => endSession("This device was revoked."));
   m.addEventListener("devices", () => devices.refresh());
   m.addEventListener("change", () => {
     status.textContent = m.conn.status;
     status.className = "status " + m.conn.status;
-    renderSidebar(sidebar, m, chat);
+    renderSidebar(sidebar, m);
     chat.render();
   });
   const tick = setInterval(() => { if (ended) clearInterval(tick); else { m.expire(); chat.tick(); } }, 1000);
@@ -130,7 +130,7 @@ async function logout(client, session) {
   }
 }
 
-function renderSidebar(el, m, chat) {
+function renderSidebar(el, m) {
   // Re-render only on a visible change, so a click is never lost to a
   // re-render between mouse down and up.
   const sig = JSON.stringify([m.requests, m.openChat, [...m.friends.values()].map((f) =>

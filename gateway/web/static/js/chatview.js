@@ -2,7 +2,7 @@
 // messages with their burn state and countdown to the 60-minute limit,
 // recall of unread sent messages, and the composer.
 
-import { $, h, replace } from "./dom.js";
+import { h, replace } from "./dom.js";
 import { MESSAGE_TTL_MS } from "./messenger.js";
 import { errorText, toast } from "./notify.js";
 

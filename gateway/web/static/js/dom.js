@@ -32,6 +32,3 @@ export function replace(el, ...children) {
   el.replaceChildren();
   append(el, children);
 }
-
-/** $ returns the first element matching selector. */
-export const $ = (sel, root = document) => root.querySelector(sel);

@@ -57,7 +57,15 @@ export const loadIdentity = () => get("identity");
 export const saveIdentity = (id) => put("identity", id);
 export const loadSession = () => get("session");
 export const saveSession = (s) => put("session", s);
-export const clearSession = () => del("session");
+
+/**
+ * clearSession removes the stored session if it is deviceID's: another tab
+ * may have logged in again already, and its new session must stay.
+ */
+export async function clearSession(deviceID) {
+  const s = await loadSession();
+  if (s && s.deviceID === deviceID) await del("session");
+}
 
 /** forget removes the identity and the session: the keys are gone for good. */
 export async function forget() {

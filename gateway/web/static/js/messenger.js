@@ -51,7 +51,8 @@ export class Messenger extends EventTarget {
       }
       this.changed();
     });
-    document.addEventListener("visibilitychange", () => this.markShownRead());
+    this.onVisible = () => this.markShownRead();
+    document.addEventListener("visibilitychange", this.onVisible);
   }
 
   enqueue(fn) {
@@ -68,6 +69,7 @@ export class Messenger extends EventTarget {
   }
 
   stop() {
+    document.removeEventListener("visibilitychange", this.onVisible);
     this.conn.stop();
   }
 

@@ -3,17 +3,18 @@ BIN     ?= bin
 PKGS    ?= ./...
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench build fuzz
+.PHONY: help run test lint bench bench-micro build fuzz
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
 run: ## run mayflyd on embedded defaults (data in ./mayfly-data; installs PostgreSQL where missing)
 	./deploy/ensure-postgres.sh
 	$(GO) run ./cmd/mayflyd $(ARGS)
 
-test: ## run every test with -race against real Postgres and in-process NATS
+test: ## run every test with -race against real Postgres, in-process NATS and headless Chromium
 	./deploy/ensure-postgres.sh
+	./deploy/ensure-chromium.sh
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 
 lint: ## go vet and gofmt check
@@ -25,7 +26,13 @@ fuzz: ## run each fuzz target for a short while (FUZZTIME=30s)
 	$(GO) test -run='^$$' -fuzz=FuzzTokenVerify -fuzztime=$${FUZZTIME:-30s} ./fabric/token
 	$(GO) test -run='^$$' -fuzz=FuzzGatewayDecodeJSON -fuzztime=$${FUZZTIME:-30s} ./gateway
 
-bench: ## run the Go benchmarks (short)
+bench: ## short mayfly-bench runs of scenarios 1 and 2 (under 2 minutes; see BENCHMARKS.md)
+	./deploy/ensure-postgres.sh
+	$(GO) build -o $(BIN)/ ./cmd/mayflyd ./cmd/mayfly-bench
+	$(BIN)/mayfly-bench -conns 2000 -gateways 3 -workers 2 -rate 1000 -duration 10s -drain 10s -baseline 0 -quiet $(BENCH_ARGS)
+	$(BIN)/mayfly-bench -conns 1000 -rate 250,500,1000 -duration 5s -drain 10s -max-p99 100ms -baseline 2s -quiet $(BENCH_ARGS)
+
+bench-micro: ## run the Go micro-benchmarks (go test -bench; several minutes)
 	./deploy/ensure-postgres.sh
 	$(GO) test -run='^$$' -bench=. -benchtime=2s $(PKGS)
 

@@ -9,12 +9,5 @@ if [ -x "$CHROMIUM" ]; then
 	exit 0
 fi
 echo "ensure-chromium: $CHROMIUM not found; installing the chromium package" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-if ! command -v apt-get >/dev/null 2>&1; then
-	echo "ensure-chromium: no apt-get here; install Chromium yourself and set MAYFLY_CHROMIUM to its binary" >&2
-	exit 1
-fi
-$SUDO apt-get update -q
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium
+"$(dirname "$0")/apt-install.sh" chromium
 [ -x "$CHROMIUM" ] || { echo "ensure-chromium: installed chromium but $CHROMIUM is still missing" >&2; exit 1; }

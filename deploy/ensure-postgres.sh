@@ -18,12 +18,5 @@ if have_pg; then
 	exit 0
 fi
 echo "ensure-postgres: PostgreSQL server binaries not found; installing the postgresql package" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-if ! command -v apt-get >/dev/null 2>&1; then
-	echo "ensure-postgres: no apt-get here; install PostgreSQL (initdb and postgres) yourself, or set MAYFLY_PG_BINDIR" >&2
-	exit 1
-fi
-$SUDO apt-get update -q
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends postgresql
+"$(dirname "$0")/apt-install.sh" postgresql
 have_pg || { echo "ensure-postgres: installed postgresql but initdb/postgres still not found" >&2; exit 1; }

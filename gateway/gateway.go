@@ -23,6 +23,7 @@ import (
 
 	"github.com/mayfly-im/mayfly/fabric/account"
 	"github.com/mayfly-im/mayfly/fabric/friends"
+	"github.com/mayfly-im/mayfly/fabric/keyrate"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/fabric/presence"
 	"github.com/mayfly-im/mayfly/gateway/web"
@@ -79,7 +80,7 @@ type Server struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	upgrader websocket.Upgrader
-	anon     *ipLimiter
+	anon     *keyrate.Limiter // per client address (/64 for IPv6)
 	metrics  *metrics
 	hub      *hub
 	tracker  *presence.Tracker // nil without cfg.Presence
@@ -123,7 +124,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		mux:      http.NewServeMux(),
-		anon:     newIPLimiter(cfg.AnonRate, cfg.AnonBurst),
+		anon:     keyrate.New(cfg.AnonRate, cfg.AnonBurst),
 		metrics:  newMetrics(cfg.Registry),
 		shutdown: make(chan struct{}),
 	}

@@ -139,7 +139,7 @@ func principal(r *http.Request) account.Principal {
 // anonLimited wraps h with the per-IP limit for unauthenticated requests.
 func (s *Server) anonLimited(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if !s.anon.allow(clientIP(r)) {
+		if !s.anon.Allow(clientIP(r)) {
 			return schema.Errorf(schema.CodeRateLimited, "too many requests from this address; slow down")
 		}
 		return h(w, r)

@@ -52,6 +52,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mayfly-im/mayfly/fabric/keyrate"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -114,7 +115,7 @@ type Service struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	log     *slog.Logger
-	limiter *userLimiter // nil when unlimited
+	limiter *keyrate.Limiter // per sending user; nil when unlimited
 }
 
 // Message is one stored message as seen from the mailbox owner's side.
@@ -203,7 +204,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, nc: cfg.NATS, js: js, log: cfg.Logger}
 	if cfg.SendRate >= 0 {
-		s.limiter = newUserLimiter(cfg.SendRate, cfg.SendBurst)
+		s.limiter = keyrate.New(cfg.SendRate, cfg.SendBurst)
 	}
 	if err := s.ensureStreams(ctx); err != nil {
 		return nil, err

@@ -79,7 +79,7 @@ func (s *Service) checkSend(ctx context.Context, from, to string, env []byte) (o
 	if h.From != from || h.To != to {
 		return outgoing{}, schema.Errorf(schema.CodeInvalidEnvelope, "the envelope's sender or recipient does not match")
 	}
-	if s.limiter != nil && !s.limiter.allow(from) {
+	if s.limiter != nil && !s.limiter.Allow(from) {
 		return outgoing{}, schema.Errorf(schema.CodeRateLimited, "too many messages; slow down")
 	}
 	if err := s.cfg.Permit.CanMessage(ctx, from, to); err != nil {

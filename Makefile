@@ -23,6 +23,7 @@ lint: ## go vet and gofmt check
 
 fuzz: ## run each fuzz target for a short while (FUZZTIME=30s)
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$${FUZZTIME:-30s} ./schema/envelope
+	$(GO) test -run='^$$' -fuzz=FuzzFrameDecode -fuzztime=$${FUZZTIME:-30s} ./schema
 	$(GO) test -run='^$$' -fuzz=FuzzTokenVerify -fuzztime=$${FUZZTIME:-30s} ./fabric/token
 	$(GO) test -run='^$$' -fuzz=FuzzGatewayDecodeJSON -fuzztime=$${FUZZTIME:-30s} ./gateway
 

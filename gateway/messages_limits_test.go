@@ -152,7 +152,7 @@ func TestGatewayMessagesBadFramesClose(t *testing.T) {
 // answered rate_limited and a flood closes with 4004; sends over the
 // per-user rate are answered rate_limited and store nothing.
 func TestGatewayMessagesRateLimits(t *testing.T) {
-	e := startMsgEnv(t, app.Config{WSFrameRate: 0.5, WSFrameBurst: 5, SendRate: 0.1, SendBurst: 2})
+	e := startMsgEnv(t, app.Config{WSFrameRate: 0.1, WSFrameBurst: 5, SendRate: 0.1, SendBurst: 2})
 	alice, bob := e.friends("alice", "bob")
 	a := dialWS(t, e, alice)
 	a.send(bob, "1")

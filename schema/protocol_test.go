@@ -1,6 +1,9 @@
 package schema
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -148,5 +151,30 @@ func TestProtocolDecodeServerFrameUnknown(t *testing.T) {
 	f, err := DecodeServerFrame([]byte(`{"type":"pong","id":"1","added":true}`))
 	if err != nil || f.(*PongFrame).ID != "1" {
 		t.Fatalf("DecodeServerFrame with an added member = %v, %v", f, err)
+	}
+}
+
+// TestProtocolDocs: docs/protocol.md has a table row for every frame type
+// in both directions and every close code.
+func TestProtocolDocs(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docs", "protocol.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for typ := range requestTypes {
+		if !strings.Contains(doc, "| `"+typ+"` |") {
+			t.Errorf("docs/protocol.md: no row for client frame %q", typ)
+		}
+	}
+	for typ := range serverTypes {
+		if !strings.Contains(doc, "| `"+typ+"` |") {
+			t.Errorf("docs/protocol.md: no row for server frame %q", typ)
+		}
+	}
+	for _, code := range []int{CloseTokenRevoked, CloseSlowConsumer, CloseBadFrames, CloseRateLimited} {
+		if !strings.Contains(doc, fmt.Sprintf("| %d |", code)) {
+			t.Errorf("docs/protocol.md: no row for close code %d", code)
+		}
 	}
 }

@@ -25,6 +25,7 @@ type clusterConfig struct {
 	Gateways     int    // extra gateway processes; 0: clients use the core
 	SyncInterval string // embedded JetStream fsync: "always" or a duration
 	Pprof        bool   // serve pprof on a loopback port in every process
+	GOMAXPROCS   int    // if > 0, the GOMAXPROCS of every mayflyd
 }
 
 // serverProc is one running mayflyd.
@@ -140,6 +141,9 @@ func startServer(ctx context.Context, cfg clusterConfig, name string, args []str
 		return nil, err
 	}
 	cmd := exec.Command(cfg.Mayflyd, args...)
+	if cfg.GOMAXPROCS > 0 {
+		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", cfg.GOMAXPROCS))
+	}
 	cmd.Stdout = lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	stderr, err := cmd.StderrPipe()

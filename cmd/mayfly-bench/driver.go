@@ -97,7 +97,7 @@ func (d *driver) startServers(ctx context.Context) error {
 	fmt.Fprintf(d.prog, "data directory %s\n", d.dir)
 	d.cl, err = startCluster(ctx, clusterConfig{
 		Mayflyd: bin, Dir: d.dir, Gateways: d.o.Gateways,
-		SyncInterval: d.o.SyncInterval, Pprof: d.o.PprofDir != "",
+		SyncInterval: d.o.SyncInterval, Pprof: d.o.PprofDir != "", GOMAXPROCS: d.o.ServerProcs,
 	})
 	if err != nil {
 		return err
@@ -152,6 +152,13 @@ func (d *driver) startGenerators() error {
 		runID[i] = alphabet[int(runID[i])%len(alphabet)]
 	}
 	d.plan = splitUsers(d.o, d.clientURLs(), string(runID))
+	if d.cl != nil && len(d.cl.gateways) > 0 {
+		// Set-up traffic goes to the core, so the gateways hold nothing
+		// but WebSockets when their memory is measured.
+		for i := range d.plan {
+			d.plan[i].SetupURL = "http://" + d.cl.core.HTTP
+		}
+	}
 	if d.newGen == nil {
 		d.newGen = startGenerator
 	}

@@ -74,6 +74,7 @@ type options struct {
 	NATSURL      string        `json:"-"`
 	Mayflyd      string        `json:"mayflyd"`
 	SyncInterval string        `json:"sync_interval"`
+	ServerProcs  int           `json:"server_gomaxprocs,omitempty"`
 	Payload      int           `json:"payload_bytes"`
 	Baseline     time.Duration `json:"baseline_ns"`
 	BaselineMax  int           `json:"baseline_max"`
@@ -105,6 +106,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.NATSURL, "nats-url", "", "with -url: NATS URL with credentials for the raw JetStream baseline (skipped without)")
 	fs.StringVar(&o.Mayflyd, "mayflyd", "", "mayflyd binary (default: next to this binary, then $PATH)")
 	fs.StringVar(&o.SyncInterval, "sync-interval", "always", "JetStream fsync of the started core: always (the default and production setting) or a duration, for comparison")
+	fs.IntVar(&o.ServerProcs, "server-gomaxprocs", 0, "GOMAXPROCS of the started mayflyd processes (0: Go's default, the CPU count); nats-server sizes its JetStream API worker pool by it")
 	fs.IntVar(&o.Payload, "payload", 100, "plaintext payload bytes per message (sealed envelopes are ~620 bytes larger)")
 	fs.DurationVar(&o.Baseline, "baseline", 5*time.Second, "time of the raw JetStream baseline (0 skips it)")
 	fs.IntVar(&o.BaselineMax, "baseline-max", 2_000_000, "most messages the raw JetStream baseline publishes")

@@ -178,8 +178,12 @@ func (r *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "\n## mayfly-bench %s: %d connections, %d generator process(es), %d extra gateway(s)\n\n",
 		r.Options.Mode, r.Options.Conns, r.Options.Workers, r.Options.Gateways)
 	fmt.Fprintf(w, "command: `%s`\n\n", r.Command)
-	fmt.Fprintf(w, "machine: %d CPUs (%s), %d MB RAM, Linux %s, %s; load average %.1f at start, %.1f at end; JetStream sync %s\n\n",
-		m.CPUs, m.CPUModel, m.MemoryMB, m.Kernel, m.GoVersion, m.LoadAvg, r.LoadAvgEnd, r.Options.SyncInterval)
+	procs := "default"
+	if r.Options.ServerProcs > 0 {
+		procs = fmt.Sprint(r.Options.ServerProcs)
+	}
+	fmt.Fprintf(w, "machine: %d CPUs (%s), %d MB RAM, Linux %s, %s; load average %.1f at start, %.1f at end; JetStream sync %s; server GOMAXPROCS %s\n\n",
+		m.CPUs, m.CPUModel, m.MemoryMB, m.Kernel, m.GoVersion, m.LoadAvg, r.LoadAvgEnd, r.Options.SyncInterval, procs)
 	fmt.Fprintf(w, "set-up (not timed): %d users registered, logged in and befriended in %.1f s; %d WebSockets connected and synced in %.1f s\n\n",
 		r.Setup.Users, r.Setup.UsersSeconds, r.Setup.Connections, r.Setup.ConnectSeconds)
 	for _, b := range r.Baselines {

@@ -23,7 +23,8 @@ import (
 type user struct {
 	idx     int // index in the worker's users
 	handle  string
-	base    string // gateway base URL, http://host:port
+	base    string // gateway base URL of its WebSocket, http://host:port
+	api     string // base URL of its HTTP API calls
 	keys    envelope.Keys
 	id      string // user id, after registration
 	partner *user
@@ -125,7 +126,7 @@ func (a *apiClient) register(ctx context.Context, u *user) error {
 		KexKey:  base64.RawURLEncoding.EncodeToString(pk.Kex),
 	}
 	var out schema.User
-	if err := a.do(ctx, "POST", u.base+"/v1/register", "", req, &out); err != nil {
+	if err := a.do(ctx, "POST", u.api+"/v1/register", "", req, &out); err != nil {
 		return fmt.Errorf("register %s: %w", u.handle, err)
 	}
 	u.id = out.UserID
@@ -135,7 +136,7 @@ func (a *apiClient) register(ctx context.Context, u *user) error {
 // login logs u in as device "bench", answering a signed challenge.
 func (a *apiClient) login(ctx context.Context, u *user) error {
 	var ch schema.Challenge
-	if err := a.do(ctx, "POST", u.base+"/v1/login/challenge", "", schema.ChallengeRequest{Handle: u.handle}, &ch); err != nil {
+	if err := a.do(ctx, "POST", u.api+"/v1/login/challenge", "", schema.ChallengeRequest{Handle: u.handle}, &ch); err != nil {
 		return fmt.Errorf("login %s: challenge: %w", u.handle, err)
 	}
 	nonce, err := base64.RawURLEncoding.DecodeString(ch.Nonce)
@@ -145,7 +146,7 @@ func (a *apiClient) login(ctx context.Context, u *user) error {
 	sig := ed25519.Sign(u.keys.Sign, schema.LoginMessage(ch.ChallengeID, nonce))
 	req := schema.LoginRequest{ChallengeID: ch.ChallengeID, Signature: base64.RawURLEncoding.EncodeToString(sig), DeviceName: "bench"}
 	var s schema.Session
-	if err := a.do(ctx, "POST", u.base+"/v1/login", "", req, &s); err != nil {
+	if err := a.do(ctx, "POST", u.api+"/v1/login", "", req, &s); err != nil {
 		return fmt.Errorf("login %s: %w", u.handle, err)
 	}
 	u.mu.Lock()
@@ -160,7 +161,7 @@ func (a *apiClient) refresh(ctx context.Context, u *user) error {
 	rt := u.session.RefreshToken
 	u.mu.Unlock()
 	var s schema.Session
-	if err := a.do(ctx, "POST", u.base+"/v1/refresh", "", schema.RefreshRequest{RefreshToken: rt}, &s); err != nil {
+	if err := a.do(ctx, "POST", u.api+"/v1/refresh", "", schema.RefreshRequest{RefreshToken: rt}, &s); err != nil {
 		return fmt.Errorf("refresh %s: %w", u.handle, err)
 	}
 	u.mu.Lock()
@@ -171,11 +172,11 @@ func (a *apiClient) refresh(ctx context.Context, u *user) error {
 
 // befriend makes a and b friends: a requests, b accepts.
 func (a *apiClient) befriend(ctx context.Context, x, y *user) error {
-	err := a.do(ctx, "POST", x.base+"/v1/friends/requests", x.token(), schema.HandleRequest{Handle: y.handle}, nil)
+	err := a.do(ctx, "POST", x.api+"/v1/friends/requests", x.token(), schema.HandleRequest{Handle: y.handle}, nil)
 	if err != nil && !schema.HasCode(err, schema.CodeRequestExists) && !schema.HasCode(err, schema.CodeAlreadyFriends) {
 		return fmt.Errorf("friend request %s -> %s: %w", x.handle, y.handle, err)
 	}
-	err = a.do(ctx, "POST", y.base+"/v1/friends/requests/"+url.PathEscape(x.handle)+"/accept", y.token(), nil, nil)
+	err = a.do(ctx, "POST", y.api+"/v1/friends/requests/"+url.PathEscape(x.handle)+"/accept", y.token(), nil, nil)
 	if err != nil && !schema.HasCode(err, schema.CodeNoRequest) {
 		return fmt.Errorf("accept %s -> %s: %w", x.handle, y.handle, err)
 	}

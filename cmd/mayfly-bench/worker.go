@@ -23,6 +23,10 @@ type WorkerConfig struct {
 	Users     int      `json:"users"`
 	Gateways  []string `json:"gateways"` // base URLs; user g connects to Gateways[g % len]
 	RunID     string   `json:"run_id"`   // makes handles unique per run
+	// SetupURL, if set, takes every HTTP API call (registration, login,
+	// friends) instead of the user's gateway, so the gateways' memory
+	// before connecting is a fresh process's.
+	SetupURL string `json:"setup_url,omitempty"`
 	// SourceIPs spreads connections over 127.0.0.10 .. 127.0.0.(9+n) to
 	// get past one source address's ephemeral port range; 0 lets the
 	// kernel choose.
@@ -58,7 +62,10 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	case len(cfg.Gateways) == 0:
 		return nil, fmt.Errorf("worker %d: no gateway", cfg.ID)
 	}
-	for _, g := range cfg.Gateways {
+	for _, g := range append([]string{cfg.SetupURL}, cfg.Gateways...) {
+		if g == "" {
+			continue
+		}
 		if err := checkLoopbackURL(g); err != nil {
 			return nil, err
 		}
@@ -72,10 +79,14 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 			return nil, err
 		}
 		g := cfg.FirstUser + i
-		w.users = append(w.users, &user{
+		u := &user{
 			idx: i, handle: fmt.Sprintf("b%s_%d", cfg.RunID, g),
-			base: cfg.Gateways[g%len(cfg.Gateways)], keys: k,
-		})
+			base: cfg.Gateways[g%len(cfg.Gateways)], api: cfg.SetupURL, keys: k,
+		}
+		if u.api == "" {
+			u.api = u.base
+		}
+		w.users = append(w.users, u)
 	}
 	for i := 0; i < len(w.users); i += 2 {
 		w.users[i].partner, w.users[i+1].partner = w.users[i+1], w.users[i]

@@ -212,10 +212,22 @@ func (a *App) openDB(ctx context.Context) error {
 	return nil
 }
 
+// syncQueueLen bounds the messages a synchronous subscription buffers: far
+// above the largest Direct Get batch Mayfly asks for (mailbox replay: 256
+// messages; presence: 64 filters of a few keys each), far below nats.go's
+// default.
+const syncQueueLen = 1024
+
 // connectNATS starts the embedded NATS server, or connects to NATSURL.
 func (a *App) connectNATS() error {
 	opts := []nats.Option{
 		nats.MaxReconnects(-1),
+		// Each synchronous subscription (the Direct Get batches of replay
+		// and presence reads, one per WebSocket connect) gets a channel of
+		// this many slots; nats.go's default of 65,536 allocates 512 KiB
+		// per read. A batch is at most a few hundred messages
+		// (BENCHMARKS.md, idle connections).
+		nats.SyncQueueLen(syncQueueLen),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { a.log.Warn("nats disconnected", "err", err) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { a.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
 	}

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -111,6 +112,8 @@ type App struct {
 	// native holds the auth callout for NATS-native clients (native.go).
 	native nativeAuth
 	gw     *gateway.Server
+	// liveGW is gw for NATS callbacks, which run on their own goroutines.
+	liveGW atomic.Pointer[gateway.Server]
 	// friends is the friend graph service; the send path asks it CanMessage.
 	friends *friends.Service
 	// mailbox is the message relay and burn service.
@@ -229,7 +232,17 @@ func (a *App) connectNATS() error {
 		// (BENCHMARKS.md, idle connections).
 		nats.SyncQueueLen(syncQueueLen),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { a.log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { a.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			a.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			// Revocations published while we were away are lost: look again.
+			if gw := a.liveGW.Load(); gw != nil {
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					gw.RecheckDevices(ctx)
+				}()
+			}
+		}),
 	}
 	if a.cfg.NATSURL != "" {
 		nc, err := nats.Connect(a.cfg.NATSURL, append(opts, nats.Name("mayflyd"))...)
@@ -345,6 +358,7 @@ func (a *App) startGateway() error {
 	if err != nil {
 		return err
 	}
+	a.liveGW.Store(a.gw)
 	a.ln, err = net.Listen("tcp", a.cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("listen http: %w", err)
@@ -352,6 +366,8 @@ func (a *App) startGateway() error {
 	a.http = &http.Server{
 		Handler:           a.gw.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second, // bodies are at most 16 KiB; WebSockets set their own deadlines
+		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}

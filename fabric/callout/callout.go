@@ -33,6 +33,7 @@ import (
 
 	"github.com/mayfly-im/mayfly/fabric"
 	"github.com/mayfly-im/mayfly/fabric/account"
+	"github.com/mayfly-im/mayfly/fabric/natsapi"
 	"github.com/mayfly-im/mayfly/fabric/node"
 	"github.com/mayfly-im/mayfly/schema"
 )
@@ -128,7 +129,7 @@ func Permissions(userID, deviceID string) jwt.Permissions {
 }
 
 // InboxPrefix is the inbox prefix a native client of userID must use.
-func InboxPrefix(userID string) string { return "_INBOX_" + userID }
+func InboxPrefix(userID string) string { return natsapi.InboxPrefix(userID) }
 
 func (r *Responder) handle(m *nats.Msg) {
 	req, err := jwt.DecodeAuthorizationRequestClaims(string(m.Data))

@@ -113,6 +113,10 @@ func (s *Service) Operations() []string {
 	return out
 }
 
+// InboxPrefix is the inbox prefix a native client of userID must use
+// (nats.CustomInboxPrefix); answers go only to subjects under it.
+func InboxPrefix(userID string) string { return "_INBOX_" + userID }
+
 // parseCaller reads svc.<user>.<device>.<op...> and validates both ids.
 func parseCaller(subject string) (caller, bool) {
 	parts := strings.SplitN(subject, ".", 4)
@@ -129,6 +133,15 @@ func (s *Service) wrap(op string, h handler) micro.HandlerFunc {
 		c, ok := parseCaller(req.Subject())
 		if !ok {
 			s.respondErr(req, schema.Errorf(schema.CodeBadRequest, "subject must be svc.<user id>.<device id>."+op))
+			return
+		}
+		// NATS checks a client's permission to publish the request, never
+		// its reply subject, and the answer goes out with the service's
+		// rights: a reply subject of the client's choosing would let it
+		// publish anything (a mailbox, the JetStream API). Answer only on
+		// the caller's own inbox; drop anything else unanswered.
+		if !strings.HasPrefix(req.Reply(), InboxPrefix(c.userID)+".") {
+			s.log.Warn("native request with a foreign reply subject dropped", "op", op, "user_id", c.userID)
 			return
 		}
 		if len(req.Data()) > maxRequest {

@@ -3,6 +3,9 @@ package app_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +17,7 @@ import (
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/fabric/callout"
+	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/fabric/natsapi"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
@@ -330,4 +334,57 @@ func TestNativeEverything(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestNativeReplySubjectInjection: NATS checks the permission to publish a
+// request, not its reply subject; the service must never answer on a subject
+// the client chose outside its own inbox (here: the JetStream API, to delete
+// a mailbox stream, and another user's mailbox).
+func TestNativeReplySubjectInjection(t *testing.T) {
+	dir := t.TempDir()
+	a := apptest.Start(t, app.Config{DataDir: dir})
+	ac := apptest.NewUser(t, a.HTTPAddr(), "alice")
+	bc := apptest.NewUser(t, a.HTTPAddr(), "bob")
+	alice := newNative(t, a, ac)
+	svc := "svc." + ac.Session.UserID + "." + ac.Session.DeviceID + "."
+	bobStream := fmt.Sprintf("MBX_%d", mailbox.Partition(bc.Session.UserID, 16))
+	victims := []string{"$JS.API.STREAM.DELETE.MBX_0", "$JS.API.STREAM.PURGE.MBX_1", "mbx." + bobStream[4:] + "." + bc.Session.UserID}
+	for _, reply := range victims {
+		// friends.block answers {}: a valid delete or purge request, and a message.
+		if err := alice.nc.PublishMsg(&nats.Msg{Subject: svc + "friends.block", Reply: reply, Data: []byte(`{"handle":"bob"}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice.nc.Flush()
+	// A normal request on the same endpoint is answered after the others.
+	alice.must("friends.blocks", nil, nil)
+
+	svcConn, err := nats.Connect(a.NATSURL(), nats.UserInfo("mayfly-service", readPassword(t, dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svcConn.Close()
+	for _, stream := range []string{"MBX_0", "MBX_1", bobStream} {
+		msg, err := svcConn.Request("$JS.API.STREAM.INFO."+stream, nil, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var info struct {
+			Error *struct{ Description string }
+			State struct{ Messages uint64 }
+		}
+		json.Unmarshal(msg.Data, &info)
+		if info.Error != nil || info.State.Messages != 0 {
+			t.Fatalf("stream %s after injected replies: %s", stream, msg.Data)
+		}
+	}
+}
+
+func readPassword(t *testing.T, dataDir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "nats", "service.password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -47,17 +47,31 @@ func PublishEvent(nc *nats.Conn, userID string, ev schema.Event) error {
 	return nil
 }
 
-// RevokedSubjects is the wildcard on which every device revocation is
-// announced to the fabric (not to clients): fab.revoked.<user>, payload the
-// device id. The auth callout listens on it to disconnect NATS clients.
+// RevokedSubjects is the wildcard on which every end of a device's sessions
+// is announced to the fabric (not to clients): fab.revoked.<user>, payload a
+// JSON [Revocation]. The auth callout listens on it to disconnect NATS clients.
 const RevokedSubjects = "fab.revoked.*"
 
-// PublishRevoked announces that deviceID of userID was revoked.
-func PublishRevoked(nc *nats.Conn, userID, deviceID string) error {
-	if !schema.ValidUserID(userID) || !schema.ValidDeviceID(deviceID) {
+// Revocation says which sessions of a device ended: those of a generation
+// below Generation, or all of them when Generation is 0.
+type Revocation struct {
+	DeviceID   string `json:"device_id"`
+	Generation int    `json:"generation,omitempty"`
+}
+
+// Ends reports whether a session of generation gen ended by r.
+func (r Revocation) Ends(gen int) bool { return r.Generation == 0 || gen < r.Generation }
+
+// PublishRevoked announces r for userID.
+func PublishRevoked(nc *nats.Conn, userID string, r Revocation) error {
+	if !schema.ValidUserID(userID) || !schema.ValidDeviceID(r.DeviceID) {
 		return ErrBadID
 	}
-	if err := nc.Publish("fab.revoked."+userID, []byte(deviceID)); err != nil {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode revocation: %w", err)
+	}
+	if err := nc.Publish("fab.revoked."+userID, b); err != nil {
 		return fmt.Errorf("publish revocation: %w", err)
 	}
 	return nil

@@ -144,7 +144,9 @@ func (h *hub) deliver(m *nats.Msg) {
 	for _, c := range h.conns(userID) {
 		switch {
 		case ev.Type == schema.EventDeviceRevoked && ev.DeviceID == c.p.DeviceID:
-			c.close(schema.CloseTokenRevoked, "token_revoked")
+			if ev.Generation == 0 || c.p.Generation < ev.Generation {
+				c.close(schema.CloseTokenRevoked, "token_revoked")
+			}
 		case isMessageEvent(ev.Type):
 			c.messageEvent(&ev)
 		default:

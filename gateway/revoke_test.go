@@ -165,3 +165,33 @@ func TestAccountWebSocketAuth(t *testing.T) {
 	}
 	wsOpen(t, alice, e.addr, true)
 }
+
+// TestAccountReloginEndsOldSession logs a device in again under the same
+// name (what a user does to kick out whoever stole its token): the old
+// session's WebSocket closes with CloseTokenRevoked, the new one stays.
+func TestAccountReloginEndsOldSession(t *testing.T) {
+	e := startAcctEnv(t, app.Config{})
+	alice := apptest.NewUser(t, e.addr, "alice")
+	stolen := wsOpen(t, alice, e.addr, false)
+	again := alice.Device("phone") // same device name: same device, next generation
+	if again.Session.DeviceID != alice.Session.DeviceID {
+		t.Fatalf("re-login made a new device %s, want %s", again.Session.DeviceID, alice.Session.DeviceID)
+	}
+	fresh := wsOpen(t, again, e.addr, false)
+	if code := wsCloseCode(stolen, time.Now().Add(time.Second)); code != schema.CloseTokenRevoked {
+		t.Fatalf("old session's websocket: close code %d within 1s, want %d", code, schema.CloseTokenRevoked)
+	}
+	if err := fresh.WriteJSON(schema.PingFrame{Type: schema.FramePing, ID: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	fresh.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		var f struct{ Type string }
+		if err := fresh.ReadJSON(&f); err != nil {
+			t.Fatalf("new session's websocket: %v", err)
+		}
+		if f.Type == schema.FramePong {
+			break
+		}
+	}
+}

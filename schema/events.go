@@ -34,6 +34,10 @@ const (
 type Event struct {
 	Type     EventType `json:"type"`
 	DeviceID string    `json:"device_id,omitempty"`
+	// Generation, on device_revoked, says that only the device's sessions
+	// older than this generation ended (a re-login or a reused refresh
+	// token); 0 means all of them (the device was revoked).
+	Generation int `json:"generation,omitempty"`
 	Peer     *User     `json:"peer,omitempty"`  // friend events: the other user
 	ByMe     bool      `json:"by_me,omitempty"` // friend events: the recipient made the change
 	// Presence is a friend's new state (presence events).

@@ -265,6 +265,11 @@ func (s *Service) Login(ctx context.Context, req schema.LoginRequest) (schema.Se
 		return schema.Session{}, s.internal("login", err)
 	}
 	s.log.Info("device logged in", "user_id", d.UserID, "device_id", d.ID)
+	if d.Generation > 1 {
+		// A re-login of an existing device: its earlier sessions ended,
+		// and their live connections must not outlive them.
+		s.revoked(d.UserID, d.ID, d.Generation)
+	}
 	return s.session(ch.Handle, d, refresh)
 }
 
@@ -291,7 +296,7 @@ func (s *Service) Refresh(ctx context.Context, req schema.RefreshRequest) (schem
 	switch {
 	case errors.Is(err, store.ErrRefreshReused):
 		s.log.Warn("refresh token reused; session chain revoked", "user_id", d.UserID, "device_id", d.ID)
-		s.revoked(d.UserID, d.ID)
+		s.revoked(d.UserID, d.ID, d.Generation)
 		return schema.Session{}, schema.Errorf(schema.CodeRefreshReused, "refresh token was already used; the session is revoked, log in again")
 	case errors.Is(err, store.ErrRefreshInvalid):
 		return schema.Session{}, schema.Errorf(schema.CodeRefreshInvalid, "refresh token is invalid, expired or revoked")
@@ -376,17 +381,19 @@ func (s *Service) RevokeDevice(ctx context.Context, p Principal, deviceID string
 		return s.internal("revoke device", err)
 	}
 	s.log.Info("device revoked", "user_id", p.UserID, "device_id", deviceID, "by_device_id", p.DeviceID)
-	s.revoked(p.UserID, deviceID)
+	s.revoked(p.UserID, deviceID, 0)
 	return nil
 }
 
 // revoked tells the fabric (NATS connections) and the user's devices
-// (WebSockets) that deviceID's sessions have ended.
-func (s *Service) revoked(userID, deviceID string) {
-	if err := fabric.PublishRevoked(s.cfg.NATS, userID, deviceID); err != nil {
+// (WebSockets) that deviceID's sessions below generation ended (all of
+// them for 0), so their live connections close.
+func (s *Service) revoked(userID, deviceID string, generation int) {
+	r := fabric.Revocation{DeviceID: deviceID, Generation: generation}
+	if err := fabric.PublishRevoked(s.cfg.NATS, userID, r); err != nil {
 		s.log.Error("publish revocation", "user_id", userID, "device_id", deviceID, "err", err)
 	}
-	s.publish(userID, schema.Event{Type: schema.EventDeviceRevoked, DeviceID: deviceID})
+	s.publish(userID, schema.Event{Type: schema.EventDeviceRevoked, DeviceID: deviceID, Generation: generation})
 }
 
 func (s *Service) publish(userID string, ev schema.Event) {

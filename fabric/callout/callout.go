@@ -75,9 +75,10 @@ type Responder struct {
 
 // clientRef names one client connection on one server.
 type clientRef struct {
-	server  string
-	cid     uint64
-	expires time.Time
+	server     string
+	cid        uint64
+	generation int // of the device session the connection was admitted with
+	expires    time.Time
 }
 
 // Start subscribes the responder.
@@ -155,7 +156,7 @@ func (r *Responder) handle(m *nats.Msg) {
 		return
 	}
 	if err == nil {
-		r.remember(p.DeviceID, clientRef{server: req.Server.ID, cid: req.ClientInformation.ID, expires: p.ExpiresAt})
+		r.remember(p.DeviceID, clientRef{server: req.Server.ID, cid: req.ClientInformation.ID, generation: p.Generation, expires: p.ExpiresAt})
 		r.log.Debug("native client authorized", "user_id", p.UserID, "device_id", p.DeviceID, "cid", req.ClientInformation.ID)
 	}
 }
@@ -221,10 +222,26 @@ func (r *Responder) pruneLocked(now time.Time) {
 
 // revoked kicks the connections of a revoked device.
 func (r *Responder) revoked(m *nats.Msg) {
-	deviceID := string(m.Data)
+	var rev fabric.Revocation
+	if err := json.Unmarshal(m.Data, &rev); err != nil {
+		r.log.Error("bad revocation on nats", "subject", m.Subject, "err", err)
+		return
+	}
+	deviceID := rev.DeviceID
+	var refs, keep []clientRef
 	r.mu.Lock()
-	refs := r.conns[deviceID]
-	delete(r.conns, deviceID)
+	for _, c := range r.conns[deviceID] {
+		if rev.Ends(c.generation) {
+			refs = append(refs, c)
+		} else {
+			keep = append(keep, c)
+		}
+	}
+	if len(keep) == 0 {
+		delete(r.conns, deviceID)
+	} else {
+		r.conns[deviceID] = keep
+	}
 	r.mu.Unlock()
 	if r.cfg.Sys == nil {
 		return

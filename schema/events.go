@@ -37,9 +37,9 @@ type Event struct {
 	// Generation, on device_revoked, says that only the device's sessions
 	// older than this generation ended (a re-login or a reused refresh
 	// token); 0 means all of them (the device was revoked).
-	Generation int `json:"generation,omitempty"`
-	Peer     *User     `json:"peer,omitempty"`  // friend events: the other user
-	ByMe     bool      `json:"by_me,omitempty"` // friend events: the recipient made the change
+	Generation int   `json:"generation,omitempty"`
+	Peer       *User `json:"peer,omitempty"`  // friend events: the other user
+	ByMe       bool  `json:"by_me,omitempty"` // friend events: the recipient made the change
 	// Presence is a friend's new state (presence events).
 	Presence *PresenceState `json:"presence,omitempty"`
 	// Presences is every friend's state (presence_snapshot events).

@@ -184,3 +184,36 @@ func (h *hub) close() {
 	}
 	h.wg.Wait()
 }
+
+// Connection caps, per gateway process: one device seldom needs more than a
+// couple of tabs, and every connection of a user multiplies the fan-out of
+// each of their messages and events.
+const (
+	MaxConnsPerDevice = 4
+	MaxConnsPerUser   = 16
+)
+
+// admit refuses a new connection of deviceID when it or its user is at its
+// cap. Concurrent handshakes may overshoot by a few; the cap bounds abuse,
+// not honest use.
+func (h *hub) admit(userID, deviceID string) *schema.Error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	u := h.users[userID]
+	if u == nil {
+		return nil
+	}
+	if len(u.conns) >= MaxConnsPerUser {
+		return schema.Errorf(schema.CodeRateLimited, "too many open connections for this user; close one first")
+	}
+	n := 0
+	for c := range u.conns {
+		if c.p.DeviceID == deviceID {
+			n++
+		}
+	}
+	if n >= MaxConnsPerDevice {
+		return schema.Errorf(schema.CodeRateLimited, "too many open connections for this device; close one first")
+	}
+	return nil
+}

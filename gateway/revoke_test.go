@@ -12,6 +12,7 @@ import (
 
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -193,5 +194,34 @@ func TestAccountReloginEndsOldSession(t *testing.T) {
 		if f.Type == schema.FramePong {
 			break
 		}
+	}
+}
+
+// TestGatewayConnectionCaps: a device may hold gateway.MaxConnsPerDevice
+// WebSockets; one more is refused with 429 rate_limited, and closing one
+// makes room again.
+func TestGatewayConnectionCaps(t *testing.T) {
+	e := startAcctEnv(t, app.Config{})
+	alice := apptest.NewUser(t, e.addr, "alice")
+	var open []*websocket.Conn
+	for i := 0; i < gateway.MaxConnsPerDevice; i++ {
+		open = append(open, wsOpen(t, alice, e.addr, false))
+	}
+	if st, code := wsRefused(t, e.addr, alice.Session.AccessToken); st != http.StatusTooManyRequests || code != schema.CodeRateLimited {
+		t.Fatalf("connection past the cap = %d %s, want 429 rate_limited", st, code)
+	}
+	open[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{schema.SubprotocolV1}}
+		c, _, err := d.Dial("ws://"+e.addr+"/v1/ws", http.Header{"Authorization": {"Bearer " + alice.Session.AccessToken}})
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no room after closing a connection: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

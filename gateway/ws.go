@@ -54,7 +54,9 @@ func (s *Server) upgradeError(w http.ResponseWriter, r *http.Request, status int
 	if status == http.StatusForbidden {
 		code = schema.CodeForbidden
 	}
-	writeJSON(w, status, schema.ErrorBody{Error: schema.Errorf(code, "websocket handshake refused: "+reason.Error())})
+	// reason is the websocket library's text: log it, never send it.
+	s.log.Debug("websocket handshake refused", "status", status, "reason", reason)
+	writeJSON(w, status, schema.ErrorBody{Error: schema.Errorf(code, "websocket handshake refused: send a GET with the WebSocket upgrade headers")})
 }
 
 // wsToken finds the access token in the Authorization header or in a
@@ -83,6 +85,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		e := schema.AsError(err)
 		s.metrics.requests.WithLabelValues("GET /v1/ws", string(e.Code)).Inc()
 		writeJSON(w, e.Code.Status(), schema.ErrorBody{Error: e})
+		return
+	}
+	if err := s.hub.admit(p.UserID, p.DeviceID); err != nil {
+		s.metrics.requests.WithLabelValues("GET /v1/ws", string(schema.CodeRateLimited)).Inc()
+		writeJSON(w, http.StatusTooManyRequests, schema.ErrorBody{Error: err})
 		return
 	}
 	s.mu.Lock()

@@ -101,7 +101,7 @@ func parseFlags(args []string) (options, error) {
 		}
 		fs.StringVar(p, name, def, usage+" (env "+env+")")
 	}
-	var origins, anonRate, anonBurst, sendRate, sendBurst, syncInterval string
+	var origins, anonRate, anonBurst, sendRate, sendBurst, syncInterval, replicas, partitions string
 	str(&cfg.DataDir, "data", "MAYFLY_DATA", "mayfly-data", "data directory: private postgres, jetstream store, keys")
 	str(&cfg.HTTPListen, "http", "MAYFLY_HTTP", "127.0.0.1:8080", "HTTP and WebSocket listen address")
 	str(&cfg.NATSListen, "nats-listen", "MAYFLY_NATS_LISTEN", "127.0.0.1:4222", "embedded NATS client listen address")
@@ -116,6 +116,8 @@ func parseFlags(args []string) (options, error) {
 	str(&sendRate, "send-rate", "MAYFLY_SEND_RATE", "5", "messages per second each user may send; negative disables the limit")
 	str(&sendBurst, "send-burst", "MAYFLY_SEND_BURST", "20", "burst of messages each user may send")
 	str(&syncInterval, "nats-sync-interval", "MAYFLY_NATS_SYNC_INTERVAL", "always", "embedded JetStream fsync: always (every write; keep it for mailboxes) or a duration, for benchmark comparisons only")
+	str(&replicas, "replicas", "MAYFLY_REPLICAS", "1", "replicas of the mailbox streams and the presence bucket: 1 embedded, 3 in a NATS cluster")
+	str(&partitions, "mailbox-partitions", "MAYFLY_MAILBOX_PARTITIONS", "16", "number of mailbox streams; fixed when they are first created")
 	str(&o.pprof, "pprof", "MAYFLY_PPROF", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty)")
 	str(&o.level, "log-level", "MAYFLY_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&o.format, "log-format", "MAYFLY_LOG_FORMAT", "text", "text or json")
@@ -136,6 +138,12 @@ func parseFlags(args []string) (options, error) {
 	}
 	if cfg.AnonBurst, err = strconv.Atoi(anonBurst); err != nil || cfg.AnonBurst <= 0 {
 		return o, fmt.Errorf("bad -anon-burst %q", anonBurst)
+	}
+	if cfg.Replicas, err = strconv.Atoi(replicas); err != nil || cfg.Replicas < 1 || cfg.Replicas > 5 {
+		return o, fmt.Errorf("bad -replicas %q: want 1 to 5", replicas)
+	}
+	if cfg.MailboxPartitions, err = strconv.Atoi(partitions); err != nil || cfg.MailboxPartitions < 1 || cfg.MailboxPartitions > 1024 {
+		return o, fmt.Errorf("bad -mailbox-partitions %q: want 1 to 1024", partitions)
 	}
 	return o, parseLimits(cfg, sendRate, sendBurst, syncInterval)
 }

@@ -3,6 +3,7 @@ package keyrate
 import (
 	"strconv"
 	"testing"
+	"time"
 )
 
 func TestKeyrateBurstThenRefuse(t *testing.T) {
@@ -20,12 +21,29 @@ func TestKeyrateBurstThenRefuse(t *testing.T) {
 	}
 }
 
+// TestKeyrateBoundedMemory feeds a stream of new keys over a simulated
+// minute: the buckets held stay bounded by the keys of about two refill
+// times, and sweeps happen once per refill time, not once per key.
 func TestKeyrateBoundedMemory(t *testing.T) {
-	l := New(1e6, 1) // refills at once: every bucket is idle-full at the sweep
-	for i := 0; i < 3*sweepAt; i++ {
+	l := New(10, 10) // refills in 1s; idle = 2s
+	now := time.Unix(1e9, 0)
+	l.clock = func() time.Time { return now }
+	sweeps, last := 0, time.Time{}
+	max := 0
+	for i := 0; i < 60_000; i++ { // 1,000 new keys a (simulated) second
+		now = now.Add(time.Millisecond)
 		l.Allow(strconv.Itoa(i))
+		if l.lastSweep != last {
+			sweeps, last = sweeps+1, l.lastSweep
+		}
+		if n := l.Len(); n > max {
+			max = n
+		}
 	}
-	if n := l.Len(); n > sweepAt+1 {
-		t.Fatalf("%d buckets held, want at most %d", n, sweepAt+1)
+	if max > sweepAt+2*2000+1 {
+		t.Fatalf("held %d buckets, want at most sweepAt plus two idle windows of keys", max)
+	}
+	if sweeps > 60/2+1 {
+		t.Fatalf("%d sweeps in 60s with a 2s idle time", sweeps)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -61,7 +62,15 @@ type Service struct {
 	cfg Config
 	log *slog.Logger
 	svc micro.Service
+	// work bounds the requests handled at once. Each endpoint's
+	// subscription hands requests over in order; running them on their own
+	// goroutines keeps one slow JetStream publish from stalling the rest.
+	work chan struct{}
+	wg   sync.WaitGroup // one per request in progress
 }
+
+// maxInFlight is how many requests one Service handles at once.
+const maxInFlight = 256
 
 // caller is who sent a request, from its subject.
 type caller struct{ userID, deviceID string }
@@ -80,7 +89,7 @@ func Start(cfg Config) (*Service, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger}
+	s := &Service{cfg: cfg, log: cfg.Logger, work: make(chan struct{}, maxInFlight)}
 	svc, err := micro.AddService(cfg.NATS, micro.Config{
 		Name:        "mayfly",
 		Version:     Version,
@@ -101,8 +110,12 @@ func Start(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Stop unregisters the service; requests in progress finish.
-func (s *Service) Stop() error { return s.svc.Stop() }
+// Stop unregisters the service and waits for requests in progress.
+func (s *Service) Stop() error {
+	err := s.svc.Stop()
+	s.wg.Wait()
+	return err
+}
 
 // Operations lists the operation names (the last subject tokens).
 func (s *Service) Operations() []string {
@@ -148,23 +161,33 @@ func (s *Service) wrap(op string, h handler) micro.HandlerFunc {
 			s.respondErr(req, schema.Errorf(schema.CodeMessageTooLarge, fmt.Sprintf("request is over %d bytes", maxRequest)))
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
-		defer cancel()
-		out, err := h(ctx, c, req.Data())
-		if err != nil {
-			e := schema.AsError(err)
-			if e.Code == schema.CodeInternal && !schema.HasCode(err, schema.CodeInternal) {
-				s.log.Error("native request failed", "op", op, "user_id", c.userID, "err", err)
-			}
-			s.respondErr(req, e)
-			return
+		s.work <- struct{}{} // blocks this endpoint's delivery while full
+		s.wg.Add(1)
+		go func() {
+			defer func() { <-s.work; s.wg.Done() }()
+			s.serve(op, h, c, req)
+		}()
+	}
+}
+
+// serve runs one request and answers it.
+func (s *Service) serve(op string, h handler, c caller, req micro.Request) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	defer cancel()
+	out, err := h(ctx, c, req.Data())
+	if err != nil {
+		e := schema.AsError(err)
+		if e.Code == schema.CodeInternal && !schema.HasCode(err, schema.CodeInternal) {
+			s.log.Error("native request failed", "op", op, "user_id", c.userID, "err", err)
 		}
-		if out == nil {
-			out = struct{}{}
-		}
-		if err := req.RespondJSON(out); err != nil {
-			s.log.Warn("native respond", "op", op, "err", err)
-		}
+		s.respondErr(req, e)
+		return
+	}
+	if out == nil {
+		out = struct{}{}
+	}
+	if err := req.RespondJSON(out); err != nil {
+		s.log.Warn("native respond", "op", op, "err", err)
 	}
 }
 

@@ -44,8 +44,14 @@ type (
 	}
 )
 
-// maxSync bounds one sync answer.
+// maxSync bounds the messages of one sync answer.
 const maxSync = 500
+
+// maxAnswer is how many bytes of envelopes one answer may carry: the
+// server's max_payload less room for the JSON around them.
+func (s *Service) maxAnswer() int {
+	return int(s.cfg.NATS.MaxPayload()) - 16<<10
+}
 
 func (s *Service) operations() map[string]handler {
 	return map[string]handler{
@@ -116,8 +122,14 @@ func (s *Service) sync(ctx context.Context, c caller, body []byte) (any, error) 
 		return nil, err
 	}
 	out := SyncAnswer{Messages: make([]schema.MsgFrame, 0, len(msgs)), LastSeq: last}
-	prev := req.Cursor
-	for _, m := range msgs {
+	prev, size := req.Cursor, 0
+	for i, m := range msgs {
+		// The answer must fit in one NATS message: stop early (at least one
+		// message, which always fits) and say there is more.
+		if size += len(m.Envelope) + 512; i > 0 && size > s.maxAnswer() {
+			out.More = true
+			return out, nil
+		}
 		out.Messages = append(out.Messages, schema.MsgFrame{
 			Type: schema.FrameMsg, Seq: m.Seq, PrevSeq: prev, From: m.From, To: m.To,
 			MsgID: m.MsgID, SentAt: m.SentAt, Self: m.Self, Envelope: m.Envelope,

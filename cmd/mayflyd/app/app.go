@@ -79,6 +79,9 @@ type Config struct {
 	// MailboxPartitions is the number of mailbox streams; default 16. It is
 	// fixed when the streams are first created (docs/fabric.md, "Mailboxes").
 	MailboxPartitions int
+	// Replicas is the replica count of the mailbox streams and the presence
+	// bucket: 1 (the default) for the embedded server, 3 in a NATS cluster.
+	Replicas int
 	// SendRate and SendBurst limit messages sent per user; defaults in
 	// mailbox.Config (5/s, burst 20); a negative SendRate disables the limit.
 	SendRate  float64

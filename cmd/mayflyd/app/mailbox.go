@@ -16,6 +16,7 @@ func (a *App) startMailbox() error {
 		NATS:       a.nc,
 		Permit:     a.friends,
 		Partitions: a.cfg.MailboxPartitions,
+		Replicas:   a.cfg.Replicas,
 		MaxAge:     a.cfg.MailboxMaxAge,
 		SendRate:   a.cfg.SendRate,
 		SendBurst:  a.cfg.SendBurst,

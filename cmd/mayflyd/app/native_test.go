@@ -388,3 +388,35 @@ func readPassword(t *testing.T, dataDir string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// TestNativeSyncLargeMessages: a sync answer never exceeds NATS's max
+// payload; with large envelopes it carries fewer messages and says more.
+func TestNativeSyncLargeMessages(t *testing.T) {
+	a := apptest.Start(t, app.Config{})
+	ac := apptest.NewUser(t, a.HTTPAddr(), "alice")
+	bc := apptest.NewUser(t, a.HTTPAddr(), "bob")
+	alice, bob := newNative(t, a, ac), newNative(t, a, bc)
+	alice.must("friends.request", map[string]string{"handle": "bob"}, nil)
+	bob.must("friends.accept", map[string]string{"handle": "alice"}, nil)
+	big := strings.Repeat("x", envelope.MaxPlaintext-32)
+	for i := 0; i < 4; i++ {
+		alice.must("send", map[string]any{"to": bc.Session.UserID, "envelope": alice.seal(bc, "big"+strconv.Itoa(i), big)}, nil)
+	}
+	var got []schema.MsgFrame
+	cursor := uint64(0)
+	for i := 0; i < 10; i++ {
+		var ans natsapi.SyncAnswer
+		bob.must("sync", map[string]any{"cursor": cursor}, &ans)
+		if len(ans.Messages) == 0 {
+			t.Fatalf("sync from %d returned nothing: %+v", cursor, ans)
+		}
+		got = append(got, ans.Messages...)
+		cursor = ans.Messages[len(ans.Messages)-1].Seq
+		if !ans.More {
+			break
+		}
+	}
+	if len(got) != 4 {
+		t.Fatalf("synced %d large messages, want 4", len(got))
+	}
+}

@@ -18,6 +18,7 @@ func (a *App) startPresence() error {
 		Friends:  a.friends,
 		Settings: a.db,
 		TTL:      a.cfg.PresenceTTL,
+		Replicas: a.cfg.Replicas,
 		Logger:   a.log.With("src", "presence"),
 	})
 	if err != nil {

@@ -238,6 +238,26 @@ func startDeviceSession(ctx context.Context, tx pgx.Tx, d *Device, p LoginParams
 	return nil
 }
 
+// keptUsedRefresh is how many used refresh tokens of a device are kept to
+// recognise their reuse. A device refreshes every 15 minutes, so the newest
+// 16 cover about four hours; an older stolen token then reads as unknown
+// (refresh_invalid) rather than reused. Without the bound a device would
+// keep ~2,900 rows a month, billions at 10M users.
+const keptUsedRefresh = 16
+
+// pruneUsedRefresh drops the device's used refresh tokens beyond the newest
+// keptUsedRefresh.
+func pruneUsedRefresh(ctx context.Context, tx pgx.Tx, deviceID string) error {
+	_, err := tx.Exec(ctx, `
+		DELETE FROM refresh_tokens WHERE device_id = $1 AND used_at IS NOT NULL AND hash NOT IN (
+			SELECT hash FROM refresh_tokens WHERE device_id = $1 AND used_at IS NOT NULL
+			ORDER BY used_at DESC, hash LIMIT $2)`, deviceID, keptUsedRefresh)
+	if err != nil {
+		return fmt.Errorf("prune used refresh tokens: %w", err)
+	}
+	return nil
+}
+
 func insertRefresh(ctx context.Context, tx pgx.Tx, hash []byte, deviceID string, gen int, expires time.Time) error {
 	_, err := tx.Exec(ctx,
 		`INSERT INTO refresh_tokens (hash, device_id, generation, expires_at) VALUES ($1, $2, $3, $4)`,
@@ -287,6 +307,9 @@ func (db *DB) Refresh(ctx context.Context, oldHash, newHash []byte, expires time
 		}
 		if _, err := tx.Exec(ctx, `UPDATE devices SET last_seen_at = now() WHERE id = $1`, d.ID); err != nil {
 			return fmt.Errorf("touch device: %w", err)
+		}
+		if err := pruneUsedRefresh(ctx, tx, d.ID); err != nil {
+			return err
 		}
 		return insertRefresh(ctx, tx, newHash, d.ID, d.Generation, expires)
 	})

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -361,5 +362,36 @@ func TestStoreMigrate(t *testing.T) {
 	t.Logf("refusal reads: %v", err)
 	if have, _, _ := db.SchemaVersion(ctx); have != 99 {
 		t.Errorf("version after refused Migrate = %d, want 99 untouched", have)
+	}
+}
+
+// TestStoreRefreshKeepsBoundedHistory: a long-lived device keeps only the
+// newest used refresh tokens (for reuse detection), not one row per refresh.
+func TestStoreRefreshKeepsBoundedHistory(t *testing.T) {
+	db := storetest.New(t)
+	ctx := context.Background()
+	u := newUser(t, db, "alice")
+	tok := hashOf("r0")
+	if _, err := db.Login(ctx, store.LoginParams{ChallengeID: newChallenge(t, db, u.ID, time.Minute), DeviceName: "phone",
+		NewDeviceID: schema.NewDeviceID(), RefreshHash: tok, RefreshExpires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 40; i++ {
+		next := hashOf("r" + strconv.Itoa(i))
+		if _, err := db.Refresh(ctx, tok, next, time.Now().Add(time.Hour)); err != nil {
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+		tok = next
+	}
+	var rows int
+	if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM refresh_tokens`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows > 17 {
+		t.Fatalf("%d refresh token rows after 40 refreshes, want at most 17", rows)
+	}
+	// The previous token is still recognised as reused.
+	if _, err := db.Refresh(ctx, hashOf("r39"), hashOf("x"), time.Now().Add(time.Hour)); !errors.Is(err, store.ErrRefreshReused) {
+		t.Fatalf("reuse of the previous token: %v, want ErrRefreshReused", err)
 	}
 }

@@ -59,7 +59,10 @@ type Config struct {
 	// header (non-browser clients) are always allowed.
 	AllowedOrigins []string
 	// AnonRate and AnonBurst bound unauthenticated requests (register,
-	// challenge, login, refresh) per client IP; default 5/s, burst 20.
+	// challenge, login, device linking) per client IP; default 5/s, burst
+	// 20. Refreshes get ten times as much: every logged-in device behind one
+	// address (an office, a carrier NAT) refreshes every 15 minutes, and a
+	// refresh token is a 256-bit secret, not something to guess.
 	AnonRate  float64
 	AnonBurst int
 	// SendQueue is how many outgoing frames a WebSocket may have queued
@@ -76,14 +79,15 @@ type Config struct {
 
 // Server serves the HTTP API and WebSockets.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	mux      *http.ServeMux
-	upgrader websocket.Upgrader
-	anon     *keyrate.Limiter // per client address (/64 for IPv6)
-	metrics  *metrics
-	hub      *hub
-	tracker  *presence.Tracker // nil without cfg.Presence
+	cfg         Config
+	log         *slog.Logger
+	mux         *http.ServeMux
+	upgrader    websocket.Upgrader
+	anon        *keyrate.Limiter // per client address (/64 for IPv6)
+	refreshRate *keyrate.Limiter // per client address, for POST /v1/refresh
+	metrics     *metrics
+	hub         *hub
+	tracker     *presence.Tracker // nil without cfg.Presence
 
 	mu       sync.Mutex
 	closing  bool           // set by Shutdown; no new WebSockets
@@ -121,12 +125,13 @@ func New(cfg Config) (*Server, error) {
 		cfg.FrameBurst = 100
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		mux:      http.NewServeMux(),
-		anon:     keyrate.New(cfg.AnonRate, cfg.AnonBurst),
-		metrics:  newMetrics(cfg.Registry),
-		shutdown: make(chan struct{}),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		mux:         http.NewServeMux(),
+		anon:        keyrate.New(cfg.AnonRate, cfg.AnonBurst),
+		refreshRate: keyrate.New(10*cfg.AnonRate, 10*cfg.AnonBurst),
+		metrics:     newMetrics(cfg.Registry),
+		shutdown:    make(chan struct{}),
 	}
 	s.hub = newHub(s)
 	s.tracker = s.newTracker()
@@ -152,7 +157,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/register", s.anonLimited(s.register))
 	s.handle("POST /v1/login/challenge", s.anonLimited(s.challenge))
 	s.handle("POST /v1/login", s.anonLimited(s.login))
-	s.handle("POST /v1/refresh", s.anonLimited(s.refresh))
+	s.handle("POST /v1/refresh", s.limited(s.refreshRate, s.refresh))
 	s.handle("GET /v1/users/{handle}", s.authed(s.lookup))
 	s.handle("GET /v1/devices", s.authed(s.devices))
 	s.handle("DELETE /v1/devices/{id}", s.authed(s.revokeDevice))

@@ -68,13 +68,23 @@ func TestGatewayHealthReadyMetrics(t *testing.T) {
 }
 
 // TestGatewayAnonRateLimit: unauthenticated requests are limited per client
-// address; authenticated ones are not.
+// address (refreshes in a bucket ten times as large); authenticated ones are
+// not.
 func TestGatewayAnonRateLimit(t *testing.T) {
 	e := startAcctEnv(t, app.Config{AnonRate: 0.001, AnonBurst: 4})
 	alice := apptest.NewUser(t, e.addr, "alice") // register, challenge, login: 3 of the burst
 	alice.Must(http.MethodPost, "/v1/login/challenge", schema.ChallengeRequest{Handle: "alice"}, nil)
 	e.refused(t, e.client(), http.MethodPost, "/v1/register", e.client().RegisterRequest("bob"), schema.CodeRateLimited)
-	e.refused(t, e.client(), http.MethodPost, "/v1/refresh", schema.RefreshRequest{RefreshToken: alice.Session.RefreshToken}, schema.CodeRateLimited)
+	// Refreshes have their own bucket, ten times the size.
+	tok := alice.Session.RefreshToken
+	for i := range 40 {
+		var sess schema.Session
+		if st, err := e.client().Do(http.MethodPost, "/v1/refresh", schema.RefreshRequest{RefreshToken: tok}, &sess); err != nil {
+			t.Fatalf("refresh %d within the refresh burst: %d %v", i, st, err)
+		}
+		tok = sess.RefreshToken
+	}
+	e.refused(t, e.client(), http.MethodPost, "/v1/refresh", schema.RefreshRequest{RefreshToken: tok}, schema.CodeRateLimited)
 	for range 10 {
 		alice.Must(http.MethodGet, "/v1/devices", nil, nil)
 	}

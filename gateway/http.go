@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mayfly-im/mayfly/fabric/account"
+	"github.com/mayfly-im/mayfly/fabric/keyrate"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -137,9 +138,12 @@ func principal(r *http.Request) account.Principal {
 }
 
 // anonLimited wraps h with the per-IP limit for unauthenticated requests.
-func (s *Server) anonLimited(h handlerFunc) handlerFunc {
+func (s *Server) anonLimited(h handlerFunc) handlerFunc { return s.limited(s.anon, h) }
+
+// limited wraps h with the per-address limit l.
+func (s *Server) limited(l *keyrate.Limiter, h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if !s.anon.Allow(clientIP(r)) {
+		if !l.Allow(clientIP(r)) {
 			return schema.Errorf(schema.CodeRateLimited, "too many requests from this address; slow down")
 		}
 		return h(w, r)

@@ -31,6 +31,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -51,7 +52,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
+	if err := run(ctx, os.Args[1:]); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "mayfly-bench:", err)
 		os.Exit(1)
 	}
@@ -113,7 +114,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.SourceIPs, "source-ips", 16, "spread connections over this many source addresses 127.0.0.10 and up")
 	fs.IntVar(&o.SetupConc, "setup-concurrency", 64, "concurrent HTTP requests while creating users, in total")
 	fs.IntVar(&o.DialConc, "dial-concurrency", 128, "concurrent WebSocket handshakes, in total")
-	fs.StringVar(&o.PprofDir, "pprof", "", "save CPU profiles (load: during the first step) or heap profiles (idle) of every mayflyd into this directory")
+	fs.StringVar(&o.PprofDir, "pprof", "", "save profiles of every mayflyd into this directory: CPU during the first step (load mode); heap after, and CPU during, each hold (idle mode)")
 	fs.StringVar(&o.JSONFile, "json", "", "write the machine-readable result to this file")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temporary data directory (logs, stores)")
 	fs.BoolVar(&o.Quiet, "quiet", false, "no progress lines")

@@ -69,6 +69,11 @@ type IdleReport struct {
 	Connections int          `json:"connections"`
 	Gateways    []IdleServer `json:"gateways"`
 	Load        float64      `json:"load_avg_1m"`
+	// ServerCPU and PostgresCPU are the cores all mayflyd processes and
+	// the core's Postgres used while the connections sat idle (pings,
+	// presence refreshes).
+	ServerCPU   float64 `json:"server_cpu_cores"`
+	PostgresCPU float64 `json:"postgres_cpu_cores"`
 }
 
 // IdleServer is one connection-holding process at an idle step.
@@ -253,11 +258,11 @@ func printSteps(w io.Writer, steps []StepReport) {
 }
 
 func printIdle(w io.Writer, idle []IdleReport) {
-	fmt.Fprintf(w, "| connections | process | WebSockets | RSS | RSS per connection | heap per connection | stacks per connection | goroutines per connection | load |\n|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| connections | process | WebSockets | RSS | RSS per connection | heap per connection | stacks per connection | goroutines per connection | idle server CPU | load |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, ir := range idle {
 		for _, g := range ir.Gateways {
-			fmt.Fprintf(w, "| %d | %s | %.0f | %.0f MB | %.1f KB | %.1f KB | %.1f KB | %.2f | %.1f |\n",
-				ir.Connections, g.Name, g.Conns, mb(g.RSS), g.RSSPerConn/1024, g.HeapPerConn/1024, g.StackPerConn/1024, g.GoroutinesPer, ir.Load)
+			fmt.Fprintf(w, "| %d | %s | %.0f | %.0f MB | %.1f KB | %.1f KB | %.1f KB | %.2f | %.2f | %.1f |\n",
+				ir.Connections, g.Name, g.Conns, mb(g.RSS), g.RSSPerConn/1024, g.HeapPerConn/1024, g.StackPerConn/1024, g.GoroutinesPer, ir.ServerCPU, ir.Load)
 		}
 	}
 	fmt.Fprintln(w)

@@ -139,13 +139,18 @@ func (d *driver) idle(ctx context.Context) error {
 			return err
 		}
 		d.setPhase(fmt.Sprintf("hold %d", n))
+		held := d.sample()
+		waitProfiles := d.idleProfiles(ctx, n)
 		select {
 		case <-time.After(d.o.Hold):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		s := d.sample()
-		d.rep.Idle = append(d.rep.Idle, newIdleReport(n, d.rep.Idle0, s, d.clientProcNames()))
+		waitProfiles()
+		ir := newIdleReport(n, d.rep.Idle0, s, d.clientProcNames())
+		ir.ServerCPU, ir.PostgresCPU = cpuCores(held, s)
+		d.rep.Idle = append(d.rep.Idle, ir)
 		printIdleLine(d.prog, &d.rep.Idle[len(d.rep.Idle)-1])
 		if d.o.PprofDir != "" && d.cl != nil {
 			os.MkdirAll(d.o.PprofDir, 0o755)
@@ -158,6 +163,28 @@ func (d *driver) idle(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// idleProfiles fetches a CPU profile of every mayflyd over the hold time
+// when -pprof is set; the returned func waits for them.
+func (d *driver) idleProfiles(ctx context.Context, n int) (wait func()) {
+	if d.o.PprofDir == "" || d.cl == nil || d.o.Hold < time.Second {
+		return func() {}
+	}
+	os.MkdirAll(d.o.PprofDir, 0o755)
+	secs := int(d.o.Hold.Seconds())
+	var wg sync.WaitGroup
+	for _, p := range d.cl.procs() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			file := filepath.Join(d.o.PprofDir, fmt.Sprintf("cpu-idle-%s-%d.pprof", p.Name, n))
+			if err := p.fetchProfile(ctx, fmt.Sprintf("profile?seconds=%d", secs), file); err != nil {
+				fmt.Fprintln(d.prog, "pprof:", err)
+			}
+		}()
+	}
+	return wg.Wait
 }
 
 // clientProcNames names the processes holding the clients' connections.
@@ -173,4 +200,20 @@ func (d *driver) clientProcNames() map[string]bool {
 		out[g.Name] = true
 	}
 	return out
+}
+
+// cpuCores returns the mayflyd processes' CPU use, and their Postgres
+// children's, between two samples, in cores.
+func cpuCores(a, b sample) (server, postgres float64) {
+	wall := b.At.Sub(a.At).Seconds()
+	if wall <= 0 {
+		return 0, 0
+	}
+	for i, s := range b.Servers {
+		if i < len(a.Servers) {
+			server += (s.CPU - a.Servers[i].CPU) / wall
+			postgres += (s.PGCPU - a.Servers[i].PGCPU) / wall
+		}
+	}
+	return server, postgres
 }

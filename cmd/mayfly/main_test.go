@@ -5,12 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,49 +20,16 @@ import (
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
-// The binary under test is built once per test run, on first use, into
-// binDir; TestMain removes it.
-var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := storetest.Main(m)
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	apptest.RemoveBinaries()
 	os.Exit(code)
 }
 
 // buildMayfly builds this command (once, with -race when the tests run
 // with it) and returns the binary's path.
 func buildMayfly(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		if binDir, buildErr = os.MkdirTemp("", "mayfly-bin-"); buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "mayfly")
-		args := []string{"build", "-o", binPath}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command(goBin, append(args, ".")...).CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return apptest.Binary(t, "github.com/mayfly-im/mayfly/cmd/mayfly", raceEnabled)
 }
 
 // env is a mayflyd and the mayfly binary.

@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,44 +18,15 @@ import (
 	"github.com/mayfly-im/mayfly/schema"
 )
 
-// The binary under test is built once per test run, on first use, into
-// binDir; TestMain removes it.
-var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	apptest.RemoveBinaries()
 	os.Exit(code)
 }
 
 // buildMayflyd builds this command (once) and returns the binary's path.
 func buildMayflyd(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		if binDir, buildErr = os.MkdirTemp("", "mayflyd-bin-"); buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "mayflyd")
-		out, err := exec.Command(goBin, "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return apptest.Binary(t, "github.com/mayfly-im/mayfly/cmd/mayflyd", false)
 }
 
 // dataDir makes a data directory the private Postgres can reach when the

@@ -13,12 +13,13 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
 func TestMain(m *testing.M) {
 	code := storetest.Main(m)
-	removeCLI()
+	apptest.RemoveBinaries()
 	os.Exit(code)
 }
 

@@ -5,13 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,41 +15,9 @@ import (
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 )
 
-// The mayfly CLI is built once per test run into cliDir.
-var (
-	cliOnce sync.Once
-	cliDir  string
-	cliPath string
-	cliErr  error
-)
-
-// buildCLI builds cmd/mayfly and returns the binary's path.
+// buildCLI builds cmd/mayfly (once per test run) and returns the binary's path.
 func buildCLI(t *testing.T) string {
-	t.Helper()
-	cliOnce.Do(func() {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		if cliDir, cliErr = os.MkdirTemp("", "mayfly-web-cli-"); cliErr != nil {
-			return
-		}
-		cliPath = filepath.Join(cliDir, "mayfly")
-		out, err := exec.Command(goBin, "build", "-o", cliPath, "github.com/mayfly-im/mayfly/cmd/mayfly").CombinedOutput()
-		if err != nil {
-			cliErr = fmt.Errorf("go build cmd/mayfly: %v\n%s", err, out)
-		}
-	})
-	if cliErr != nil {
-		t.Fatal(cliErr)
-	}
-	return cliPath
-}
-
-func removeCLI() {
-	if cliDir != "" {
-		os.RemoveAll(cliDir)
-	}
+	return apptest.Binary(t, "github.com/mayfly-im/mayfly/cmd/mayfly", false)
 }
 
 // cliUser runs the mayfly CLI as one user with its own home directory.

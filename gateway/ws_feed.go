@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"sync"
 
@@ -196,7 +197,7 @@ func (c *wsConn) replay() {
 	// The hub subscribed to the delivery subject before any sync; a flush
 	// makes sure the NATS server has that subscription before the first
 	// Fetch, so whatever the Fetch misses arrives live.
-	ctx, cancel := c.ctx()
+	ctx, cancel := c.feedCtx()
 	err := c.s.cfg.NATS.FlushWithContext(ctx)
 	cancel()
 	if err != nil {
@@ -232,7 +233,7 @@ func (c *wsConn) catchUp() (epoch, final uint64, err error) {
 		d.fetches++
 		epoch, final, after := d.epoch, d.fetches, d.last
 		d.mu.Unlock()
-		ctx, cancel := c.ctx()
+		ctx, cancel := c.feedCtx()
 		msgs, _, err := c.s.cfg.Mailbox.Fetch(ctx, c.p.UserID, after, fetchBatch)
 		cancel()
 		if err != nil {
@@ -348,6 +349,11 @@ func (c *wsConn) replayFailed(err error) {
 	d.syncIDs, d.buf, d.bufMsgs, d.overflow = nil, nil, 0, false
 	d.synced, d.replaying = false, false
 	d.mu.Unlock()
+	select {
+	case <-c.quit: // the connection closed (and its feedCtx with it)
+		return
+	default:
+	}
 	if errors.Is(err, errClosed) {
 		return
 	}
@@ -364,4 +370,19 @@ func (c *wsConn) replayFailed(err error) {
 		// A gap heal failed: tell the device to sync again.
 		c.enqueue(schema.ErrorFrame{Type: schema.FrameError, Error: e})
 	}
+}
+
+// feedCtx is c.ctx, also ended when the connection closes: a replay has
+// nothing to deliver to a closed connection and must not hold its shutdown
+// for the rest of a Fetch's timeout.
+func (c *wsConn) feedCtx() (context.Context, context.CancelFunc) {
+	ctx, cancel := c.ctx()
+	go func() {
+		select {
+		case <-c.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
@@ -103,12 +105,27 @@ func (tb *tab) sibling(name string) *tab {
 	return openTab(tb.t, tb.ctx, name)
 }
 
+// alwaysVisible makes a page report itself visible.
+const alwaysVisible = `Object.defineProperty(document, "visibilityState", {get: () => "visible"});
+Object.defineProperty(document, "hidden", {get: () => false});`
+
 func openTab(t *testing.T, parent context.Context, name string, opts ...chromedp.ContextOption) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(parent, opts...)
 	if err := chromedp.Do(ctx); err != nil {
 		cancel()
 		t.Fatalf("%s: open tab: %v", name, err)
+	}
+	// Each tab stands for a person looking at their screen, but a headless
+	// browser shows one tab at a time and reports the others hidden; the app
+	// reads (burns) only on a visible page. Make every page visible, on every
+	// load, before the app's scripts run.
+	_, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (page.AddScriptToEvaluateOnNewDocumentResult, error) {
+		return cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: alwaysVisible})
+	})
+	if err != nil {
+		cancel()
+		t.Fatalf("%s: make the tab visible: %v", name, err)
 	}
 	tb := &tab{t: t, name: name, ctx: ctx}
 	consoleCtx, stopConsole := context.WithCancel(ctx)

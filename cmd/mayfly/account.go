@@ -24,13 +24,8 @@ func (c *cli) register(args []string) error {
 	if err := wantArgs(args, 1, "register HANDLE"); err != nil {
 		return err
 	}
-	d, err := c.openDir()
+	d, err := c.openEmptyDir()
 	if err != nil {
-		return err
-	}
-	if _, handle, _, err := d.LoadIdentity(); err == nil {
-		return errHasIdentity(handle)
-	} else if !errors.Is(err, client.ErrNoIdentity) {
 		return err
 	}
 	keys, err := envelope.NewKeys()
@@ -183,13 +178,8 @@ func (c *cli) deviceList(args []string) error {
 // shows the code, waits up to the request's expiry for the approval, stores
 // the keys it receives and logs in.
 func (c *cli) deviceLink() error {
-	d, err := c.openDir()
+	d, err := c.openEmptyDir()
 	if err != nil {
-		return err
-	}
-	if _, handle, _, err := d.LoadIdentity(); err == nil {
-		return errHasIdentity(handle)
-	} else if !errors.Is(err, client.ErrNoIdentity) {
 		return err
 	}
 	ctx, cancel := c.timeout()
@@ -234,4 +224,19 @@ func (c *cli) finishLink(d *client.Dir, linked client.Linked) error {
 	id := cl.Identity()
 	fmt.Fprintf(c.out, "linked: this device is %s (%s) of %s\nfingerprint: %s\n", name, id.DeviceID, id.Handle, id.Fingerprint)
 	return nil
+}
+
+// openEmptyDir opens the home directory for a new identity: it fails with
+// already_registered when the home holds one.
+func (c *cli) openEmptyDir() (*client.Dir, error) {
+	d, err := c.openDir()
+	if err != nil {
+		return nil, err
+	}
+	if _, handle, _, err := d.LoadIdentity(); err == nil {
+		return nil, errHasIdentity(handle)
+	} else if !errors.Is(err, client.ErrNoIdentity) {
+		return nil, err
+	}
+	return d, nil
 }

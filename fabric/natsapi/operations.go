@@ -73,10 +73,10 @@ func (s *Service) operations() map[string]handler {
 		"friends.remove":    withHandle(noAnswer(s.cfg.Friends.Remove)),
 		"friends.block":     withHandle(noAnswer(s.cfg.Friends.Block)),
 		"friends.unblock":   withHandle(noAnswer(s.cfg.Friends.Unblock)),
-		"presence.online":   s.presenceOnline,
-		"presence.refresh":  s.presenceRefresh,
-		"presence.offline":  s.presenceOffline,
-		"presence.snapshot": s.presenceSnapshot,
+		"presence.online":   s.presenceOp(s.presenceOnline),
+		"presence.refresh":  s.presenceOp(s.presenceRefresh),
+		"presence.offline":  s.presenceOp(s.presenceOffline),
+		"presence.snapshot": s.presenceOp(s.presenceSnapshot),
 	}
 }
 
@@ -181,47 +181,36 @@ func (s *Service) lookup(ctx context.Context, c caller, body []byte) (any, error
 	return s.cfg.Accounts.Lookup(ctx, req.Handle)
 }
 
-func (s *Service) presenceOnline(ctx context.Context, c caller, body []byte) (any, error) {
-	if s.cfg.Presence == nil {
-		return nil, schema.Errorf(schema.CodeUnavailable, "presence is not running")
+// presenceOp wraps a presence operation: it answers unavailable when
+// presence is not running and decodes the request into a PresenceRequest.
+func (s *Service) presenceOp(f func(ctx context.Context, c caller, rev uint64) (any, error)) handler {
+	return func(ctx context.Context, c caller, body []byte) (any, error) {
+		if s.cfg.Presence == nil {
+			return nil, schema.Errorf(schema.CodeUnavailable, "presence is not running")
+		}
+		var req PresenceRequest
+		if err := decode(body, &req); err != nil {
+			return nil, err
+		}
+		return f(ctx, c, req.Rev)
 	}
-	if err := decode(body, &struct{}{}); err != nil {
-		return nil, err
-	}
+}
+
+func (s *Service) presenceOnline(ctx context.Context, c caller, _ uint64) (any, error) {
 	rev, err := s.cfg.Presence.Online(ctx, c.userID, c.deviceID)
 	return PresenceAnswer{Rev: rev}, err
 }
 
-func (s *Service) presenceRefresh(ctx context.Context, c caller, body []byte) (any, error) {
-	if s.cfg.Presence == nil {
-		return nil, schema.Errorf(schema.CodeUnavailable, "presence is not running")
-	}
-	var req PresenceRequest
-	if err := decode(body, &req); err != nil {
-		return nil, err
-	}
-	rev, err := s.cfg.Presence.Refresh(ctx, c.userID, c.deviceID, req.Rev)
+func (s *Service) presenceRefresh(ctx context.Context, c caller, rev uint64) (any, error) {
+	rev, err := s.cfg.Presence.Refresh(ctx, c.userID, c.deviceID, rev)
 	return PresenceAnswer{Rev: rev}, err
 }
 
-func (s *Service) presenceOffline(ctx context.Context, c caller, body []byte) (any, error) {
-	if s.cfg.Presence == nil {
-		return nil, schema.Errorf(schema.CodeUnavailable, "presence is not running")
-	}
-	var req PresenceRequest
-	if err := decode(body, &req); err != nil {
-		return nil, err
-	}
-	return nil, s.cfg.Presence.Offline(ctx, c.userID, c.deviceID, req.Rev)
+func (s *Service) presenceOffline(ctx context.Context, c caller, rev uint64) (any, error) {
+	return nil, s.cfg.Presence.Offline(ctx, c.userID, c.deviceID, rev)
 }
 
-func (s *Service) presenceSnapshot(ctx context.Context, c caller, body []byte) (any, error) {
-	if s.cfg.Presence == nil {
-		return nil, schema.Errorf(schema.CodeUnavailable, "presence is not running")
-	}
-	if err := decode(body, &struct{}{}); err != nil {
-		return nil, err
-	}
+func (s *Service) presenceSnapshot(ctx context.Context, c caller, _ uint64) (any, error) {
 	states, err := s.cfg.Presence.Snapshot(ctx, c.userID)
 	if err != nil {
 		return nil, err

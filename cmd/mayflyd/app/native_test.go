@@ -313,6 +313,11 @@ func TestNativeEverything(t *testing.T) {
 	if len(snap.Friends) != 1 || !snap.Friends[0].Online {
 		t.Fatalf("snapshot = %+v", snap)
 	}
+	bob.must("presence.refresh", map[string]any{"rev": pres.Rev}, &pres)
+	if code := bob.call("presence.offline", "garbage", nil); code != "bad_request" {
+		t.Fatalf("presence.offline with a garbage body = %q, want bad_request", code)
+	}
+	bob.must("presence.offline", map[string]any{"rev": pres.Rev}, nil)
 
 	if _, err := alice.nc.Request("svc."+ac.Session.UserID+"."+ac.Session.DeviceID+".nope", nil, 2*time.Second); !errors.Is(err, nats.ErrNoResponders) {
 		t.Fatalf("unknown operation: %v, want no responders", err)

@@ -46,6 +46,18 @@ type getRequest struct {
 	StartTime *time.Time `json:"start_time,omitempty"`
 }
 
+// reader returns the connection for Direct Gets of stream (Config.Readers).
+func (s *Service) reader(stream string) *nats.Conn {
+	if len(s.cfg.Readers) == 0 {
+		return s.nc
+	}
+	p, err := strconv.Atoi(strings.TrimPrefix(stream, streamPrefix))
+	if err != nil || p < 0 {
+		return s.nc
+	}
+	return s.cfg.Readers[p%len(s.cfg.Readers)]
+}
+
 // withTimeout bounds ctx by requestTimeout.
 func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, requestTimeout)
@@ -57,7 +69,7 @@ func (s *Service) getSeq(ctx context.Context, stream string, seq uint64) (*nats.
 	body, _ := json.Marshal(getRequest{Seq: seq})
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	m, err := s.nc.RequestWithContext(ctx, apiPrefix+"DIRECT.GET."+stream, body)
+	m, err := s.reader(stream).RequestWithContext(ctx, apiPrefix+"DIRECT.GET."+stream, body)
 	if err != nil {
 		return nil, fmt.Errorf("direct get %s seq %d: %w", stream, seq, err)
 	}
@@ -118,7 +130,7 @@ func (s *Service) getSeqLeader(ctx context.Context, stream string, seq uint64) (
 func (s *Service) getLast(ctx context.Context, stream, subject string) (*nats.Msg, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	m, err := s.nc.RequestWithContext(ctx, apiPrefix+"DIRECT.GET."+stream+"."+subject, nil)
+	m, err := s.reader(stream).RequestWithContext(ctx, apiPrefix+"DIRECT.GET."+stream+"."+subject, nil)
 	if err != nil {
 		return nil, fmt.Errorf("direct get last %s: %w", stream, err)
 	}
@@ -151,14 +163,15 @@ func directStatus(m *nats.Msg) error {
 func (s *Service) getBatch(ctx context.Context, stream string, req getRequest, fn func(*nats.Msg) bool) (pending uint64, err error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	inbox := s.nc.NewRespInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
+	nc := s.reader(stream)
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return 0, fmt.Errorf("direct get batch %s: subscribe: %w", stream, err)
 	}
 	defer sub.Unsubscribe()
 	body, _ := json.Marshal(req)
-	if err := s.nc.PublishRequest(apiPrefix+"DIRECT.GET."+stream, inbox, body); err != nil {
+	if err := nc.PublishRequest(apiPrefix+"DIRECT.GET."+stream, inbox, body); err != nil {
 		return 0, fmt.Errorf("direct get batch %s: %w", stream, err)
 	}
 	more := true

@@ -84,6 +84,15 @@ type Config struct {
 	// NATS is the service connection; required. It must be allowed to use
 	// the JetStream API of the account that holds the mailbox streams.
 	NATS *nats.Conn
+	// Readers are extra connections for Direct Gets (replay, the read's
+	// lookup); default none, NATS then serves them. The NATS server answers
+	// a Direct Get inside the reading loop of the connection that sent it,
+	// and waits there for the stream's lock, which a write or delete holds
+	// through its fsync: every message sent after it on that connection,
+	// sends and burns of other mailboxes included, waits too. Gets of stream
+	// MBX_<p> always use Readers[p % len(Readers)], so a stream busy on the
+	// disk holds up only reads that share its connection.
+	Readers []*nats.Conn
 	// Permit checks the friend graph on every send; required.
 	Permit Permit
 	// Partitions is the number of mailbox streams MBX_0..MBX_{n-1}; default

@@ -16,7 +16,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -57,6 +59,9 @@ type Config struct {
 	// SyncInterval is how often JetStream fsyncs file stores; 0 means every
 	// write is synced (sync_interval: always), the safe default for mailboxes.
 	SyncInterval time.Duration
+	// APIWorkers sizes the server's JetStream API worker pool; default
+	// MaxAPIWorkers. See startServer.
+	APIWorkers int
 	// Logger receives the server's log lines; default discards.
 	Logger *slog.Logger
 }
@@ -78,12 +83,43 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
 	srv.SetLoggerV2(&logger{cfg.Logger}, false, false, false)
-	srv.Start()
+	startServer(srv, cfg.APIWorkers)
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
 		return nil, errors.New("nats server: not ready after 30s (is the port in use?)")
 	}
 	return &Node{srv: srv, cfg: cfg}, nil
+}
+
+// MaxAPIWorkers is the largest JetStream API worker pool nats-server
+// starts (server/jetstream_api.go caps it at 16).
+const MaxAPIWorkers = 16
+
+// gomaxprocsMu serialises startServer's change of GOMAXPROCS.
+var gomaxprocsMu sync.Mutex
+
+// startServer starts srv with a JetStream API pool of workers goroutines.
+//
+// nats-server serves every JetStream API request ($JS.API.>, among them
+// the burn's STREAM.MSG.DELETE) from a pool it sizes once, at start, from
+// GOMAXPROCS. With sync_interval always each delete waits for an fsync
+// while holding its worker, so on a 2-core machine two workers delete at
+// most two messages per fsync time although the disk serves many fsyncs
+// in parallel (BENCHMARKS.md measures both). The pool waits on the disk,
+// not the CPU, so Start raises GOMAXPROCS for the duration of srv.Start
+// only and puts it back; the Go scheduler keeps the process's own value.
+func startServer(srv *server.Server, workers int) {
+	if workers <= 0 {
+		workers = MaxAPIWorkers
+	}
+	gomaxprocsMu.Lock()
+	defer gomaxprocsMu.Unlock()
+	prev := runtime.GOMAXPROCS(0)
+	if workers > prev {
+		runtime.GOMAXPROCS(workers)
+		defer runtime.GOMAXPROCS(prev)
+	}
+	srv.Start()
 }
 
 func options(cfg *Config) (*server.Options, error) {

@@ -106,10 +106,11 @@ func (d *driver) loadStep(ctx context.Context, step int, rate float64) (*StepRep
 	return sr, err
 }
 
-// profiles fetches a CPU profile of every mayflyd during the first step
-// when -pprof is set; the returned func waits for them.
+// profiles fetches a CPU profile of every mayflyd during each step, and a
+// goroutine dump halfway through it, when -pprof is set; the returned func
+// waits for them.
 func (d *driver) profiles(ctx context.Context, step int, spec RunSpec) (wait func()) {
-	if d.o.PprofDir == "" || d.cl == nil || step != 1 {
+	if d.o.PprofDir == "" || d.cl == nil {
 		return func() {}
 	}
 	if err := os.MkdirAll(d.o.PprofDir, 0o755); err != nil {
@@ -123,8 +124,17 @@ func (d *driver) profiles(ctx context.Context, step int, spec RunSpec) (wait fun
 		go func() {
 			defer wg.Done()
 			time.Sleep(time.Until(spec.Start))
-			file := filepath.Join(d.o.PprofDir, fmt.Sprintf("cpu-%s.pprof", p.Name))
+			file := filepath.Join(d.o.PprofDir, fmt.Sprintf("cpu-%s-step%d.pprof", p.Name, step))
 			if err := p.fetchProfile(ctx, fmt.Sprintf("profile?seconds=%d", secs), file); err != nil {
+				fmt.Fprintln(d.prog, "pprof:", err)
+			}
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Until(spec.Start.Add(spec.Duration / 2)))
+			file := filepath.Join(d.o.PprofDir, fmt.Sprintf("goroutine-%s-step%d.txt", p.Name, step))
+			if err := p.fetchProfile(ctx, "goroutine?debug=1", file); err != nil {
 				fmt.Fprintln(d.prog, "pprof:", err)
 			}
 		}()

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,6 +113,8 @@ type App struct {
 	db   *store.DB
 	node *node.Node
 	nc   *nats.Conn
+	// readers carry the mailbox's Direct Gets (mailbox.Config.Readers).
+	readers []*nats.Conn
 	// native holds the auth callout for NATS-native clients (native.go).
 	native nativeAuth
 	gw     *gateway.Server
@@ -234,6 +237,10 @@ func (a *App) connectNATS() error {
 		// per read. A batch is at most a few hundred messages
 		// (BENCHMARKS.md, idle connections).
 		nats.SyncQueueLen(syncQueueLen),
+	}
+	// Readers reconnect by themselves; the rest is the main connection's.
+	readerOpts := slices.Clone(opts)
+	opts = append(opts,
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { a.log.Warn("nats disconnected", "err", err) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			a.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
@@ -246,14 +253,16 @@ func (a *App) connectNATS() error {
 				}()
 			}
 		}),
-	}
+	)
 	if a.cfg.NATSURL != "" {
 		nc, err := nats.Connect(a.cfg.NATSURL, append(opts, nats.Name("mayflyd"))...)
 		if err != nil {
 			return fmt.Errorf("connect to nats: %w", err)
 		}
 		a.nc = nc
-		return nil
+		return a.connectReaders(func(name string) (*nats.Conn, error) {
+			return nats.Connect(a.cfg.NATSURL, append(readerOpts, nats.Name(name))...)
+		})
 	}
 	pw, err := servicePassword(filepath.Join(a.cfg.DataDir, "nats", "service.password"))
 	if err != nil {
@@ -283,6 +292,26 @@ func (a *App) connectNATS() error {
 		return err
 	}
 	a.nc = nc
+	return a.connectReaders(func(name string) (*nats.Conn, error) { return n.Connect(name, readerOpts...) })
+}
+
+// maxReaders bounds the connections made for mailbox reads.
+const maxReaders = 16
+
+// connectReaders makes the mailbox's read connections, one per partition
+// up to maxReaders (mailbox.Config.Readers says why reads get their own).
+func (a *App) connectReaders(connect func(name string) (*nats.Conn, error)) error {
+	n := a.cfg.MailboxPartitions
+	if n <= 0 {
+		n = mailbox.DefaultPartitions
+	}
+	for i := range min(n, maxReaders) {
+		nc, err := connect(fmt.Sprintf("mayflyd-read-%d", i))
+		if err != nil {
+			return fmt.Errorf("connect to nats for reads: %w", err)
+		}
+		a.readers = append(a.readers, nc)
+	}
 	return nil
 }
 
@@ -445,6 +474,9 @@ func (a *App) teardown(ctx context.Context) error {
 			}
 		}
 		a.nc.Close()
+	}
+	for _, nc := range a.readers {
+		nc.Close()
 	}
 	if a.node != nil {
 		a.node.Shutdown()

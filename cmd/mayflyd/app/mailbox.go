@@ -14,6 +14,7 @@ func (a *App) startMailbox() error {
 	defer cancel()
 	mb, err := mailbox.New(ctx, mailbox.Config{
 		NATS:       a.nc,
+		Readers:    a.readers,
 		Permit:     a.friends,
 		Partitions: a.cfg.MailboxPartitions,
 		Replicas:   a.cfg.Replicas,

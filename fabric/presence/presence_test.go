@@ -398,3 +398,38 @@ func TestPresenceGraphChangeSendsSnapshot(t *testing.T) {
 		t.Fatalf("snapshot after befriending = %+v, want alice online", snap)
 	}
 }
+
+// TestPresenceTrackerRefreshesEveryDevice connects more devices than there
+// are refresh slots and checks that every key is rewritten within one TTL
+// and still live after two: the spread-out refresh reaches every slot.
+func TestPresenceTrackerRefreshesEveryDevice(t *testing.T) {
+	e := newEnv(t, newFriends())
+	tr := e.tracker()
+	user := e.user("many")
+	devs := make([]string, 45)
+	for i := range devs {
+		devs[i] = schema.NewDeviceID()
+		if err := tr.Connect(user, devs[i]); err != nil {
+			t.Fatalf("Connect: %v", err)
+		}
+	}
+	first := make([]uint64, len(devs))
+	for i, d := range devs {
+		e.awaitLive(user, d, true)
+		first[i], _ = e.rev(user, d)
+	}
+	waitFor(t, 2*testTTL, "every device key refreshed", func() bool {
+		for i, d := range devs {
+			if rev, _ := e.rev(user, d); rev == first[i] {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(testTTL) // past the first writes' TTL: only refreshes keep them
+	for _, d := range devs {
+		if _, live := e.rev(user, d); !live {
+			t.Errorf("device %s went offline while connected", d)
+		}
+	}
+}

@@ -80,6 +80,9 @@ func TestBenchLoadInProcess(t *testing.T) {
 	if len(rep.Baselines) != 2 || rep.Baselines[0].Acked <= 0 || rep.Baselines[1].Streams != mailboxPartitions {
 		t.Errorf("baselines = %+v", rep.Baselines)
 	}
+	if len(rep.Disk) != 2 || rep.Disk[0].Syncs <= 0 || rep.Disk[1].Writers != mailboxPartitions {
+		t.Errorf("disk syncs = %+v", rep.Disk)
+	}
 	if !strings.Contains(out, "| 1 | 20 | 20 |") {
 		t.Errorf("report lacks the step row:\n%s", out)
 	}

@@ -21,6 +21,7 @@ type Report struct {
 	Idle0      sample        `json:"before_connect"`
 	Connected  sample        `json:"after_connect"`
 	Baselines  []Baseline    `json:"raw_jetstream,omitempty"`
+	Disk       []DiskSync    `json:"disk_sync,omitempty"`
 	Steps      []StepReport  `json:"steps,omitempty"`
 	Idle       []IdleReport  `json:"idle,omitempty"`
 	LoadAvgEnd float64       `json:"load_avg_1m_at_end"`
@@ -194,6 +195,9 @@ func (r *Report) print(w io.Writer) {
 	for _, b := range r.Baselines {
 		fmt.Fprintf(w, "raw JetStream, %d stream(s): %.0f acked async publishes/s (%d-byte payloads, file storage, %d pending, %.1f s, %d errors)\n\n",
 			b.Streams, b.PerSec, b.Size, b.Pending, b.Seconds, b.Errors)
+	}
+	for _, ds := range r.Disk {
+		fmt.Fprintf(w, "data disk: %.0f synced 1 KiB appends/s with %d writer(s) (%.1f s)\n\n", ds.PerSec, ds.Writers, ds.Seconds)
 	}
 	if len(r.Steps) > 0 {
 		r.printConnected(w)

@@ -48,6 +48,13 @@ func (d *driver) load(ctx context.Context) error {
 			d.rep.Baselines = append(d.rep.Baselines, b)
 			fmt.Fprintf(d.prog, "raw JetStream baseline, %d stream(s): %.0f acked publishes/s of %d bytes\n", streams, b.PerSec, size)
 		}
+		for _, w := range diskSyncWriters {
+			ds, err := diskSync(d.dir, w, min(d.o.Baseline, 3*time.Second))
+			if err != nil {
+				return err
+			}
+			d.rep.Disk = append(d.rep.Disk, ds)
+		}
 	}
 	for i, r := range d.o.Rates {
 		sr, err := d.loadStep(ctx, i+1, r)

@@ -14,16 +14,17 @@ import (
 
 // Baseline is raw JetStream's rate on the same server: asynchronous
 // publishes of envelope-sized payloads to scratch streams with the
-// mailboxes' storage (file, R1; the server's sync setting applies to both),
-// spread round-robin over Streams streams.
+// mailboxes' storage (file, Replicas replicas; the server's sync setting
+// applies to both), spread round-robin over Streams streams.
 type Baseline struct {
-	Streams int     `json:"streams"`
-	Size    int     `json:"payload_bytes"`
-	Acked   int64   `json:"acked"`
-	Errors  int64   `json:"errors"`
-	Seconds float64 `json:"seconds"`
-	PerSec  float64 `json:"acked_per_sec"`
-	Pending int     `json:"max_pending"`
+	Streams  int     `json:"streams"`
+	Replicas int     `json:"replicas"`
+	Size     int     `json:"payload_bytes"`
+	Acked    int64   `json:"acked"`
+	Errors   int64   `json:"errors"`
+	Seconds  float64 `json:"seconds"`
+	PerSec   float64 `json:"acked_per_sec"`
+	Pending  int     `json:"max_pending"`
 }
 
 // Scratch streams BENCH_RAW_<i> on subjects bench.raw.<i>; removed again
@@ -37,8 +38,8 @@ const (
 
 // rawBaseline publishes size-byte payloads asynchronously for dur (at most
 // maxMsgs) over streams scratch streams and returns the acknowledged rate.
-func rawBaseline(ctx context.Context, natsURL string, size, streams int, dur time.Duration, maxMsgs int) (Baseline, error) {
-	b := Baseline{Streams: streams, Size: size, Pending: baselinePending}
+func rawBaseline(ctx context.Context, natsURL string, size, streams, replicas int, dur time.Duration, maxMsgs int) (Baseline, error) {
+	b := Baseline{Streams: streams, Replicas: max(1, replicas), Size: size, Pending: baselinePending}
 	nc, err := nats.Connect(natsURL, nats.Name("mayfly-bench"))
 	if err != nil {
 		return b, fmt.Errorf("baseline: connect: %w", err)
@@ -52,7 +53,7 @@ func rawBaseline(ctx context.Context, natsURL string, size, streams int, dur tim
 	if err != nil {
 		return b, fmt.Errorf("baseline: jetstream: %w", err)
 	}
-	subjects, err := scratchStreams(ctx, js, streams)
+	subjects, err := scratchStreams(ctx, js, streams, replicas)
 	defer func() {
 		for i := range streams {
 			js.DeleteStream(context.Background(), baselineStream+strconv.Itoa(i))
@@ -86,7 +87,7 @@ func rawBaseline(ctx context.Context, natsURL string, size, streams int, dur tim
 }
 
 // scratchStreams (re)creates the scratch streams and returns their subjects.
-func scratchStreams(ctx context.Context, js jetstream.JetStream, n int) ([]string, error) {
+func scratchStreams(ctx context.Context, js jetstream.JetStream, n, replicas int) ([]string, error) {
 	var subjects []string
 	for i := range n {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -94,7 +95,7 @@ func scratchStreams(ctx context.Context, js jetstream.JetStream, n int) ([]strin
 		js.DeleteStream(sctx, name)
 		_, err := js.CreateStream(sctx, jetstream.StreamConfig{
 			Name: name, Subjects: []string{baselineSubject + strconv.Itoa(i)},
-			Storage: jetstream.FileStorage, Replicas: 1, MaxAge: 10 * time.Minute,
+			Storage: jetstream.FileStorage, Replicas: max(1, replicas), MaxAge: 10 * time.Minute,
 		})
 		cancel()
 		if err != nil {

@@ -79,6 +79,7 @@ type options struct {
 	Payload      int           `json:"payload_bytes"`
 	Baseline     time.Duration `json:"baseline_ns"`
 	BaselineMax  int           `json:"baseline_max"`
+	Replicas     int           `json:"baseline_replicas"`
 	SourceIPs    int           `json:"source_ips"`
 	SetupConc    int           `json:"setup_concurrency"`
 	DialConc     int           `json:"dial_concurrency"`
@@ -111,6 +112,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.Payload, "payload", 100, "plaintext payload bytes per message (sealed envelopes are ~620 bytes larger)")
 	fs.DurationVar(&o.Baseline, "baseline", 5*time.Second, "time of the raw JetStream baseline (0 skips it)")
 	fs.IntVar(&o.BaselineMax, "baseline-max", 2_000_000, "most messages the raw JetStream baseline publishes")
+	fs.IntVar(&o.Replicas, "baseline-replicas", 1, "replicas of the raw JetStream baseline's scratch streams: match the mailboxes' (mayflyd --replicas) when -nats-url is a cluster")
 	fs.IntVar(&o.SourceIPs, "source-ips", 16, "spread connections over this many source addresses 127.0.0.10 and up")
 	fs.IntVar(&o.SetupConc, "setup-concurrency", 64, "concurrent HTTP requests while creating users, in total")
 	fs.IntVar(&o.DialConc, "dial-concurrency", 128, "concurrent WebSocket handshakes, in total")

@@ -193,8 +193,8 @@ func (r *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "set-up (not timed): %d users registered, logged in and befriended in %.1f s; %d WebSockets connected and synced in %.1f s\n\n",
 		r.Setup.Users, r.Setup.UsersSeconds, r.Setup.Connections, r.Setup.ConnectSeconds)
 	for _, b := range r.Baselines {
-		fmt.Fprintf(w, "raw JetStream, %d stream(s): %.0f acked async publishes/s (%d-byte payloads, file storage, %d pending, %.1f s, %d errors)\n\n",
-			b.Streams, b.PerSec, b.Size, b.Pending, b.Seconds, b.Errors)
+		fmt.Fprintf(w, "raw JetStream, %d stream(s): %.0f acked async publishes/s (%d-byte payloads, file storage, R%d, %d pending, %.1f s, %d errors)\n\n",
+			b.Streams, b.PerSec, b.Size, b.Replicas, b.Pending, b.Seconds, b.Errors)
 	}
 	for _, ds := range r.Disk {
 		fmt.Fprintf(w, "data disk: %.0f synced 1 KiB appends/s with %d writer(s) (%.1f s)\n\n", ds.PerSec, ds.Writers, ds.Seconds)

@@ -41,7 +41,7 @@ func (d *driver) load(ctx context.Context) error {
 		d.setPhase("baseline")
 		size := d.o.Payload + envelopeOverhead
 		for _, streams := range []int{1, mailboxPartitions} {
-			b, err := rawBaseline(ctx, d.o.NATSURL, size, streams, d.o.Baseline, d.o.BaselineMax)
+			b, err := rawBaseline(ctx, d.o.NATSURL, size, streams, d.o.Replicas, d.o.Baseline, d.o.BaselineMax)
 			if err != nil {
 				return err
 			}

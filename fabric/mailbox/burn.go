@@ -24,9 +24,33 @@ func (s *Service) Read(ctx context.Context, reader string, seq uint64) (BurnResu
 	if err != nil {
 		return BurnResult{}, err
 	}
+	return s.read(ctx, reader, m)
+}
+
+// ReadDelivered is Read for a message the caller delivered to reader
+// itself: m is a message of reader's mailbox as Deliveries or Fetch gave it
+// (Seq, From, MsgID, PeerSeq and Self are used), so the lookup of the
+// message that Read begins with is skipped. A gateway that remembers what
+// it delivered on a connection burns with one request less. The delete is
+// still the commit point: a message burned, recalled or expired meanwhile
+// fails with unknown_message, as in Read. Never pass a Message built from
+// client input.
+func (s *Service) ReadDelivered(ctx context.Context, reader string, m Message) (BurnResult, error) {
+	if !schema.ValidUserID(reader) {
+		return BurnResult{}, errBadUser
+	}
+	if m.Seq == 0 {
+		return BurnResult{}, errUnknownMessage
+	}
+	return s.read(ctx, reader, m)
+}
+
+// read burns m, a message of reader's mailbox.
+func (s *Service) read(ctx context.Context, reader string, m Message) (BurnResult, error) {
 	if m.Self {
 		return BurnResult{}, errUnknownMessage
 	}
+	seq := m.Seq
 	if err := s.burn(ctx, reader, seq); err != nil {
 		return BurnResult{}, err
 	}

@@ -139,3 +139,44 @@ func TestMailboxExpiry(t *testing.T) {
 		t.Fatalf("Unread after expiry = %v, %v", u, err)
 	}
 }
+
+// TestMailboxReadDelivered burns messages as a gateway does that remembers
+// what it delivered: without the lookup, with the same outcome as Read.
+func TestMailboxReadDelivered(t *testing.T) {
+	f := newFixture(t, nil)
+	a, b := f.friendsPair(t)
+	res := f.send(t, a, b, "burn me")
+	evA := f.subscribeEvents(t, a.id)
+	var delivered, syncCopy Message
+	for _, m := range f.fetchAll(t, b.id) {
+		if m.Seq == res.PeerSeq {
+			delivered = m
+		}
+	}
+	for _, m := range f.fetchAll(t, a.id) {
+		if m.Seq == res.Seq {
+			syncCopy = m
+		}
+	}
+	if delivered.Seq == 0 || syncCopy.Seq == 0 {
+		t.Fatalf("Fetch did not return both copies of %+v", res)
+	}
+
+	_, err := f.svc.ReadDelivered(testContext(t), a.id, syncCopy)
+	wantCode(t, err, schema.CodeUnknownMessage) // one's own sync copy is not read
+	got, err := f.svc.ReadDelivered(testContext(t), b.id, delivered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Seq != res.PeerSeq || got.Peer != a.id || got.PeerSeq != res.Seq {
+		t.Fatalf("ReadDelivered = %+v, want the copies of %+v", got, res)
+	}
+	f.gone(t, a, b, res)
+	if ev := nextEvent(t, evA); ev.Type != schema.EventBurned || ev.Seq != res.Seq || ev.PeerID != b.id {
+		t.Fatalf("sender's event = %+v", ev)
+	}
+	_, err = f.svc.ReadDelivered(testContext(t), b.id, delivered)
+	wantCode(t, err, schema.CodeUnknownMessage) // burned already: the delete decides
+	_, err = f.svc.ReadDelivered(testContext(t), "not-a-user", delivered)
+	wantCode(t, err, schema.CodeBadRequest)
+}

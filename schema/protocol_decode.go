@@ -3,10 +3,10 @@ package schema
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -17,6 +17,9 @@ type Request interface {
 	RequestType() string
 	// RequestID is the client's request id, to echo in the answer.
 	RequestID() string
+	// setMember decodes member m into the frame; false means its value
+	// has the wrong type or range.
+	setMember(m member) bool
 	validate() *Error
 }
 
@@ -92,15 +95,18 @@ const maxFields = 16
 // On failure req is nil and e is a CodeBadRequest error (CodeInvalidCursor
 // for a sequence or cursor out of range) whose message names the problem
 // without echoing input; id is the frame's request id when it could be read,
-// for the error answer. DecodeRequest never panics.
+// for the error answer. DecodeRequest never panics. The request may alias b
+// (a SendFrame's Envelope does when b holds it compact): b must not change
+// while the request is in use.
 func DecodeRequest(b []byte) (req Request, id string, e *Error) {
-	fields, err := readObject(b)
-	if err != nil {
+	var o object
+	if err := readObject(b, &o); err != nil {
 		return nil, "", badFrame(err.Error())
 	}
-	id = readID(fields)
-	var typ string
-	if raw, ok := fields["type"]; !ok || json.Unmarshal(raw, &typ) != nil {
+	id = readID(&o)
+	raw, _ := o.get("type")
+	typ, ok := decodeString(raw)
+	if !ok {
 		return nil, id, badFrame(`member "type" must be a string`)
 	}
 	mk, ok := requestTypes[typ]
@@ -108,11 +114,18 @@ func DecodeRequest(b []byte) (req Request, id string, e *Error) {
 		return nil, id, badFrame("unknown frame type")
 	}
 	req = mk()
-	if err := checkMembers(fields, reflect.TypeOf(req).Elem()); err != nil {
+	if err := checkMembers(&o, requestMembers[typ]); err != nil {
 		return nil, id, badFrame(err.Error())
 	}
-	if err := json.Unmarshal(b, req); err != nil {
-		return nil, id, badFrame(jsonTypeProblem(err))
+	if o.deepest >= maxNestingDepth {
+		// Inside the frame's object this value is one level too deep for
+		// encoding/json, which the decoder used to report so.
+		return nil, id, badFrame(errMalformed.Error())
+	}
+	for _, m := range o.members[:o.n] {
+		if !req.setMember(m) {
+			return nil, id, badFrame(fmt.Sprintf("member %q has the wrong type or range", m.name))
+		}
 	}
 	if e := req.validate(); e != nil {
 		return nil, id, e
@@ -144,8 +157,16 @@ func DecodeServerFrame(b []byte) (any, error) {
 }
 
 // EncodeFrame returns the JSON encoding of a frame (any *XxxFrame or XxxFrame
-// value), without HTML escaping and without a trailing newline.
+// value), without HTML escaping and without a trailing newline. An
+// [EncodedFrame] is returned as it is; msg, sent, ok and most event frames
+// are encoded by hand (protocol_encode.go), a msg frame's envelope as it is.
 func EncodeFrame(f any) ([]byte, error) {
+	if b, ok, err := encodeHot(f); ok {
+		if err != nil {
+			return nil, fmt.Errorf("encode frame: %w", err)
+		}
+		return b, nil
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -157,80 +178,72 @@ func EncodeFrame(f any) ([]byte, error) {
 
 func badFrame(msg string) *Error { return Errorf(CodeBadRequest, "bad frame: "+msg) }
 
-// readObject returns the members of the single JSON object b. Values are
-// raw; null values, duplicate names, more than maxFields members and
-// anything after the object are errors.
-func readObject(b []byte) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errors.New("not a JSON object")
-	}
-	m := map[string]json.RawMessage{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, errors.New("malformed JSON")
-		}
-		name, _ := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, errors.New("malformed JSON")
-		}
-		if _, dup := m[name]; dup {
-			return nil, fmt.Errorf("duplicate member %.32q", name)
-		}
-		if bytes.Equal(raw, []byte("null")) {
-			return nil, fmt.Errorf("member %.32q is null", name)
-		}
-		if len(m) == maxFields {
-			return nil, errors.New("too many members")
-		}
-		m[name] = raw
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, errors.New("malformed JSON")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the JSON object")
-	}
-	return m, nil
-}
-
 // readID returns the frame's "id" if it is a valid request id, else "".
-func readID(fields map[string]json.RawMessage) string {
-	var id string
-	if json.Unmarshal(fields["id"], &id) != nil || !validRequestID(id) {
-		return ""
+func readID(o *object) string {
+	raw, _ := o.get("id")
+	if id, ok := decodeString(raw); ok && validRequestID(id) {
+		return id
 	}
-	return id
+	return ""
 }
 
-// checkMembers reports an error unless fields has exactly the JSON members
-// of struct type t.
-func checkMembers(fields map[string]json.RawMessage, t reflect.Type) error {
-	want := map[string]bool{}
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		want[name] = true
-		if _, ok := fields[name]; !ok {
+// requestMembers lists the JSON members of each client frame type, in
+// struct order.
+var requestMembers = func() map[string][]string {
+	out := map[string][]string{}
+	for typ, mk := range requestTypes {
+		t := reflect.TypeOf(mk()).Elem()
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			out[typ] = append(out[typ], name)
+		}
+	}
+	return out
+}()
+
+// checkMembers reports an error unless o has exactly the members names.
+func checkMembers(o *object, names []string) error {
+	for _, name := range names {
+		if _, ok := o.get(name); !ok {
 			return fmt.Errorf("missing member %q", name)
 		}
 	}
-	for name := range fields {
-		if !want[name] {
-			return fmt.Errorf("unknown member %.32q", name)
+	for _, m := range o.members[:o.n] {
+		if !slices.Contains(names, m.name) {
+			return fmt.Errorf("unknown member %.32q", m.name)
 		}
 	}
 	return nil
 }
 
-// jsonTypeProblem describes a decoding error without echoing input.
-func jsonTypeProblem(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("member %q has the wrong type or range", te.Field)
+// compactJSON returns m's value without whitespace outside strings, as
+// json.Compact does: the value itself when it has none.
+func compactJSON(m member) []byte {
+	if m.compact {
+		return m.raw
 	}
-	return "malformed JSON"
+	var buf bytes.Buffer
+	if json.Compact(&buf, m.raw) != nil {
+		return m.raw // not reached: the frame was read as JSON
+	}
+	return buf.Bytes()
+}
+
+// decodeStringTo sets *dst to the string raw holds; it reports false if raw
+// is not a JSON string.
+func decodeStringTo(raw []byte, dst *string) bool {
+	s, ok := decodeString(raw)
+	*dst = s
+	return ok
+}
+
+// decodeUintTo sets *dst to the unsigned integer raw holds, as
+// encoding/json does: false for anything but a JSON number that is an
+// integer in uint64's range.
+func decodeUintTo(raw []byte, dst *uint64) bool {
+	n, err := strconv.ParseUint(string(raw), 10, 64)
+	*dst = n
+	return err == nil
 }
 
 // validRequestID reports whether id is 1 to MaxRequestIDLen characters of
@@ -269,11 +282,9 @@ func (f *SendFrame) validate() *Error {
 	if !ValidUserID(f.To) {
 		return badFrame(`member "to" is not a user id`)
 	}
-	var buf bytes.Buffer
-	if len(f.Envelope) == 0 || f.Envelope[0] != '{' || json.Compact(&buf, f.Envelope) != nil {
+	if len(f.Envelope) == 0 || f.Envelope[0] != '{' {
 		return badFrame(`member "envelope" must be a JSON object`)
 	}
-	f.Envelope = buf.Bytes()
 	return nil
 }
 
@@ -300,3 +311,74 @@ func (f *RecallFrame) validate() *Error {
 
 func (f *UnreadFrame) validate() *Error { return checkID(f.ID) }
 func (f *PingFrame) validate() *Error   { return checkID(f.ID) }
+
+func (f *SendFrame) setMember(m member) bool {
+	switch m.name {
+	case "type":
+		return decodeStringTo(m.raw, &f.Type)
+	case "id":
+		return decodeStringTo(m.raw, &f.ID)
+	case "to":
+		return decodeStringTo(m.raw, &f.To)
+	case "envelope":
+		f.Envelope = compactJSON(m)
+		return true
+	}
+	return false
+}
+
+func (f *SyncFrame) setMember(m member) bool {
+	switch m.name {
+	case "type":
+		return decodeStringTo(m.raw, &f.Type)
+	case "id":
+		return decodeStringTo(m.raw, &f.ID)
+	case "cursor":
+		return decodeUintTo(m.raw, &f.Cursor)
+	}
+	return false
+}
+
+func (f *ReadFrame) setMember(m member) bool {
+	switch m.name {
+	case "type":
+		return decodeStringTo(m.raw, &f.Type)
+	case "id":
+		return decodeStringTo(m.raw, &f.ID)
+	case "seq":
+		return decodeUintTo(m.raw, &f.Seq)
+	}
+	return false
+}
+
+func (f *RecallFrame) setMember(m member) bool {
+	switch m.name {
+	case "type":
+		return decodeStringTo(m.raw, &f.Type)
+	case "id":
+		return decodeStringTo(m.raw, &f.ID)
+	case "seq":
+		return decodeUintTo(m.raw, &f.Seq)
+	}
+	return false
+}
+
+func (f *UnreadFrame) setMember(m member) bool {
+	switch m.name {
+	case "type":
+		return decodeStringTo(m.raw, &f.Type)
+	case "id":
+		return decodeStringTo(m.raw, &f.ID)
+	}
+	return false
+}
+
+func (f *PingFrame) setMember(m member) bool {
+	switch m.name {
+	case "type":
+		return decodeStringTo(m.raw, &f.Type)
+	case "id":
+		return decodeStringTo(m.raw, &f.ID)
+	}
+	return false
+}

@@ -19,7 +19,6 @@ package envelope
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"time"
 )
@@ -147,51 +146,12 @@ func (e *Envelope) Header() Header {
 	}
 }
 
-// wireEnvelope is the JSON form; see docs/envelope.md.
-type wireEnvelope struct {
-	V     int        `json:"v"`
-	From  string     `json:"from"`
-	To    string     `json:"to"`
-	MsgID string     `json:"mid"`
-	TS    int64      `json:"ts"`
-	Wraps []wireWrap `json:"wraps"`
-	N     string     `json:"n"`
-	CT    string     `json:"ct"`
-	Sig   string     `json:"sig"`
-}
-
-type wireWrap struct {
-	KID string `json:"kid"`
-	EPK string `json:"epk"`
-	N   string `json:"n"`
-	K   string `json:"k"`
-}
-
 // MarshalJSON returns the canonical JSON encoding of e: fields in the
 // documented order, no whitespace, base64url without padding. [Parse]
 // accepts the result and [Open] opens it exactly as it opens the bytes e was
 // parsed from, so a server may relay either.
 func (e *Envelope) MarshalJSON() ([]byte, error) {
-	w := wireEnvelope{
-		V:     Version,
-		From:  e.from,
-		To:    e.to,
-		MsgID: e.msgID,
-		TS:    e.sentAt,
-		Wraps: make([]wireWrap, len(e.wraps)),
-		N:     EncodeKey(e.nonce[:]),
-		CT:    EncodeKey(e.ciphertext),
-		Sig:   EncodeKey(e.sig[:]),
-	}
-	for i, wr := range e.wraps {
-		w.Wraps[i] = wireWrap{
-			KID: EncodeKey(wr.keyID[:]),
-			EPK: EncodeKey(wr.ephemeral[:]),
-			N:   EncodeKey(wr.nonce[:]),
-			K:   EncodeKey(wr.key[:]),
-		}
-	}
-	return json.Marshal(w)
+	return e.appendCanonical(make([]byte, 0, e.encodedLen())), nil
 }
 
 // UnmarshalJSON replaces *e with the envelope parsed from b, with the same

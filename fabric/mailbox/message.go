@@ -97,8 +97,18 @@ func ownerOf(subject string) string {
 		return ""
 	}
 	p, uid, ok := strings.Cut(rest, ".")
-	if !ok || p == "" || strings.Trim(p, "0123456789") != "" || !schema.ValidUserID(uid) {
+	if !ok || !allDigits(p) || !schema.ValidUserID(uid) {
 		return ""
 	}
 	return uid
+}
+
+// allDigits reports whether s is one or more ASCII digits.
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

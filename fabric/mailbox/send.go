@@ -39,6 +39,9 @@ import (
 //
 // On an unknown outcome (a JetStream timeout) Send returns unavailable; the
 // client retries with the same message id and the retry completes the send.
+//
+// A canonical envelope (as envelope.Seal writes it) is stored as it is,
+// without a copy; env is not kept after Send returns.
 func (s *Service) Send(ctx context.Context, from, to string, env []byte) (SendResult, error) {
 	out, err := s.checkSend(ctx, from, to, env)
 	if err != nil {
@@ -56,7 +59,8 @@ type outgoing struct {
 	from, to, msgID string
 	dedupID         string // Nats-Msg-Id of the recipient's copy
 	sentAt          time.Time
-	envelope        []byte // canonical encoding
+	sentAtHeader    string // sentAt as HeaderSentAt carries it
+	envelope        []byte // canonical encoding; may alias the caller's
 }
 
 func (s *Service) checkSend(ctx context.Context, from, to string, env []byte) (outgoing, error) {
@@ -68,14 +72,13 @@ func (s *Service) checkSend(ctx context.Context, from, to string, env []byte) (o
 	case from == to:
 		return outgoing{}, schema.Errorf(schema.CodeSelfSend, "you cannot send a message to yourself")
 	}
-	e, err := envelope.Parse(env)
+	h, canon, err := envelope.Check(env)
 	switch {
 	case errors.Is(err, envelope.ErrTooLarge):
 		return outgoing{}, schema.Errorf(schema.CodeMessageTooLarge, "the envelope is over the size limit")
 	case err != nil:
 		return outgoing{}, schema.Errorf(schema.CodeInvalidEnvelope, "the envelope is malformed or of an unknown version")
 	}
-	h := e.Header()
 	if h.From != from || h.To != to {
 		return outgoing{}, schema.Errorf(schema.CodeInvalidEnvelope, "the envelope's sender or recipient does not match")
 	}
@@ -89,15 +92,13 @@ func (s *Service) checkSend(ctx context.Context, from, to string, env []byte) (o
 		}
 		return outgoing{}, fmt.Errorf("mailbox: send: permit: %w", err)
 	}
-	canon, err := e.MarshalJSON()
-	if err != nil {
-		return outgoing{}, fmt.Errorf("mailbox: send: encode envelope: %w", err)
-	}
+	now := time.Now().UTC()
 	return outgoing{
 		from: from, to: to, msgID: h.MsgID,
-		dedupID:  from + "." + to + "." + h.MsgID,
-		sentAt:   time.Now().UTC(),
-		envelope: canon,
+		dedupID:      from + "." + to + "." + h.MsgID,
+		sentAt:       now,
+		sentAtHeader: now.Format(time.RFC3339Nano),
+		envelope:     canon,
 	}, nil
 }
 
@@ -108,7 +109,7 @@ func (s *Service) natsMsg(out outgoing, owner, dedupID string, peerSeq uint64) *
 	m.Header.Set(HeaderFrom, out.from)
 	m.Header.Set(HeaderTo, out.to)
 	m.Header.Set(HeaderMsgID, out.msgID)
-	m.Header.Set(HeaderSentAt, out.sentAt.Format(time.RFC3339Nano))
+	m.Header.Set(HeaderSentAt, out.sentAtHeader)
 	if peerSeq > 0 {
 		m.Header.Set(HeaderPeerSeq, strconv.FormatUint(peerSeq, 10))
 	}

@@ -4,8 +4,9 @@
 // error codes (schema.Code); internal error text never reaches a client.
 //
 // A [Server] is safe for concurrent use. Its WebSocket connections each run
-// a reader and a writer goroutine owned by the Server; Shutdown closes them
-// all with a going-away close code and waits for them.
+// a reader goroutine, and a writer goroutine while they have something to
+// write, owned by the Server; Shutdown closes them all with a going-away
+// close code and waits for them.
 package gateway
 
 import (
@@ -93,6 +94,12 @@ type Server struct {
 	closing  bool           // set by Shutdown; no new WebSockets
 	conns    sync.WaitGroup // one per live WebSocket
 	shutdown chan struct{}  // closed by Shutdown
+
+	// writeBuffers lends WebSocket write buffers: a connection holds one
+	// only while it writes a message. writeBatches lends the buffers of
+	// batched writes (ws_writer.go).
+	writeBuffers sync.Pool
+	writeBatches sync.Pool
 }
 
 // New returns a Server for cfg.
@@ -135,14 +142,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.hub = newHub(s)
 	s.tracker = s.newTracker()
-	s.upgrader = websocket.Upgrader{
-		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   1024,
-		WriteBufferSize:  1024,
-		Subprotocols:     []string{subprotocolV1},
-		CheckOrigin:      s.checkOrigin,
-		Error:            s.upgradeError,
-	}
+	s.upgrader = s.wsUpgrader()
 	s.routes()
 	return s, nil
 }
@@ -213,6 +213,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.shutdown)
 	}
 	s.mu.Unlock()
+	// A connection registered after this walk sees s.shutdown closed.
+	for _, c := range s.hub.all() {
+		c.close(websocket.CloseGoingAway, "shutdown")
+	}
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()
 	select {

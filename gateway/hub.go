@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -102,20 +101,23 @@ func (h *hub) remove(c *wsConn) {
 	}
 }
 
-// conns returns a snapshot of userID's connections.
-func (h *hub) conns(userID string) []*wsConn {
+// conns appends a snapshot of userID's connections to dst.
+func (h *hub) conns(dst []*wsConn, userID string) []*wsConn {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	u := h.users[userID]
 	if u == nil {
-		return nil
+		return dst
 	}
-	out := make([]*wsConn, 0, len(u.conns))
 	for c := range u.conns {
-		out = append(out, c)
+		dst = append(dst, c)
 	}
-	return out
+	return dst
 }
+
+// connsBuf holds the connections of a user with a few devices without
+// allocating.
+type connsBuf [4]*wsConn
 
 func (h *hub) dispatch() {
 	defer h.wg.Done()
@@ -136,21 +138,32 @@ func (h *hub) deliver(m *nats.Msg) {
 		return
 	}
 	userID := m.Subject[len("evt."):]
-	var ev schema.Event
-	if err := json.Unmarshal(m.Data, &ev); err != nil {
+	ev, err := decodeEvent(m.Data)
+	if err != nil {
 		h.s.log.Error("bad event on nats", "subject", m.Subject, "err", err)
 		return
 	}
-	for _, c := range h.conns(userID) {
+	var buf connsBuf
+	conns := h.conns(buf[:0], userID)
+	if len(conns) == 0 {
+		return
+	}
+	// One frame for all the user's connections.
+	frame, err := schema.EncodeFrame(schema.EventFrame{Type: schema.FrameEvent, Event: &ev})
+	if err != nil {
+		h.s.log.Error("encode frame", "frame", "event", "type", string(ev.Type), "err", err)
+	}
+	for _, c := range conns {
 		switch {
 		case ev.Type == schema.EventDeviceRevoked && ev.DeviceID == c.p.DeviceID:
 			if ev.Generation == 0 || c.p.Generation < ev.Generation {
 				c.close(schema.CloseTokenRevoked, "token_revoked")
 			}
+		case frame == nil:
 		case isMessageEvent(ev.Type):
-			c.messageEvent(&ev)
+			c.messageEventFrame(frame)
 		default:
-			c.enqueue(schema.EventFrame{Type: schema.FrameEvent, Event: &ev})
+			c.enqueue(schema.EncodedFrame(frame))
 		}
 	}
 }
@@ -162,7 +175,8 @@ func isMessageEvent(t schema.EventType) bool {
 }
 
 // deliverMessage routes a message republished on dlv.mbx.<p>.<uid> to the
-// connections of <uid>. The message is shared, read-only, by them all.
+// connections of <uid>. The message and its encoded frame are shared,
+// read-only, by them all.
 func (h *hub) deliverMessage(m *nats.Msg) {
 	userID := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	msg, prev, err := mailbox.ParseDelivery(m)
@@ -170,8 +184,14 @@ func (h *hub) deliverMessage(m *nats.Msg) {
 		h.s.log.Error("bad delivery on nats", "subject", m.Subject, "err", err)
 		return
 	}
-	for _, c := range h.conns(userID) {
-		c.live(&msg, prev)
+	var buf connsBuf
+	conns := h.conns(buf[:0], userID)
+	if len(conns) == 0 {
+		return
+	}
+	d := newDelivery(msg, prev)
+	for _, c := range conns {
+		c.liveDelivery(d)
 	}
 }
 

@@ -1,14 +1,15 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -100,63 +101,162 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.conns.Add(1)
 	s.mu.Unlock()
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	hj := &wsHijacker{ResponseWriter: w, pool: &s.writeBatches}
+	ws, err := s.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		s.conns.Done()
 		return // upgradeError answered
 	}
 	s.metrics.requests.WithLabelValues("GET /v1/ws", "ok").Inc()
+	c := s.newWSConn(ws, hj, p)
+	// The set-up runs on the handshake's goroutine, which ends afterwards:
+	// the deep stack its calls need is not kept by the reader.
+	if c.open() {
+		go c.run()
+	}
+}
+
+// wsUpgrader returns the WebSocket handshake settings. Write buffers come
+// from a pool, so an idle connection holds none. The read buffer is the one
+// wsHijacker makes (ReadBufferSize 0 has the library take it).
+func (s *Server) wsUpgrader() websocket.Upgrader {
+	return websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   0,
+		WriteBufferSize:  1024,
+		WriteBufferPool:  &s.writeBuffers,
+		Subprotocols:     []string{subprotocolV1},
+		CheckOrigin:      s.checkOrigin,
+		Error:            s.upgradeError,
+	}
+}
+
+// newWSConn returns the connection for ws, upgraded through hj, of p, its
+// ping timer running.
+func (s *Server) newWSConn(ws *websocket.Conn, hj *wsHijacker, p account.Principal) *wsConn {
 	c := &wsConn{
 		s: s, ws: ws, p: p,
-		send:    make(chan []byte, s.cfg.SendQueue),
+		br: hj.br, raw: hj.conn, out: hj.out,
 		quit:    make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.FrameRate), s.cfg.FrameBurst),
 	}
-	go c.run()
+	c.mu.Lock() // pingDue reads c.ping under c.mu
+	c.ping = time.AfterFunc(s.cfg.PingInterval, c.pingDue)
+	c.mu.Unlock()
+	return c
 }
 
-// wsConn is one client WebSocket. The reader goroutine (run) owns reads; the
-// writer goroutine owns writes except the final close frame.
+// wsConn is one client WebSocket. The reader goroutine (run) owns reads; a
+// writer goroutine, running only while there is something to write, owns
+// writes (ws_writer.go).
 type wsConn struct {
 	s    *Server
 	ws   *websocket.Conn
 	p    account.Principal
-	send chan []byte   // frames for the writer; never closed
 	quit chan struct{} // closed by close
+	ping *time.Timer   // fires every PingInterval; runs pingDue
+
+	// br is the library's read buffer and raw the socket under it, for the
+	// reader's idle wait (ws_read.go); nil when the handshake made none.
+	br  *bufio.Reader
+	raw syscall.RawConn
+	out *batchConn // the socket the library writes to; nil likewise
 
 	limiter *rate.Limiter // frames per second; used by the reader only
 	limited int           // rate-limited frames in a row; reader only
+	bad     int           // malformed frames in a row; reader only
+	offline func()        // takes the device offline; called by run at the end
 	feed    feed          // mailbox delivery state (ws_feed.go)
 
-	closeOnce sync.Once
-	closeCode int    // set once, before quit is closed
-	closeWhy  string // likewise
+	writers sync.WaitGroup // the writer goroutine, while one runs
+
+	mu        sync.Mutex
+	queue     frameQueue    // frames for the writer
+	room      chan struct{} // made by a waiting enqueueWait; closed when a frame leaves the queue
+	writing   bool          // a writer goroutine runs
+	pingNow   bool          // a ping is due
+	closed    bool          // close was called; quit is closed
+	closeSent bool          // the writer sent the close frame; no writer starts again
+	closeCode int           // set by the first close
+	closeWhy  string        // likewise
 }
 
-// run registers the connection, reads frames until the connection ends, and
-// cleans up. It is the connection's owner goroutine.
-func (c *wsConn) run() {
-	defer c.s.conns.Done()
+// open registers the connection, checks its device is still active, makes
+// it online and readies it for reading. It reports false when the
+// connection could not be registered; it is released then.
+func (c *wsConn) open() bool {
+	if !c.register() {
+		return false
+	}
+	c.recheck()
+	c.offline = c.presenceOnline()
+	c.readyReads()
+	return true
+}
+
+// register queues hello and adds the connection to the hub. It reports
+// false when that failed; the connection is closed and released then.
+func (c *wsConn) register() bool {
 	c.s.metrics.wsConns.Inc()
-	defer c.s.metrics.wsConns.Dec()
 	// hello is queued before the hub subscribes, so it is the first frame
 	// even when an event arrives at once.
 	c.enqueue(schema.HelloFrame{Type: schema.FrameHello, V: schema.ProtocolVersion, UserID: c.p.UserID, DeviceID: c.p.DeviceID})
 	if err := c.s.hub.add(c); err != nil {
 		c.s.log.Error("websocket subscribe failed", "user_id", c.p.UserID, "err", err)
 		c.close(websocket.CloseInternalServerErr, "internal")
-		c.ws.Close()
+		c.release()
+		return false
+	}
+	// Shutdown closes the connections in the hub; one added after it
+	// looked closes itself.
+	select {
+	case <-c.s.shutdown:
+		c.close(websocket.CloseGoingAway, "shutdown")
+	default:
+	}
+	return true
+}
+
+// readyReads sets the read limits and deadline, which pongs extend.
+func (c *wsConn) readyReads() {
+	c.ws.SetReadLimit(maxFrame)
+	c.ws.SetReadDeadline(time.Now().Add(c.readTimeout()))
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(c.readTimeout())) })
+}
+
+// readTimeout is how long the connection may stay silent: two pings
+// unanswered.
+func (c *wsConn) readTimeout() time.Duration { return 2 * c.s.cfg.PingInterval }
+
+// run reads frames until the connection ends, then releases it. It is the
+// connection's owner goroutine; when the reader stops to wait for the next
+// frames on a fresh stack (ws_read.go), a new run takes over.
+func (c *wsConn) run() {
+	reason, more := c.reader()
+	if more {
+		go c.run()
 		return
 	}
-	defer c.s.hub.remove(c)
-	c.recheck()
-	writerDone := make(chan struct{})
-	go func() { defer close(writerDone); c.writer() }()
-	defer c.presenceOnline()() // online + snapshot now; offline when run returns
-	reason := c.reader()
 	c.close(websocket.CloseNormalClosure, reason)
 	c.stopFeed()
-	<-writerDone
+	c.closeSocket()
+	c.offline()
+	c.s.hub.remove(c)
+	c.s.metrics.wsConns.Dec()
+	c.s.conns.Done()
+}
+
+// release ends a connection that never got its reader.
+func (c *wsConn) release() {
+	c.closeSocket()
+	c.s.metrics.wsConns.Dec()
+	c.s.conns.Done()
+}
+
+// closeSocket waits for the writer to send the close frame, then closes the
+// socket. close must have been called.
+func (c *wsConn) closeSocket() {
+	c.writers.Wait()
 	c.ws.Close()
 }
 
@@ -183,123 +283,34 @@ func (c *wsConn) recheck() {
 	}
 }
 
-// reader reads frames until an error; it returns a short reason.
-func (c *wsConn) reader() string {
-	c.ws.SetReadLimit(maxFrame)
-	deadline := 2 * c.s.cfg.PingInterval
-	c.ws.SetReadDeadline(time.Now().Add(deadline))
-	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(deadline)) })
-	bad := 0
+// reader reads and handles frames until an error; it returns a short
+// reason. It returns more instead when the frames at hand are handled and
+// the connection can wait for the next ones on a fresh goroutine, whose
+// stack is small again (ws_read.go).
+func (c *wsConn) reader() (reason string, more bool) {
 	for {
+		if err := c.awaitFrame(c.readTimeout()); err != nil {
+			return "client", false
+		}
 		_, msg, err := c.ws.ReadMessage()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				c.close(websocket.CloseMessageTooBig, "frame_too_large")
-				return "frame_too_large"
+				return "frame_too_large", false
 			}
-			return "client"
+			return "client", false
 		}
-		c.ws.SetReadDeadline(time.Now().Add(deadline))
+		c.ws.SetReadDeadline(time.Now().Add(c.readTimeout()))
 		if ok := c.handleFrame(msg); ok {
-			bad = 0
-		} else if bad++; bad >= maxBadFrames {
+			c.bad = 0
+		} else if c.bad++; c.bad >= maxBadFrames {
 			c.close(schema.CloseBadFrames, "bad_frames")
-			return "bad_frames"
+			return "bad_frames", false
+		}
+		if c.raw != nil && c.br.Buffered() == 0 {
+			return "", true
 		}
 	}
-}
-
-// enqueue queues frame f (a schema.XxxFrame) for the writer without
-// blocking. A full queue means the client is not reading: the connection is
-// closed as a slow consumer.
-func (c *wsConn) enqueue(f any) {
-	b, err := schema.EncodeFrame(f)
-	if err != nil {
-		c.s.log.Error("encode frame", "frame", fmt.Sprintf("%T", f), "err", err)
-		return
-	}
-	c.enqueueRaw(b)
-}
-
-// enqueueWait queues frame f, waiting for room while the client reads
-// (replay uses it: a backlog may be larger than the queue). If the queue
-// makes no progress for stallWait the client is not reading: the
-// connection is closed as a slow consumer.
-func (c *wsConn) enqueueWait(f any) {
-	b, err := schema.EncodeFrame(f)
-	if err != nil {
-		c.s.log.Error("encode frame", "frame", fmt.Sprintf("%T", f), "err", err)
-		return
-	}
-	select {
-	case c.send <- b:
-		return
-	default:
-	}
-	stall := time.NewTimer(stallWait)
-	defer stall.Stop()
-	select {
-	case c.send <- b:
-	case <-c.quit:
-	case <-stall.C:
-		c.close(schema.CloseSlowConsumer, "slow_consumer")
-	}
-}
-
-func (c *wsConn) enqueueRaw(b []byte) {
-	select {
-	case c.send <- b:
-	case <-c.quit:
-	default:
-		c.close(schema.CloseSlowConsumer, "slow_consumer")
-	}
-}
-
-// writer sends queued frames and pings until the connection closes, then
-// sends the close frame.
-func (c *wsConn) writer() {
-	ping := time.NewTicker(c.s.cfg.PingInterval)
-	defer ping.Stop()
-	for {
-		select {
-		case b := <-c.send:
-			select {
-			case <-c.quit:
-				continue // closing: the close frame goes next, not the backlog
-			default:
-			}
-			c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				c.close(websocket.CloseAbnormalClosure, "write_error")
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
-				c.close(websocket.CloseAbnormalClosure, "write_error")
-			}
-		case <-c.s.shutdown:
-			c.close(websocket.CloseGoingAway, "shutdown")
-		case <-c.quit:
-			msg := websocket.FormatCloseMessage(c.closeCode, c.closeWhy)
-			c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-			// Unblock the reader; it sees the error and returns.
-			c.ws.UnderlyingConn().SetReadDeadline(time.Now())
-			return
-		}
-	}
-}
-
-// close asks the connection to close with code and reason; the first call
-// wins and is counted in the metrics right away (the close frame may have to
-// wait for a write in progress).
-func (c *wsConn) close(code int, reason string) {
-	c.closeOnce.Do(func() {
-		c.closeCode, c.closeWhy = code, reason
-		close(c.quit)
-		if reason == "" {
-			reason = "client"
-		}
-		c.s.metrics.wsClosed.WithLabelValues(reason).Inc()
-	})
 }
 
 // ctx returns a context for a request made on behalf of this connection.

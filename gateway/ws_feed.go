@@ -56,13 +56,20 @@ type feed struct {
 	buf       []pending // live input that arrived while replaying, in order
 	bufMsgs   int       // messages in buf
 	overflow  bool      // messages were dropped from buf: fetch again
+	// delivered remembers the received messages queued on this
+	// connection and not read here yet (at most maxDelivered; nil while
+	// none), so a read of one burns it without looking it up again.
+	delivered map[uint64]mailbox.Message
 }
+
+// maxDelivered bounds feed.delivered; a read of a message past it is
+// looked up as a read of any other seq is.
+const maxDelivered = 256
 
 // pending is one buffered live input: a message or a message event.
 type pending struct {
-	msg   *mailbox.Message
-	prev  uint64 // the message's previous seq on its subject
-	event *schema.Event
+	msg   *delivery
+	event schema.EncodedFrame // an event frame
 	// fetches is feed.fetches when it was buffered: a complete Fetch
 	// started later saw the message if it still existed.
 	fetches uint64
@@ -125,23 +132,46 @@ func (c *wsConn) stopFeed() {
 	c.feed.wg.Wait()
 }
 
-// live handles a message delivered on the user's delivery subject. It is
-// called by the hub's dispatcher and never blocks.
+// delivery is a message delivered live on the user's delivery subject,
+// shared read-only by the user's connections. Its msg frames are encoded
+// once, but for each connection's prev_seq.
+type delivery struct {
+	mailbox.Message
+	prev   uint64            // the message's previous seq on its subject
+	frames *schema.MsgFrames // nil if it could not be encoded
+}
+
+func newDelivery(m mailbox.Message, prev uint64) *delivery {
+	d := &delivery{Message: m, prev: prev}
+	// On an error frames stays nil and the frame is encoded (and the error
+	// logged) when it is queued.
+	d.frames, _ = schema.NewMsgFrames(msgFrame(&d.Message, 0))
+	return d
+}
+
+// live handles a message delivered on the user's delivery subject. It
+// never blocks.
 func (c *wsConn) live(m *mailbox.Message, prev uint64) {
+	c.liveDelivery(newDelivery(*m, prev))
+}
+
+// liveDelivery is live for a delivery the hub's dispatcher shares between
+// the user's connections. It never blocks.
+func (c *wsConn) liveDelivery(m *delivery) {
 	d := &c.feed
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch {
 	case !d.synced:
 	case d.replaying:
-		c.bufferLocked(pending{msg: m, prev: prev, fetches: d.fetches})
+		c.bufferLocked(pending{msg: m, fetches: d.fetches})
 	case m.Seq <= d.last:
 		// A duplicate of a message the replay delivered.
-	case prev > d.last:
-		c.bufferLocked(pending{msg: m, prev: prev, fetches: d.fetches})
+	case m.prev > d.last:
+		c.bufferLocked(pending{msg: m, fetches: d.fetches})
 		c.startReplayLocked()
 	default:
-		c.enqueue(c.msgFrameLocked(m))
+		c.enqueue(c.liveFrameLocked(m))
 	}
 }
 
@@ -149,14 +179,25 @@ func (c *wsConn) live(m *mailbox.Message, prev uint64) {
 // now, or after the running replay so it follows the message it is about.
 // It never blocks.
 func (c *wsConn) messageEvent(ev *schema.Event) {
+	b, err := schema.EncodeFrame(schema.EventFrame{Type: schema.FrameEvent, Event: ev})
+	if err != nil {
+		c.s.log.Error("encode frame", "frame", "event", "err", err)
+		return
+	}
+	c.messageEventFrame(b)
+}
+
+// messageEventFrame is messageEvent for an event frame encoded already,
+// which the hub's dispatcher shares between the user's connections.
+func (c *wsConn) messageEventFrame(frame schema.EncodedFrame) {
 	d := &c.feed
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.replaying {
-		c.enqueue(schema.EventFrame{Type: schema.FrameEvent, Event: ev})
+		c.enqueue(frame)
 		return
 	}
-	c.bufferLocked(pending{event: ev})
+	c.bufferLocked(pending{event: frame})
 }
 
 // bufferLocked keeps p for the running replay. c.feed.mu must be held.
@@ -180,13 +221,59 @@ func (c *wsConn) bufferLocked(p pending) {
 
 // msgFrameLocked returns the msg frame for m and makes m the last delivered
 // message. c.feed.mu must be held.
-func (c *wsConn) msgFrameLocked(m *mailbox.Message) schema.MsgFrame {
-	f := schema.MsgFrame{
-		Type: schema.FrameMsg, Seq: m.Seq, PrevSeq: c.feed.last,
+func (c *wsConn) msgFrameLocked(m *mailbox.Message) *schema.MsgFrame {
+	f := msgFrame(m, c.feed.last)
+	c.feed.last = m.Seq
+	c.rememberLocked(m)
+	return f
+}
+
+// rememberLocked notes received message m as delivered on c, for
+// takeDelivered. c.feed.mu must be held.
+func (c *wsConn) rememberLocked(m *mailbox.Message) {
+	d := &c.feed
+	if m.Self || len(d.delivered) >= maxDelivered {
+		return
+	}
+	if d.delivered == nil {
+		d.delivered = make(map[uint64]mailbox.Message)
+	}
+	d.delivered[m.Seq] = mailbox.Message{Seq: m.Seq, From: m.From, To: m.To, MsgID: m.MsgID, PeerSeq: m.PeerSeq}
+}
+
+// takeDelivered returns and forgets the received message seq delivered
+// on c; ok is false if c did not deliver it (or forgot it).
+func (c *wsConn) takeDelivered(seq uint64) (m mailbox.Message, ok bool) {
+	d := &c.feed
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if m, ok = d.delivered[seq]; ok {
+		delete(d.delivered, seq)
+		if len(d.delivered) == 0 {
+			d.delivered = nil // a map keeps its size: let it go
+		}
+	}
+	return m, ok
+}
+
+// liveFrameLocked is msgFrameLocked for a delivery: the frame is encoded
+// already, but for prev_seq. c.feed.mu must be held.
+func (c *wsConn) liveFrameLocked(m *delivery) any {
+	if m.frames == nil {
+		return c.msgFrameLocked(&m.Message)
+	}
+	prev := c.feed.last
+	c.feed.last = m.Seq
+	c.rememberLocked(&m.Message)
+	return m.frames.Frame(prev)
+}
+
+// msgFrame returns the msg frame for m after the frame of prevSeq.
+func msgFrame(m *mailbox.Message, prevSeq uint64) *schema.MsgFrame {
+	return &schema.MsgFrame{
+		Type: schema.FrameMsg, Seq: m.Seq, PrevSeq: prevSeq,
 		From: m.From, To: m.To, MsgID: m.MsgID, SentAt: m.SentAt, Self: m.Self, Envelope: m.Envelope,
 	}
-	c.feed.last = m.Seq
-	return f
 }
 
 // replay is the replay goroutine: it catches up, answers the pending syncs
@@ -319,13 +406,13 @@ func (c *wsConn) drain(epoch, final uint64) bool {
 		var f any
 		switch {
 		case p.event != nil:
-			f = schema.EventFrame{Type: schema.FrameEvent, Event: p.event}
+			f = p.event
 		case p.msg.Seq <= d.last || p.fetches < final:
-		case p.prev > d.last:
+		case p.msg.prev > d.last:
 			d.mu.Unlock()
 			return false // a gap: fetch from d.last; this message comes with it
 		default:
-			f = c.msgFrameLocked(p.msg)
+			f = c.liveFrameLocked(p.msg)
 		}
 		d.buf[0] = pending{}
 		d.buf = d.buf[1:]
@@ -363,7 +450,7 @@ func (c *wsConn) replayFailed(err error) {
 	}
 	for _, p := range events {
 		if p.event != nil {
-			c.enqueue(schema.EventFrame{Type: schema.FrameEvent, Event: p.event})
+			c.enqueue(p.event)
 		}
 	}
 	if len(ids) == 0 {

@@ -25,9 +25,10 @@ type anyoneMay struct{}
 func (anyoneMay) CanMessage(context.Context, string, string) error { return nil }
 
 // feedFixture is one connection's feed on a real NATS node and a real
-// mailbox service, without a WebSocket: frames are read from the send
-// queue, and live deliveries are handed to the feed by the test, so it can
-// lose some on purpose.
+// mailbox service, without a WebSocket: frames are taken from the send
+// queue (the fixture pretends a writer runs, so none starts), and live
+// deliveries are handed to the feed by the test, so it can lose some on
+// purpose.
 type feedFixture struct {
 	t          *testing.T
 	mb         *mailbox.Service
@@ -48,9 +49,10 @@ func newFeedFixture(t *testing.T) *feedFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{cfg: Config{NATS: nc, Mailbox: mb}, log: slog.New(slog.DiscardHandler), metrics: newMetrics(prometheus.NewRegistry())}
+	s := &Server{cfg: Config{NATS: nc, Mailbox: mb, SendQueue: 1000}, log: slog.New(slog.DiscardHandler), metrics: newMetrics(prometheus.NewRegistry())}
 	f := &feedFixture{t: t, mb: mb, alice: schema.NewUserID(), bob: schema.NewUserID()}
-	f.c = &wsConn{s: s, p: account.Principal{UserID: f.bob}, send: make(chan []byte, 1000), quit: make(chan struct{})}
+	f.c = &wsConn{s: s, p: account.Principal{UserID: f.bob}, quit: make(chan struct{})}
+	f.c.writing = true // frames stay queued for take
 	if f.keys, err = envelope.NewKeys(); err != nil {
 		t.Fatal(err)
 	}
@@ -88,19 +90,29 @@ func (f *feedFixture) send() (*mailbox.Message, uint64) {
 	return &m, prev
 }
 
-// next returns the next queued frame.
+// take removes the oldest queued frame, if any.
+func (f *feedFixture) take() ([]byte, bool) {
+	f.c.mu.Lock()
+	defer f.c.mu.Unlock()
+	return f.c.queue.pop()
+}
+
+// next returns the next queued frame, waiting up to 5s for it.
 func (f *feedFixture) next() any {
 	f.t.Helper()
-	select {
-	case b := <-f.c.send:
-		fr, err := schema.DecodeServerFrame(b)
-		if err != nil {
-			f.t.Fatal(err)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if b, ok := f.take(); ok {
+			fr, err := schema.DecodeServerFrame(b)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			return fr
 		}
-		return fr
-	case <-time.After(5 * time.Second):
-		f.t.Fatal("no frame within 5s")
-		return nil
+		if time.Now().After(deadline) {
+			f.t.Fatal("no frame within 5s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -134,10 +146,8 @@ func (f *feedFixture) idle() {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	select {
-	case b := <-f.c.send:
+	if b, ok := f.take(); ok {
 		f.t.Fatalf("unexpected frame %s", b)
-	default:
 	}
 }
 
@@ -212,10 +222,8 @@ func TestGatewayFeedBuffersDuringReplay(t *testing.T) {
 	f.c.live(m2, prev2)
 	f.c.messageEvent(&schema.Event{Type: schema.EventBurned, Seq: m1.Seq})
 	f.c.live(m2, prev2) // duplicate delivery
-	select {
-	case b := <-f.c.send:
+	if b, ok := f.take(); ok {
 		t.Fatalf("frame %s sent while replaying", b)
-	default:
 	}
 	d.wg.Add(1) // the replay goroutine that startReplayLocked would start
 	go f.c.replay()

@@ -91,11 +91,18 @@ func (c *wsConn) handleSend(f *schema.SendFrame) error {
 	return nil
 }
 
-// handleRead burns a message of the user's own mailbox.
+// handleRead burns a message of the user's own mailbox; one delivered on
+// this connection is burned without being looked up again.
 func (c *wsConn) handleRead(f *schema.ReadFrame) error {
 	ctx, cancel := c.ctx()
 	defer cancel()
-	if _, err := c.s.cfg.Mailbox.Read(ctx, c.p.UserID, f.Seq); err != nil {
+	var err error
+	if m, ok := c.takeDelivered(f.Seq); ok {
+		_, err = c.s.cfg.Mailbox.ReadDelivered(ctx, c.p.UserID, m)
+	} else {
+		_, err = c.s.cfg.Mailbox.Read(ctx, c.p.UserID, f.Seq)
+	}
+	if err != nil {
 		return err
 	}
 	c.enqueue(schema.OKFrame{Type: schema.FrameOK, ID: f.ID})

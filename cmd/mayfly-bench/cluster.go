@@ -25,6 +25,7 @@ type clusterConfig struct {
 	Gateways     int    // extra gateway processes; 0: clients use the core
 	SyncInterval string // embedded JetStream fsync: "always" or a duration
 	Pprof        bool   // serve pprof on a loopback port in every process
+	Partitions   int    // --mailbox-partitions; 0: mayflyd's default
 	GOMAXPROCS   int    // if > 0, the GOMAXPROCS of every mayflyd
 }
 
@@ -60,6 +61,9 @@ func startCluster(ctx context.Context, cfg clusterConfig) (*cluster, error) {
 	}
 	if cfg.Pprof {
 		common = append(common, "--pprof", "127.0.0.1:0")
+	}
+	if cfg.Partitions > 0 {
+		common = append(common, "--mailbox-partitions", strconv.Itoa(cfg.Partitions))
 	}
 	coreArgs := append([]string{
 		"--data", coreDir, "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",

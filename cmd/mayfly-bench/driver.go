@@ -97,7 +97,7 @@ func (d *driver) startServers(ctx context.Context) error {
 	fmt.Fprintf(d.prog, "data directory %s\n", d.dir)
 	d.cl, err = startCluster(ctx, clusterConfig{
 		Mayflyd: bin, Dir: d.dir, Gateways: d.o.Gateways,
-		SyncInterval: d.o.SyncInterval, Pprof: d.o.PprofDir != "", GOMAXPROCS: d.o.ServerProcs,
+		SyncInterval: d.o.SyncInterval, Pprof: d.o.PprofDir != "", GOMAXPROCS: d.o.ServerProcs, Partitions: d.o.Partitions,
 	})
 	if err != nil {
 		return err

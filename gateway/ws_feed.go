@@ -149,14 +149,9 @@ func newDelivery(m mailbox.Message, prev uint64) *delivery {
 	return d
 }
 
-// live handles a message delivered on the user's delivery subject. It
-// never blocks.
-func (c *wsConn) live(m *mailbox.Message, prev uint64) {
-	c.liveDelivery(newDelivery(*m, prev))
-}
-
-// liveDelivery is live for a delivery the hub's dispatcher shares between
-// the user's connections. It never blocks.
+// liveDelivery handles a message delivered on the user's delivery subject,
+// shared by the hub's dispatcher between the user's connections. It never
+// blocks.
 func (c *wsConn) liveDelivery(m *delivery) {
 	d := &c.feed
 	d.mu.Lock()
@@ -175,20 +170,10 @@ func (c *wsConn) liveDelivery(m *delivery) {
 	}
 }
 
-// messageEvent handles a burned, recalled or withdrawn event: it is queued
+// messageEventFrame handles a burned, recalled or withdrawn event, encoded
+// once by the hub's dispatcher for all the user's connections: it is queued
 // now, or after the running replay so it follows the message it is about.
 // It never blocks.
-func (c *wsConn) messageEvent(ev *schema.Event) {
-	b, err := schema.EncodeFrame(schema.EventFrame{Type: schema.FrameEvent, Event: ev})
-	if err != nil {
-		c.s.log.Error("encode frame", "frame", "event", "err", err)
-		return
-	}
-	c.messageEventFrame(b)
-}
-
-// messageEventFrame is messageEvent for an event frame encoded already,
-// which the hub's dispatcher shares between the user's connections.
 func (c *wsConn) messageEventFrame(frame schema.EncodedFrame) {
 	d := &c.feed
 	d.mu.Lock()

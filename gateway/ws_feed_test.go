@@ -172,10 +172,10 @@ func TestGatewayFeedGapHeal(t *testing.T) {
 	m3, _ := f.send()
 	m4, _ := f.send()
 	m5, prev5 := f.send()
-	f.c.live(m5, prev5)
+	f.c.liveDelivery(newDelivery(*m5, prev5))
 	f.wantMsgs(m2.Seq, m3.Seq, m4.Seq, m5.Seq)
 	f.idle()
-	f.c.live(m3, 0) // a late duplicate
+	f.c.liveDelivery(newDelivery(*m3, 0)) // a late duplicate
 	f.idle()
 
 	// m6 is lost and both m6 and m7 are burned before the heal runs.
@@ -186,13 +186,13 @@ func TestGatewayFeedGapHeal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f.c.live(m7, prev7)
+	f.c.liveDelivery(newDelivery(*m7, prev7))
 	f.idle()
 	m8, prev8 := f.send()
 	if prev8 != m5.Seq {
 		t.Fatalf("prev of m8 = %d, want %d (the newest unburned)", prev8, m5.Seq)
 	}
-	f.c.live(m8, prev8)
+	f.c.liveDelivery(newDelivery(*m8, prev8))
 	f.wantMsgs(m5.Seq, m8.Seq)
 	f.idle()
 
@@ -219,9 +219,9 @@ func TestGatewayFeedBuffersDuringReplay(t *testing.T) {
 	d.synced, d.replaying, d.epoch = true, true, 1
 	d.syncIDs = []string{"s"}
 	d.mu.Unlock()
-	f.c.live(m2, prev2)
-	f.c.messageEvent(&schema.Event{Type: schema.EventBurned, Seq: m1.Seq})
-	f.c.live(m2, prev2) // duplicate delivery
+	f.c.liveDelivery(newDelivery(*m2, prev2))
+	f.c.messageEventFrame(eventFrame(t, schema.Event{Type: schema.EventBurned, Seq: m1.Seq}))
+	f.c.liveDelivery(newDelivery(*m2, prev2)) // duplicate delivery
 	if b, ok := f.take(); ok {
 		t.Fatalf("frame %s sent while replaying", b)
 	}
@@ -235,4 +235,14 @@ func TestGatewayFeedBuffersDuringReplay(t *testing.T) {
 		t.Fatalf("want the burn event after the messages, got %s", mustEncode(ev))
 	}
 	f.idle()
+}
+
+// eventFrame encodes ev as the hub's dispatcher does.
+func eventFrame(t *testing.T, ev schema.Event) schema.EncodedFrame {
+	t.Helper()
+	b, err := schema.EncodeFrame(schema.EventFrame{Type: schema.FrameEvent, Event: &ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

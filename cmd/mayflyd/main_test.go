@@ -3,11 +3,11 @@ package main
 import (
 	"bytes"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,17 +44,6 @@ func dataDir(t *testing.T) string {
 	return dir
 }
 
-// freeAddr returns a loopback address with a port that was free just now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // lockedBuffer collects a child's output; it is written by exec's copier.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -85,8 +74,11 @@ type proc struct {
 // startMayflyd runs bin serve on dir with fresh loopback ports.
 func startMayflyd(t *testing.T, bin, dir string) *proc {
 	t.Helper()
-	p := &proc{http: freeAddr(t), stderr: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "--data", dir, "--http", p.http, "--nats-listen", freeAddr(t),
+	// Ports are picked by the kernel at bind time: a port probed free
+	// beforehand can be taken by another test's connection before mayflyd
+	// binds it. The HTTP address is read back from the log.
+	p := &proc{stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "--data", dir, "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
 		"--nats-ws-listen", "127.0.0.1:0", "--log-level", "debug")
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -105,7 +97,11 @@ func startMayflyd(t *testing.T, bin, dir string) *proc {
 	return p
 }
 
-// waitReady polls /readyz until it answers 200.
+// httpListening matches the log line that gives the HTTP address.
+var httpListening = regexp.MustCompile(`msg="http listening" addr=(127\.0\.0\.1:[0-9]+)`)
+
+// waitReady learns the HTTP address from the log, then polls /readyz
+// until it answers 200.
 func (p *proc) waitReady(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
@@ -115,6 +111,14 @@ func (p *proc) waitReady(t *testing.T) {
 		case <-p.done:
 			t.Fatalf("mayflyd exited before it was ready: %v\n%s", p.err, p.stderr)
 		default:
+		}
+		if p.http == "" {
+			if m := httpListening.FindStringSubmatch(p.stderr.String()); m != nil {
+				p.http = m[1]
+			} else {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
 		}
 		if resp, err := client.Get("http://" + p.http + "/readyz"); err == nil {
 			resp.Body.Close()

@@ -19,7 +19,12 @@
 // root, initdb and postgres run as Config.RunAs (default "postgres"), Dir is
 // chowned to that user recursively and made 0700, and every parent directory
 // of Dir must be traversable by that user (others have x, or the user owns
-// it); otherwise Start fails naming the directory and the fix.
+// it). When a parent is not (a clone inside root's 0700 home) and Dir holds
+// no cluster yet, Start makes Dir a symlink to a fresh directory
+// Config.RelocateDir/pg-* (default /var/lib/mayfly) and keeps the cluster
+// there; later starts follow the symlink. A cluster already in an
+// unreachable Dir is never moved: Start fails naming the directory and the
+// fix.
 //
 // Socket path length: a unix socket path must fit in 108 bytes. When
 // Dir/run/.s.PGSQL.5432 would be 100 bytes or longer, the socket goes into a
@@ -77,6 +82,10 @@ type Config struct {
 	RunAs string
 	// Database is created if it does not exist yet. Default "mayfly".
 	Database string
+	// RelocateDir is where the cluster is kept instead when this process is
+	// root and RunAs cannot reach Dir (see the package doc); default
+	// DefaultRelocateDir. Ignored when not root.
+	RelocateDir string
 }
 
 // ErrNoBinaries is returned (wrapped) by FindBinDir and Start when initdb and
@@ -151,6 +160,11 @@ func start(ctx context.Context, cfg Config) (*Server, error) {
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", cfg.Dir, err)
+	}
+	if own != nil {
+		if err := relocate(log, dir, cfg.RelocateDir, own); err != nil {
+			return nil, err
+		}
 	}
 	if dir, err = prepareDir(dir, own); err != nil {
 		return nil, err

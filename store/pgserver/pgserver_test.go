@@ -221,12 +221,58 @@ func TestPgserverTraversable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "chmod o+x "+closed) {
 		t.Errorf("checkTraversable under a 0700 dir: err = %v, want the chmod o+x fix for %s", err, closed)
 	}
+}
 
-	if os.Geteuid() == 0 {
-		_, err := Start(t.Context(), Config{Dir: filepath.Join(closed, "pg")})
-		if err == nil || !strings.Contains(err.Error(), "chmod o+x "+closed) {
-			t.Errorf("Start as root under a 0700 dir: err = %v, want the chmod o+x fix", err)
+// TestPgserverRootIn0700Home starts a cluster as root under a 0700
+// directory (a clone inside root's home): Start keeps it in RelocateDir,
+// leaves the directory's mode alone and finds the same cluster again.
+func TestPgserverRootIn0700Home(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the postgres user is only used when running as root")
+	}
+	home := filepath.Join(testDir(t), "root-home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	reloc := testDir(t)
+	dir := filepath.Join(home, "mayfly", "mayfly-data", "pg")
+	start := func() *Server {
+		s, err := Start(t.Context(), Config{Dir: dir, RelocateDir: reloc, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatalf("Start as root under a 0700 dir: %v", err)
 		}
+		return s
+	}
+	s := start()
+	first := systemID(t, connect(t, s, "mayfly"))
+	target, err := os.Readlink(dir)
+	if err != nil || filepath.Dir(target) != reloc {
+		t.Errorf("%s: link to %q, %v; want a symlink into %s", dir, target, err, reloc)
+	}
+	if !strings.HasPrefix(s.DataDir(), reloc+"/") {
+		t.Errorf("DataDir %s, want it under %s", s.DataDir(), reloc)
+	}
+	stopServer(t, s)
+	if fi, err := os.Stat(home); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("home after Start: %v, %v; want mode 0700 unchanged", fi.Mode(), err)
+	}
+	s = start()
+	t.Cleanup(func() { stopServer(t, s) })
+	if again := systemID(t, connect(t, s, "mayfly")); again != first {
+		t.Errorf("second start found cluster %d, want the first one %d", again, first)
+	}
+
+	// A cluster already inside an unreachable directory is not moved.
+	stuck := filepath.Join(home, "stuck")
+	if err := os.MkdirAll(filepath.Join(stuck, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stuck, "data", "PG_VERSION"), []byte("16\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(t.Context(), Config{Dir: stuck, RelocateDir: reloc})
+	if err == nil || !strings.Contains(err.Error(), "chmod o+x "+home) {
+		t.Errorf("Start on a cluster inside a 0700 dir: err = %v, want the chmod o+x fix", err)
 	}
 }
 

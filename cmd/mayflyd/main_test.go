@@ -252,3 +252,57 @@ func TestMayflydCommandLine(t *testing.T) {
 		})
 	}
 }
+
+// rootHomeDataDir returns a data directory inside a 0700 directory, like a
+// clone in root's home, and removes the cluster a root-run mayflyd keeps
+// under /var/lib/mayfly for it at cleanup.
+func rootHomeDataDir(t *testing.T) string {
+	t.Helper()
+	home := filepath.Join(dataDir(t), "root")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(home, "mayfly", "mayfly-data")
+	t.Cleanup(func() {
+		if target, err := os.Readlink(filepath.Join(dir, "pg")); err == nil && strings.HasPrefix(target, "/var/lib/mayfly/pg-") {
+			os.RemoveAll(target)
+		}
+	})
+	return dir
+}
+
+// TestMayflydRestartAfterKill runs the real binary as a first-time user
+// does (as root, inside a 0700 home, when the test runs as root), kills it
+// with SIGKILL and starts it again at once, as a supervisor does: the new
+// mayflyd waits for its predecessor's postgres and comes up with the
+// account still there.
+func TestMayflydRestartAfterKill(t *testing.T) {
+	bin := buildMayflyd(t)
+	dir := dataDir(t)
+	if os.Geteuid() == 0 {
+		dir = rootHomeDataDir(t)
+	}
+	p := startMayflyd(t, bin, dir)
+	alice := apptest.NewUser(t, p.http, "alice")
+	if os.Geteuid() == 0 {
+		if target, err := os.Readlink(filepath.Join(dir, "pg")); err != nil || !strings.HasPrefix(target, "/var/lib/mayfly/pg-") {
+			t.Errorf("root in a 0700 home: %s/pg links to %q, %v; want /var/lib/mayfly/pg-*", dir, target, err)
+		}
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	p = startMayflyd(t, bin, dir)
+	alice.BaseURL = "http://" + p.http
+	var u schema.User
+	alice.Must(http.MethodGet, "/v1/users/alice", nil, &u)
+	if m := regexp.MustCompile(`msg="previous postgres stopped".*`).FindString(p.stderr.String()); m != "" {
+		t.Log(m)
+	}
+	if u.UserID != alice.User.UserID {
+		t.Errorf("after kill and restart: %+v, want %+v", u, alice.User)
+	}
+	p.stop(t)
+	checkPostgresStopped(t, dir)
+}

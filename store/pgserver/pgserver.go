@@ -42,6 +42,12 @@
 // in t.Cleanup after Stop. Do not skip when the binaries are missing; fail
 // with the ErrNoBinaries message so the fix is visible.
 //
+// Restarts: when the process that started a server dies (kill -9), postgres
+// gets SIGINT and shuts down, which takes a moment. A Start on the same Dir
+// meanwhile waits for it (bounded by ctx; after 10 s it sends SIGQUIT, then
+// SIGKILL) instead of failing, unless the process that launched it (pid in
+// Dir/launcher.pid) still runs: then it fails with [ErrAlreadyRunning].
+//
 // Concurrency: Start, Stop, URL, SocketDir, Done and Err may be called from
 // any goroutine; Stop may be called concurrently and more than once. One
 // Server owns one data directory; a second Start on a directory whose server
@@ -184,6 +190,15 @@ func start(ctx context.Context, cfg Config) (*Server, error) {
 		tempSock: temp,
 		logTail:  newLogTail(log),
 		done:     make(chan struct{}),
+	}
+	if err := s.awaitPredecessor(ctx, dir); err != nil {
+		if temp {
+			os.RemoveAll(sockDir)
+		}
+		return nil, err
+	}
+	if err := writeLauncher(dir); err != nil {
+		return nil, err
 	}
 	if err := s.launch(binDir, dir, own); err != nil {
 		if temp {

@@ -315,22 +315,7 @@ func TestPgserverParentDeath(t *testing.T) {
 		return
 	}
 	dir := testDir(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPgserverParentDeath$")
-	cmd.Env = append(os.Environ(), "PGSERVER_HELPER_DIR="+dir)
-	cmd.Stderr = t.Output()
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "ready\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("helper said %q, %v; want ready", line, err)
-	}
+	cmd := startHelper(t, dir)
 	pidFile := filepath.Join(dir, "data", "postmaster.pid")
 	if _, err := os.Stat(pidFile); err != nil {
 		t.Fatal(err)
@@ -348,6 +333,45 @@ func TestPgserverParentDeath(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestPgserverRestartAfterParentKilled starts a server in a helper process,
+// kills the helper and at once starts a server on the same directory, as a
+// supervisor restarting a crashed mayflyd does: Start waits for the
+// orphaned postgres to finish shutting down instead of failing.
+func TestPgserverRestartAfterParentKilled(t *testing.T) {
+	dir := testDir(t)
+	cmd := startHelper(t, dir)
+	cmd.Process.Kill()
+	cmd.Wait()
+	s := startServer(t, dir)
+	var one int
+	if err := connect(t, s, "mayfly").QueryRow(t.Context(), "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Errorf("query after restart: %d, %v", one, err)
+	}
+}
+
+// startHelper runs this test binary as a helper process that starts a
+// server on dir, and returns once the server is ready.
+func startHelper(t *testing.T, dir string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPgserverParentDeath$")
+	cmd.Env = append(os.Environ(), "PGSERVER_HELPER_DIR="+dir)
+	cmd.Stderr = t.Output()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper said %q, %v; want ready", line, err)
+	}
+	return cmd
 }
 
 // runHelper starts a server on dir, reports "ready" on stdout and waits to

@@ -59,6 +59,11 @@ type Config struct {
 	// SyncInterval is how often JetStream fsyncs file stores; 0 means every
 	// write is synced (sync_interval: always), the safe default for mailboxes.
 	SyncInterval time.Duration
+	// MonitorListen is the host:port of the server's HTTP monitoring
+	// endpoints (/varz, /jsz, /connz, ...), which `nats server report` and
+	// the Prometheus NATS exporter read; empty disables them. Port 0 picks
+	// a free port. Keep it on loopback: /connz lists every connection.
+	MonitorListen string
 	// APIWorkers sizes the server's JetStream API worker pool; default
 	// MaxAPIWorkers. See startServer.
 	APIWorkers int
@@ -82,13 +87,36 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
-	srv.SetLoggerV2(&logger{cfg.Logger}, false, false, false)
+	fatal := make(chan string, 1)
+	srv.SetLoggerV2(&logger{l: cfg.Logger, fatal: fatal}, false, false, false)
 	startServer(srv, cfg.APIWorkers)
-	if !srv.ReadyForConnections(30 * time.Second) {
+	if err := waitReady(srv, fatal); err != nil {
 		srv.Shutdown()
-		return nil, errors.New("nats server: not ready after 30s (is the port in use?)")
+		srv.WaitForShutdown()
+		return nil, err
 	}
 	return &Node{srv: srv, cfg: cfg}, nil
+}
+
+// readyTimeout bounds how long Start waits for the server's listeners.
+const readyTimeout = 30 * time.Second
+
+// waitReady waits until srv accepts connections. It fails at once with the
+// server's message when the server reports a fatal error (a listen address
+// in use says which), and after readyTimeout otherwise.
+func waitReady(srv *server.Server, fatal <-chan string) error {
+	deadline := time.Now().Add(readyTimeout)
+	for time.Now().Before(deadline) {
+		if srv.ReadyForConnections(100 * time.Millisecond) {
+			return nil
+		}
+		select {
+		case msg := <-fatal:
+			return fmt.Errorf("nats server: %s", msg)
+		default:
+		}
+	}
+	return fmt.Errorf("nats server: not ready after %s", readyTimeout)
 }
 
 // MaxAPIWorkers is the largest JetStream API worker pool nats-server
@@ -138,16 +166,9 @@ func options(cfg *Config) (*server.Options, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	host, port, err := splitListen("nats listen", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("nats listen address %q: %w", cfg.Listen, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port > 65535 {
-		return nil, fmt.Errorf("nats listen address %q: bad port", cfg.Listen)
-	}
-	if port == 0 {
-		port = server.RANDOM_PORT
+		return nil, err
 	}
 	// The server keeps only a bcrypt hash; the password is random and long,
 	// so the minimum cost is enough and keeps connecting fast.
@@ -170,6 +191,13 @@ func options(cfg *Config) (*server.Options, error) {
 		if err := websocketOptions(opts, *cfg); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.MonitorListen != "" {
+		host, port, err := splitListen("nats monitor", cfg.MonitorListen)
+		if err != nil {
+			return nil, err
+		}
+		opts.HTTPHost, opts.HTTPPort = host, port
 	}
 	if cfg.SyncInterval <= 0 {
 		opts.SyncAlways = true
@@ -203,16 +231,9 @@ system_account: %s
 }
 
 func websocketOptions(opts *server.Options, cfg Config) error {
-	host, portStr, err := net.SplitHostPort(cfg.WebSocketListen)
+	host, port, err := splitListen("nats websocket", cfg.WebSocketListen)
 	if err != nil {
-		return fmt.Errorf("nats websocket address %q: %w", cfg.WebSocketListen, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port > 65535 {
-		return fmt.Errorf("nats websocket address %q: bad port", cfg.WebSocketListen)
-	}
-	if port == 0 {
-		port = server.RANDOM_PORT
+		return err
 	}
 	opts.Websocket.Host = host
 	opts.Websocket.Port = port
@@ -220,6 +241,32 @@ func websocketOptions(opts *server.Options, cfg Config) error {
 	opts.Websocket.AllowedOrigins = cfg.WebSocketOrigins
 	opts.Websocket.Compression = false
 	return nil
+}
+
+// splitListen parses a host:port listen address; port 0 becomes the
+// server's "pick a free port".
+func splitListen(what, addr string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s address %q: %w", what, addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%s address %q: bad port", what, addr)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	return host, port, nil
+}
+
+// MonitorURL returns the http:// URL of the monitoring endpoints, or "".
+func (n *Node) MonitorURL() string {
+	p := n.srv.PortsInfo(5 * time.Second)
+	if p == nil || len(p.Monitoring) == 0 {
+		return ""
+	}
+	return p.Monitoring[0]
 }
 
 // WebSocketURL returns the ws:// URL of the NATS WebSocket listener, or "".
@@ -264,14 +311,26 @@ func (n *Node) Shutdown() {
 	n.srv.WaitForShutdown()
 }
 
-// logger adapts slog to the nats-server logger interface.
-type logger struct{ l *slog.Logger }
+// logger adapts slog to the nats-server logger interface. The first fatal
+// message also goes to fatal (nats-server reports a listener it cannot open
+// that way and carries on without it), which Start waits on.
+type logger struct {
+	l     *slog.Logger
+	fatal chan<- string
+}
 
 func (l *logger) Noticef(format string, v ...any) {
 	l.l.Debug(fmt.Sprintf(format, v...), "src", "nats")
 }
-func (l *logger) Warnf(format string, v ...any)  { l.l.Warn(fmt.Sprintf(format, v...), "src", "nats") }
-func (l *logger) Fatalf(format string, v ...any) { l.l.Error(fmt.Sprintf(format, v...), "src", "nats") }
+func (l *logger) Warnf(format string, v ...any) { l.l.Warn(fmt.Sprintf(format, v...), "src", "nats") }
+func (l *logger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.l.Error(msg, "src", "nats")
+	select {
+	case l.fatal <- msg:
+	default:
+	}
+}
 func (l *logger) Errorf(format string, v ...any) { l.l.Error(fmt.Sprintf(format, v...), "src", "nats") }
 func (l *logger) Debugf(format string, v ...any) { l.l.Debug(fmt.Sprintf(format, v...), "src", "nats") }
 func (l *logger) Tracef(format string, v ...any) { l.l.Debug(fmt.Sprintf(format, v...), "src", "nats") }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mayfly-im/mayfly/cmd/internal/version"
 	"github.com/mayfly-im/mayfly/gateway/client"
 	"github.com/mayfly-im/mayfly/schema"
 )
@@ -62,11 +63,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fs.SetOutput(io.Discard)
 	home := fs.String("home", getenv("MAYFLY_HOME"), "")
 	server := fs.String("server", getenv("MAYFLY_SERVER"), "")
+	showVersion := fs.Bool("version", false, "")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	} else if err != nil {
 		return report(stderr, usageError("%v", err))
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.String("mayfly"))
+		return exitOK
 	}
 	c := &cli{ctx: ctx, home: *home, server: *server, out: stdout, errw: stderr}
 	if c.server == "" {

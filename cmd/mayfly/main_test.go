@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -333,6 +334,9 @@ func TestCLIBadInput(t *testing.T) {
 	}
 	if r := e.run(home, "-help"); r.code != 0 || !strings.Contains(r.stdout, "device approve CODE") {
 		t.Fatalf("-help: %d %q", r.code, r.stdout)
+	}
+	if r := e.run(home, "--version"); r.code != 0 || !strings.HasPrefix(r.stdout, "mayfly ") || !strings.Contains(r.stdout, runtime.Version()) {
+		t.Errorf("--version: %d %q, want mayfly and the Go version", r.code, r.stdout)
 	}
 	if _, err := os.Stat(filepath.Join(home, "identity.json")); !os.IsNotExist(err) {
 		t.Fatalf("a failed register left identity.json behind: %v", err)

@@ -9,6 +9,7 @@ Usage:
 
   --home DIR     this device's state: keys, session, cursor (env MAYFLY_HOME; default ~/.mayfly)
   --server URL   the server's base URL (env MAYFLY_SERVER; default http://127.0.0.1:8080)
+  --version      print the build (version, commit, Go) and exit
 
 Commands:
   register HANDLE                  make keys, register, log this device in

@@ -5,6 +5,7 @@
 //
 //	mayflyd [flags]           run the server until SIGINT or SIGTERM
 //	mayflyd migrate [flags]   apply database migrations and exit
+//	mayflyd --version         print the build and exit
 //
 // Every flag has an environment variable (shown in -help); flags win.
 package main
@@ -14,7 +15,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -22,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mayfly-im/mayfly/cmd/internal/version"
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
 	"github.com/mayfly-im/mayfly/store/pgserver"
 )
@@ -29,8 +33,13 @@ import (
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "mayflyd:", err)
-		if errors.Is(err, pgserver.ErrNoBinaries) {
+		var ue usageError
+		switch {
+		case errors.Is(err, pgserver.ErrNoBinaries):
 			fmt.Fprintln(os.Stderr, "mayflyd: install PostgreSQL's server binaries with: sudo apt-get install postgresql")
+		case errors.As(err, &ue):
+			fmt.Fprintln(os.Stderr, "mayflyd: run mayflyd -h for the flags")
+			os.Exit(2)
 		}
 		os.Exit(1)
 	}
@@ -42,8 +51,18 @@ func run(args []string) error {
 		cmd, args = "migrate", args[1:]
 	}
 	o, err := parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Print(usageHeader)
+		o.flags.SetOutput(os.Stdout)
+		o.flags.PrintDefaults()
+		return nil
+	}
 	if err != nil {
-		return err
+		return usageError{err}
+	}
+	if o.version {
+		fmt.Println(version.String("mayflyd"))
+		return nil
 	}
 	cfg := o.cfg
 	cfg.Logger = newLogger(o.level, o.format)
@@ -81,11 +100,32 @@ func run(args []string) error {
 	return nil
 }
 
+// usageHeader starts the -h text; the flags follow.
+const usageHeader = `mayflyd runs the Mayfly server (README.md, docs/operations.md).
+
+Usage:
+  mayflyd [flags]           run the server until SIGINT or SIGTERM
+  mayflyd migrate [flags]   apply the database migrations and exit
+  mayflyd --version         print the build and exit
+
+Every flag has an environment variable; a flag given wins over it.
+
+Flags:
+`
+
+// usageError is a bad command line; main exits 2 and points at -h.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
 // options are the parsed flags: the server's config and what only main uses.
 type options struct {
-	cfg           app.Config
-	level, format string // logging
-	pprof         string // net/http/pprof listen address; "" is off
+	cfg     app.Config
+	level   slog.Level    // logging
+	format  string        // "text" or "json"
+	pprof   string        // net/http/pprof listen address; "" is off
+	version bool          // print the build and exit
+	flags   *flag.FlagSet // for -h
 }
 
 // parseFlags reads flags with environment fallbacks.
@@ -95,13 +135,15 @@ func parseFlags(args []string) (options, error) {
 		cfg = &o.cfg
 	)
 	fs := flag.NewFlagSet("mayflyd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // run prints -h; main prints errors
+	o.flags = fs
 	str := func(p *string, name, env, def, usage string) {
 		if v, ok := os.LookupEnv(env); ok {
 			def = v
 		}
 		fs.StringVar(p, name, def, usage+" (env "+env+")")
 	}
-	var origins, anonRate, anonBurst, sendRate, sendBurst, syncInterval, replicas, partitions string
+	var level, origins, anonRate, anonBurst, sendRate, sendBurst, syncInterval, replicas, partitions string
 	str(&cfg.DataDir, "data", "MAYFLY_DATA", "mayfly-data", "data directory: private postgres, jetstream store, keys")
 	str(&cfg.HTTPListen, "http", "MAYFLY_HTTP", "127.0.0.1:8080", "HTTP and WebSocket listen address")
 	str(&cfg.NATSListen, "nats-listen", "MAYFLY_NATS_LISTEN", "127.0.0.1:4222", "embedded NATS client listen address")
@@ -118,14 +160,22 @@ func parseFlags(args []string) (options, error) {
 	str(&syncInterval, "nats-sync-interval", "MAYFLY_NATS_SYNC_INTERVAL", "always", "embedded JetStream fsync: always (every write; keep it for mailboxes) or a duration, for benchmark comparisons only")
 	str(&replicas, "replicas", "MAYFLY_REPLICAS", "1", "replicas of the mailbox streams and the presence bucket: 1 embedded, 3 in a NATS cluster")
 	str(&partitions, "mailbox-partitions", "MAYFLY_MAILBOX_PARTITIONS", "16", "number of mailbox streams; fixed when they are first created")
+	str(&cfg.NATSMonitorListen, "nats-monitor", "MAYFLY_NATS_MONITOR", "", "serve the embedded NATS server's monitoring endpoints (/varz, /jsz; for nats server report and the Prometheus exporter) on this loopback address, e.g. 127.0.0.1:8222 (off when empty)")
 	str(&o.pprof, "pprof", "MAYFLY_PPROF", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty)")
-	str(&o.level, "log-level", "MAYFLY_LOG_LEVEL", "info", "debug, info, warn or error")
+	str(&level, "log-level", "MAYFLY_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&o.format, "log-format", "MAYFLY_LOG_FORMAT", "text", "text or json")
+	fs.BoolVar(&o.version, "version", false, "print the build (version, commit, Go) and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := parseEnums(&o, level); err != nil {
+		return o, err
+	}
+	if err := checkAddrs(&o); err != nil {
+		return o, err
 	}
 	for _, v := range strings.Split(origins, ",") {
 		if v = strings.TrimSpace(v); v != "" {
@@ -165,11 +215,58 @@ func parseLimits(cfg *app.Config, sendRate, sendBurst, syncInterval string) erro
 	return nil
 }
 
-func newLogger(level, format string) *slog.Logger {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		lv = slog.LevelInfo
+// logLevels are the accepted -log-level values.
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+}
+
+// parseEnums checks the flags that take one of a few words.
+func parseEnums(o *options, level string) error {
+	lv, ok := logLevels[strings.ToLower(level)]
+	if !ok {
+		return fmt.Errorf("bad -log-level %q: want debug, info, warn or error", level)
 	}
+	o.level = lv
+	if o.format != "text" && o.format != "json" {
+		return fmt.Errorf("bad -log-format %q: want text or json", o.format)
+	}
+	return nil
+}
+
+// checkAddrs checks the listen addresses: host:port each, and loopback
+// for the monitoring and profiling endpoints, which reveal too much to be
+// exposed beyond the machine.
+func checkAddrs(o *options) error {
+	cfg := &o.cfg
+	addrs := []struct {
+		flag, addr string
+		loopback   bool
+	}{
+		{"http", cfg.HTTPListen, false},
+		{"nats-listen", cfg.NATSListen, false},
+		{"nats-ws-listen", cfg.NATSWebSocketListen, false},
+		{"nats-monitor", cfg.NATSMonitorListen, true},
+		{"pprof", o.pprof, true},
+	}
+	for _, a := range addrs {
+		if a.addr == "" || (a.flag == "nats-ws-listen" && a.addr == "off") {
+			continue
+		}
+		host, port, err := net.SplitHostPort(a.addr)
+		if err == nil {
+			_, err = strconv.ParseUint(port, 10, 16)
+		}
+		if err != nil {
+			return fmt.Errorf("bad -%s %q: want host:port, e.g. 127.0.0.1:8080", a.flag, a.addr)
+		}
+		if ip := net.ParseIP(host); a.loopback && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("bad -%s %q: must be a loopback address such as 127.0.0.1:%s", a.flag, a.addr, port)
+		}
+	}
+	return nil
+}
+
+func newLogger(lv slog.Level, format string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: lv}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))

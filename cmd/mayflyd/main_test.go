@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -223,6 +225,12 @@ func TestMayflydRestartKeepsAccounts(t *testing.T) {
 func TestMayflydCommandLine(t *testing.T) {
 	bin := buildMayflyd(t)
 	empty := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().String()
 	tests := []struct {
 		name string
 		args []string
@@ -234,6 +242,12 @@ func TestMayflydCommandLine(t *testing.T) {
 		{"bad rate", []string{"--anon-rate", "fast"}, nil, `bad -anon-rate "fast"`},
 		{"stray argument", []string{"serve"}, nil, `unexpected argument "serve"`},
 		{"unknown flag", []string{"--no-such-flag"}, nil, "flag provided but not defined"},
+		{"bad log level", []string{"--log-level", "verbose"}, nil, `bad -log-level "verbose": want debug, info, warn or error`},
+		{"bad log level in env", nil, []string{"MAYFLY_LOG_LEVEL=INFO+2"}, `bad -log-level "INFO+2"`},
+		{"bad log format", []string{"--log-format", "xml"}, nil, `bad -log-format "xml": want text or json`},
+		{"bad listen address", []string{"--http", "8080"}, nil, `bad -http "8080": want host:port`},
+		{"monitor beyond loopback", []string{"--nats-monitor", "0.0.0.0:8222"}, nil, `bad -nats-monitor "0.0.0.0:8222": must be a loopback address`},
+		{"http port taken", []string{"--data", filepath.Join(t.TempDir(), "d"), "--http", taken}, nil, "listen http: listen tcp " + taken + ": bind: address already in use"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -305,4 +319,48 @@ func TestMayflydRestartAfterKill(t *testing.T) {
 	}
 	p.stop(t)
 	checkPostgresStopped(t, dir)
+}
+
+// TestMayflydHelpAndVersion checks that -h and --version succeed and say
+// what an operator needs: the migrate command, every flag, the build.
+func TestMayflydHelpAndVersion(t *testing.T) {
+	bin := buildMayflyd(t)
+	for _, arg := range []string{"-h", "--help", "--version"} {
+		out, err := exec.Command(bin, arg).Output()
+		if err != nil {
+			t.Fatalf("mayflyd %s: %v, want exit 0", arg, err)
+		}
+		want := []string{"mayflyd migrate", "-log-level", "MAYFLY_NATS_MONITOR"}
+		if arg == "--version" {
+			want = []string{"mayflyd ", runtime.Version()}
+		}
+		for _, w := range want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("mayflyd %s lacks %q:\n%s", arg, w, out)
+			}
+		}
+	}
+}
+
+// TestMayflydNATSPortTaken checks that a taken NATS address fails with the
+// address in the message: the server's own listen error, which Start now
+// returns at once, where it used to wait 30 s and say only "not ready".
+func TestMayflydNATSPortTaken(t *testing.T) {
+	bin := buildMayflyd(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().String()
+	start := time.Now()
+	cmd := exec.Command(bin, "--data", dataDir(t), "--http", "127.0.0.1:0", "--nats-listen", taken, "--nats-ws-listen", "off")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("mayflyd with NATS address %s taken exited 0:\n%s", taken, out)
+	}
+	if !strings.Contains(string(out), "mayflyd: nats server: ") || !strings.Contains(string(out), taken) {
+		t.Errorf("mayflyd with NATS address %s taken: want the address in the error:\n%s", taken, out)
+	}
+	t.Logf("failed after %s", time.Since(start).Round(time.Millisecond))
 }

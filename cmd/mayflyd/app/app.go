@@ -50,6 +50,11 @@ type Config struct {
 	// NATSListen is the client address of the embedded NATS server; default
 	// "127.0.0.1:4222". Unused when NATSURL is set.
 	NATSListen string
+	// NATSMonitorListen is the embedded NATS server's HTTP monitoring
+	// address (/varz, /jsz, ... for `nats server report` and the Prometheus
+	// NATS exporter); empty (the default) disables it. Unused when NATSURL
+	// is set.
+	NATSMonitorListen string
 	// NATSURL points at an existing NATS cluster (with credentials in the
 	// URL) instead of running the embedded server.
 	NATSURL string
@@ -168,6 +173,11 @@ func (a *App) start(ctx context.Context) error {
 	if err := makeDataDir(a.cfg.DataDir); err != nil {
 		return err
 	}
+	// Listen first: a taken address fails before anything is started.
+	var err error
+	if a.ln, err = net.Listen("tcp", a.cfg.HTTPListen); err != nil {
+		return fmt.Errorf("listen http: %w", err)
+	}
 	if err := a.openDB(ctx); err != nil {
 		return err
 	}
@@ -280,6 +290,7 @@ func (a *App) connectNATS() error {
 		WebSocketListen:  a.natsWebSocketListen(),
 		WebSocketOrigins: a.webOrigins(),
 		SyncInterval:     a.cfg.NATSSyncInterval,
+		MonitorListen:    a.cfg.NATSMonitorListen,
 		Logger:           a.log,
 	})
 	if err != nil {
@@ -287,6 +298,9 @@ func (a *App) connectNATS() error {
 	}
 	a.node = n
 	a.log.Info("embedded nats running", "url", n.ClientURL())
+	if a.cfg.NATSMonitorListen != "" {
+		a.log.Info("nats monitoring listening", "url", n.MonitorURL())
+	}
 	nc, err := n.Connect("mayflyd", opts...)
 	if err != nil {
 		return err
@@ -391,10 +405,6 @@ func (a *App) startGateway() error {
 		return err
 	}
 	a.liveGW.Store(a.gw)
-	a.ln, err = net.Listen("tcp", a.cfg.HTTPListen)
-	if err != nil {
-		return fmt.Errorf("listen http: %w", err)
-	}
 	a.http = &http.Server{
 		Handler:           a.gw.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -453,6 +463,9 @@ func (a *App) Stop(ctx context.Context) error {
 
 func (a *App) teardown(ctx context.Context) error {
 	var errs []error
+	if a.http == nil && a.ln != nil {
+		a.ln.Close() // Start failed before serving
+	}
 	if a.http != nil {
 		// Shutdown does not touch hijacked WebSockets; the gateway closes those.
 		errs = append(errs, a.http.Shutdown(ctx))

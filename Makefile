@@ -17,8 +17,9 @@ test: ## run every test with -race against real Postgres, in-process NATS and he
 	./deploy/ensure-chromium.sh
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 
-lint: ## go vet and gofmt check
+lint: ## go vet, gofmt check, and go.mod/go.sum tidy (go mod tidy -diff)
 	$(GO) vet $(PKGS)
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 fuzz: ## run each fuzz target for a short while (FUZZTIME=30s)

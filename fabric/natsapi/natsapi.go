@@ -176,8 +176,8 @@ func (s *Service) serve(op string, h handler, c caller, req micro.Request) {
 	defer cancel()
 	out, err := h(ctx, c, req.Data())
 	if err != nil {
-		e := schema.AsError(err)
-		if e.Code == schema.CodeInternal && !schema.HasCode(err, schema.CodeInternal) {
+		e, fault := schema.ClientError(err)
+		if fault {
 			s.log.Error("native request failed", "op", op, "user_id", c.userID, "err", err)
 		}
 		s.respondErr(req, e)
@@ -198,11 +198,14 @@ func (s *Service) respondErr(req micro.Request, e *schema.Error) {
 	}
 }
 
-// decode reads a JSON request body into v, refusing unknown fields and
-// trailing data; an empty body decodes as {}.
+// decode reads a JSON request body into v, refusing unknown fields, a
+// member given twice and trailing data; an empty body decodes as {}.
 func decode(body []byte, v any) error {
 	if len(body) == 0 {
 		body = []byte("{}")
+	}
+	if err := schema.CheckMembers(body); err != nil {
+		return schema.Errorf(schema.CodeBadRequest, "a member of the request is given twice")
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()

@@ -189,6 +189,7 @@ func (h *hub) deliverMessage(m *nats.Msg) {
 	if len(conns) == 0 {
 		return
 	}
+	h.s.metrics.deliveredLive(msg)
 	d := newDelivery(msg, prev)
 	for _, c := range conns {
 		c.liveDelivery(d)

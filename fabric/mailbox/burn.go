@@ -3,6 +3,7 @@ package mailbox
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/mayfly-im/mayfly/schema"
 )
@@ -19,7 +20,8 @@ var errUnknownMessage = schema.Errorf(schema.CodeUnknownMessage, "no such messag
 //
 // Deletion is JetStream's DeleteMsg, not SecureDeleteMsg; docs/fabric.md
 // says what it does and does not erase.
-func (s *Service) Read(ctx context.Context, reader string, seq uint64) (BurnResult, error) {
+func (s *Service) Read(ctx context.Context, reader string, seq uint64) (_ BurnResult, err error) {
+	defer s.observe(OpRead, time.Now(), 0, &err)
 	m, err := s.load(ctx, reader, seq)
 	if err != nil {
 		return BurnResult{}, err
@@ -35,7 +37,8 @@ func (s *Service) Read(ctx context.Context, reader string, seq uint64) (BurnResu
 // still the commit point: a message burned, recalled or expired meanwhile
 // fails with unknown_message, as in Read. Never pass a Message built from
 // client input.
-func (s *Service) ReadDelivered(ctx context.Context, reader string, m Message) (BurnResult, error) {
+func (s *Service) ReadDelivered(ctx context.Context, reader string, m Message) (_ BurnResult, err error) {
+	defer s.observe(OpRead, time.Now(), 0, &err)
 	if !schema.ValidUserID(reader) {
 		return BurnResult{}, errBadUser
 	}
@@ -73,7 +76,8 @@ func (s *Service) read(ctx context.Context, reader string, m Message) (BurnResul
 // seq). A seq that is not a live sync copy of sender's, or whose recipient
 // copy is already gone (read, expired, or never delivered), fails with
 // unknown_message; in the last case the sync copy stays until MaxAge.
-func (s *Service) Recall(ctx context.Context, sender string, seq uint64) (BurnResult, error) {
+func (s *Service) Recall(ctx context.Context, sender string, seq uint64) (_ BurnResult, err error) {
+	defer s.observe(OpRecall, time.Now(), 0, &err)
 	m, err := s.load(ctx, sender, seq)
 	if err != nil {
 		return BurnResult{}, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -27,6 +28,7 @@ import (
 // still come back once (docs/fabric.md). Errors: bad_request for a malformed
 // id, unavailable when JetStream does not answer.
 func (s *Service) Fetch(ctx context.Context, userID string, after uint64, max int) (msgs []Message, last uint64, err error) {
+	defer func(start time.Time) { s.observe(OpFetch, start, len(msgs), &err) }(time.Now())
 	if !schema.ValidUserID(userID) {
 		return nil, 0, errBadUser
 	}

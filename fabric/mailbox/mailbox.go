@@ -116,6 +116,8 @@ type Config struct {
 	SendBurst int
 	// Logger receives operational logs (never message bodies); default discards.
 	Logger *slog.Logger
+	// Observer, if set, is told the outcome of every operation (metrics).
+	Observer Observer
 }
 
 // Service is the mailbox relay and burn service.

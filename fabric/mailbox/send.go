@@ -42,7 +42,8 @@ import (
 //
 // A canonical envelope (as envelope.Seal writes it) is stored as it is,
 // without a copy; env is not kept after Send returns.
-func (s *Service) Send(ctx context.Context, from, to string, env []byte) (SendResult, error) {
+func (s *Service) Send(ctx context.Context, from, to string, env []byte) (_ SendResult, err error) {
+	defer s.observe(OpSend, time.Now(), 0, &err)
 	out, err := s.checkSend(ctx, from, to, env)
 	if err != nil {
 		return SendResult{}, err

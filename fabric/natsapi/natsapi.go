@@ -55,6 +55,8 @@ type Config struct {
 	Logger   *slog.Logger      // default discards
 	// Timeout bounds one request's work; default 10s.
 	Timeout time.Duration
+	// Observer, if set, is told each request's outcome (metrics).
+	Observer Observer
 }
 
 // Service is the registered micro service.
@@ -174,7 +176,15 @@ func (s *Service) wrap(op string, h handler) micro.HandlerFunc {
 func (s *Service) serve(op string, h handler, c caller, req micro.Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 	defer cancel()
+	start := time.Now()
 	out, err := h(ctx, c, req.Data())
+	if s.cfg.Observer != nil {
+		code := "ok"
+		if err != nil {
+			code = string(schema.AsError(err).Code)
+		}
+		s.cfg.Observer.Request(op, time.Since(start), code)
+	}
 	if err != nil {
 		e, fault := schema.ClientError(err)
 		if fault {
@@ -216,4 +226,14 @@ func decode(body []byte, v any) error {
 		return schema.Errorf(schema.CodeBadRequest, "trailing data after the JSON object")
 	}
 	return nil
+}
+
+// Observer is told the outcome of each request a handler served, for
+// metrics: op is the operation (one of Operations), took how long the
+// handler ran, and code "ok" or the schema error code answered. It runs on
+// the request's goroutine; implementations must be quick and safe for
+// concurrent use. (nats.go/micro's own endpoint stats cannot count errors
+// here: handlers answer after micro's handler has returned.)
+type Observer interface {
+	Request(op string, took time.Duration, code string)
 }

@@ -131,8 +131,10 @@ type App struct {
 	mailbox *mailbox.Service
 	// presence keeps who is online and tells friends (presence.go).
 	presence *presence.Service
-	http     *http.Server
-	ln       net.Listener
+	// msgMetrics is the mailbox's Observer (metrics.go).
+	msgMetrics *messageMetrics
+	http       *http.Server
+	ln         net.Listener
 
 	serveErr chan error
 	stopOnce sync.Once
@@ -367,6 +369,10 @@ func (a *App) startGateway() error {
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), stateCollector{a})
+	a.msgMetrics = newMessageMetrics(reg)
+	a.native.metrics = newNativeMetrics(reg)
 	if err := a.native.start(a, accounts); err != nil {
 		return err
 	}
@@ -383,8 +389,6 @@ func (a *App) startGateway() error {
 	if err := a.native.startAPI(a, accounts); err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.gw, err = gateway.New(gateway.Config{
 		Accounts:       accounts,
 		Friends:        a.friends,

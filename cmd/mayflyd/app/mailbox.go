@@ -22,6 +22,7 @@ func (a *App) startMailbox() error {
 		SendRate:   a.cfg.SendRate,
 		SendBurst:  a.cfg.SendBurst,
 		Logger:     a.log.With("src", "mailbox"),
+		Observer:   a.msgMetrics,
 	})
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ type nativeAuth struct {
 	auth, sys *nats.Conn
 	responder *callout.Responder
 	api       *natsapi.Service
+	metrics   *nativeMetrics // the service's Observer (metrics.go)
 }
 
 // loadIssuer loads or makes the callout's account key and returns its
@@ -63,7 +64,7 @@ func (n *nativeAuth) startAPI(a *App, accounts *account.Service) error {
 	var err error
 	n.api, err = natsapi.Start(natsapi.Config{
 		NATS: a.nc, Mailbox: a.mailbox, Friends: a.friends, Accounts: accounts, Presence: a.presence,
-		Logger: a.log.With("src", "natsapi"),
+		Logger: a.log.With("src", "natsapi"), Observer: n.metrics,
 	})
 	return err
 }

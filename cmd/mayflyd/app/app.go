@@ -30,6 +30,7 @@ import (
 
 	"github.com/mayfly-im/mayfly/fabric/account"
 	"github.com/mayfly-im/mayfly/fabric/friends"
+	"github.com/mayfly-im/mayfly/fabric/lifecycle"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/fabric/node"
 	"github.com/mayfly-im/mayfly/fabric/presence"
@@ -101,6 +102,10 @@ type Config struct {
 	// vanishes without a goodbye; default 60s (presence.Config.TTL). Tests
 	// shorten it to see crashes quickly.
 	PresenceTTL time.Duration
+	// LifecycleInterval is how often recorded suspensions and deletions
+	// (`mayflyd admin`) are looked for; default lifecycle.DefaultInterval
+	// (2s). Tests shorten it.
+	LifecycleInterval time.Duration
 	// Logger receives structured logs; default discards.
 	Logger *slog.Logger
 }
@@ -126,6 +131,8 @@ type App struct {
 	mailbox *mailbox.Service
 	// presence keeps who is online and tells friends (presence.go).
 	presence *presence.Service
+	// lifecycle carries out account suspensions and deletions (lifecycle.go).
+	lifecycle *lifecycle.Service
 	http     *http.Server
 	ln       net.Listener
 
@@ -369,6 +376,9 @@ func (a *App) startGateway() error {
 	if err := a.native.startAPI(a, accounts); err != nil {
 		return err
 	}
+	if err := a.startLifecycle(); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.gw, err = gateway.New(gateway.Config{
@@ -376,6 +386,7 @@ func (a *App) startGateway() error {
 		Friends:        a.friends,
 		Mailbox:        a.mailbox,
 		Presence:       a.presence,
+		Lifecycle:      a.lifecycle,
 		NATS:           a.nc,
 		Logger:         a.log,
 		Registry:       reg,
@@ -459,6 +470,9 @@ func (a *App) teardown(ctx context.Context) error {
 	}
 	if a.gw != nil {
 		errs = append(errs, a.gw.Shutdown(ctx))
+	}
+	if a.lifecycle != nil {
+		a.lifecycle.Stop()
 	}
 	if a.presence != nil {
 		a.presence.Stop()

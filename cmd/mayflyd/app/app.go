@@ -133,8 +133,8 @@ type App struct {
 	presence *presence.Service
 	// lifecycle carries out account suspensions and deletions (lifecycle.go).
 	lifecycle *lifecycle.Service
-	http     *http.Server
-	ln       net.Listener
+	http      *http.Server
+	ln        net.Listener
 
 	serveErr chan error
 	stopOnce sync.Once

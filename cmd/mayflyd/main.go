@@ -5,6 +5,8 @@
 //
 //	mayflyd [flags]           run the server until SIGINT or SIGTERM
 //	mayflyd migrate [flags]   apply database migrations and exit
+//	mayflyd admin suspend|unsuspend|delete HANDLE [flags]
+//	                          suspend, unsuspend or delete an account
 //
 // Every flag has an environment variable (shown in -help); flags win.
 package main
@@ -37,6 +39,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "admin" {
+		return runAdmin(args[1:])
+	}
 	cmd := "serve"
 	if len(args) > 0 && args[0] == "migrate" {
 		cmd, args = "migrate", args[1:]

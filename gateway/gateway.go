@@ -25,6 +25,7 @@ import (
 	"github.com/mayfly-im/mayfly/fabric/account"
 	"github.com/mayfly-im/mayfly/fabric/friends"
 	"github.com/mayfly-im/mayfly/fabric/keyrate"
+	"github.com/mayfly-im/mayfly/fabric/lifecycle"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/fabric/presence"
 	"github.com/mayfly-im/mayfly/gateway/web"
@@ -50,6 +51,9 @@ type Config struct {
 	// Presence makes connected devices online and sends friends' presence
 	// (gateway/presence.go); without it presence is off.
 	Presence *presence.Service
+	// Lifecycle deletes accounts (DELETE /v1/account); without it that
+	// route answers unavailable.
+	Lifecycle *lifecycle.Service
 	// Registry receives the gateway's metrics and is served at /metrics;
 	// default a fresh registry.
 	Registry *prometheus.Registry
@@ -161,6 +165,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/users/{handle}", s.authed(s.lookup))
 	s.handle("GET /v1/devices", s.authed(s.devices))
 	s.handle("DELETE /v1/devices/{id}", s.authed(s.revokeDevice))
+	s.handle("DELETE /v1/account", s.authed(s.deleteAccount))
 	s.mux.HandleFunc("GET /v1/ws", s.serveWS)
 	s.friendRoutes()
 	s.linkRoutes()

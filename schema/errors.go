@@ -39,6 +39,7 @@ const (
 	CodeTokenRevoked     Code = "token_revoked"     // the device was revoked or its session ended
 	CodeRefreshInvalid   Code = "refresh_invalid"   // refresh token unknown, expired or revoked
 	CodeRefreshReused    Code = "refresh_reused"    // an already used refresh token: the whole chain is revoked
+	CodeAccountSuspended Code = "account_suspended" // the operator suspended this account; login and refresh are refused
 
 	// Friends.
 	CodeSelfRequest    Code = "self_request"    // a friend request to yourself
@@ -87,6 +88,7 @@ var codeInfo = map[Code]struct {
 	CodeTokenRevoked:     {http.StatusUnauthorized, false},
 	CodeRefreshInvalid:   {http.StatusUnauthorized, false},
 	CodeRefreshReused:    {http.StatusUnauthorized, false},
+	CodeAccountSuspended: {http.StatusForbidden, false},
 	CodeSelfRequest:      {http.StatusBadRequest, false},
 	CodeAlreadyFriends:   {http.StatusConflict, false},
 	CodeRequestExists:    {http.StatusConflict, false},

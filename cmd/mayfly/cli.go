@@ -110,6 +110,8 @@ func (c *cli) dispatch(cmd string, args []string) error {
 		return c.device(args)
 	case "token":
 		return c.token(args)
+	case "account":
+		return c.account(args)
 	case "help":
 		fmt.Fprint(c.out, usage)
 		return nil

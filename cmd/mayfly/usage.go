@@ -29,6 +29,7 @@ Commands:
   device link                      on a new device: show a code, wait for approval, log in
   device approve CODE              on a logged-in device: send the keys to the device showing CODE
   token                            prints a fresh access token (for curl and NATS-native clients)
+  account delete --yes             delete this account on the server for good (every device, friend, message)
 
 --json prints one JSON object per line. A message has id, seq, from, to
 (handles), text, sent_at (RFC 3339) and self (a copy of one you sent).

@@ -6,6 +6,8 @@
 //	mayflyd [flags]           run the server until SIGINT or SIGTERM
 //	mayflyd migrate [flags]   apply database migrations and exit
 //	mayflyd --version         print the build and exit
+//	mayflyd admin suspend|unsuspend|delete HANDLE [flags]
+//	                          suspend, unsuspend or delete an account
 //
 // Every flag has an environment variable (shown in -help); flags win.
 package main
@@ -46,6 +48,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "admin" {
+		return runAdmin(args[1:])
+	}
 	cmd := "serve"
 	if len(args) > 0 && args[0] == "migrate" {
 		cmd, args = "migrate", args[1:]
@@ -106,6 +111,9 @@ const usageHeader = `mayflyd runs the Mayfly server (README.md, docs/operations.
 Usage:
   mayflyd [flags]           run the server until SIGINT or SIGTERM
   mayflyd migrate [flags]   apply the database migrations and exit
+  mayflyd admin suspend|unsuspend|delete HANDLE [flags]
+                            suspend, unsuspend or delete an account
+                            (docs/operations.md, "Account lifecycle")
   mayflyd --version         print the build and exit
 
 Every flag has an environment variable; a flag given wins over it.

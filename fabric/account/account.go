@@ -264,6 +264,9 @@ func (s *Service) Login(ctx context.Context, req schema.LoginRequest) (schema.Se
 	case err != nil:
 		return schema.Session{}, s.internal("login", err)
 	}
+	if err := s.refuseSuspended(ctx, d.UserID); err != nil {
+		return schema.Session{}, err
+	}
 	s.log.Info("device logged in", "user_id", d.UserID, "device_id", d.ID)
 	if d.Generation > 1 {
 		// A re-login of an existing device: its earlier sessions ended,
@@ -293,6 +296,9 @@ func (s *Service) Refresh(ctx context.Context, req schema.RefreshRequest) (schem
 	}
 	refresh, hash := newRefresh()
 	d, err := s.cfg.DB.Refresh(ctx, hashRefresh(req.RefreshToken), hash, time.Now().Add(s.cfg.RefreshTTL))
+	if e := s.refuseSuspendedRefresh(ctx, d, err); e != nil {
+		return schema.Session{}, e
+	}
 	switch {
 	case errors.Is(err, store.ErrRefreshReused):
 		s.log.Warn("refresh token reused; session chain revoked", "user_id", d.UserID, "device_id", d.ID)

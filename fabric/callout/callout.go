@@ -61,6 +61,13 @@ type Config struct {
 	// MaxTTL caps a user JWT's lifetime below the access token's; default 15m.
 	MaxTTL time.Duration
 	Logger *slog.Logger // default discards
+	// MaxConnsPerDevice and MaxConnsPerUser cap the connections one device
+	// and one user may hold at once (the WebSocket gateway's caps, counted
+	// apart from them); defaults 4 and 16. One more is refused with
+	// rate_limited. The count needs Sys (it follows the servers' disconnect
+	// advisories); without Sys connections are not capped.
+	MaxConnsPerDevice int
+	MaxConnsPerUser   int
 }
 
 // Responder answers auth callout requests.
@@ -71,6 +78,9 @@ type Responder struct {
 
 	mu    sync.Mutex
 	conns map[string][]clientRef // device id -> connections we authorized; guarded by mu
+
+	// table counts live connections for the caps (conns.go); nil without Sys.
+	table *connTable
 }
 
 // clientRef names one client connection on one server.
@@ -95,7 +105,26 @@ func Start(cfg Config) (*Responder, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxConnsPerDevice <= 0 {
+		cfg.MaxConnsPerDevice = DefaultMaxConnsPerDevice
+	}
+	if cfg.MaxConnsPerUser <= 0 {
+		cfg.MaxConnsPerUser = DefaultMaxConnsPerUser
+	}
 	r := &Responder{cfg: cfg, log: cfg.Logger, conns: map[string][]clientRef{}}
+	if cfg.Sys != nil {
+		// Subscribed before the first authorization, so no close is missed.
+		r.table = newConnTable()
+		sub, err := cfg.Sys.Subscribe("$SYS.ACCOUNT."+cfg.Account+".DISCONNECT", r.disconnected)
+		if err != nil {
+			return nil, fmt.Errorf("callout: subscribe disconnect advisories: %w", err)
+		}
+		r.subs = append(r.subs, sub)
+		if err := cfg.Sys.Flush(); err != nil {
+			r.Stop()
+			return nil, fmt.Errorf("callout: subscribe disconnect advisories: %w", err)
+		}
+	}
 	sub, err := cfg.Auth.QueueSubscribe(Subject, queue, r.handle)
 	if err != nil {
 		return nil, fmt.Errorf("callout: subscribe: %w", err)
@@ -139,6 +168,12 @@ func (r *Responder) handle(m *nats.Msg) {
 		return // the server times out the connection attempt
 	}
 	ujwt, p, err := r.authorize(req)
+	if err == nil && r.table != nil {
+		k := connKey{server: req.Server.ID, cid: req.ClientInformation.ID}
+		if e := r.table.admit(k, connOwner{userID: p.UserID, deviceID: p.DeviceID, expires: r.expiry(p)}, r.cfg.MaxConnsPerDevice, r.cfg.MaxConnsPerUser); e != nil {
+			ujwt, err = "", e
+		}
+	}
 	resp := jwt.NewAuthorizationResponseClaims(req.UserNkey)
 	resp.Audience = req.Server.ID
 	if err != nil {
@@ -172,11 +207,7 @@ func (r *Responder) authorize(req *jwt.AuthorizationRequestClaims) (string, acco
 	uc := jwt.NewUserClaims(req.UserNkey)
 	uc.Audience = r.cfg.Account
 	uc.Name = p.UserID + "." + p.DeviceID
-	exp := p.ExpiresAt
-	if max := time.Now().Add(r.cfg.MaxTTL); exp.After(max) {
-		exp = max
-	}
-	uc.Expires = exp.Unix()
+	uc.Expires = r.expiry(p).Unix()
 	uc.Permissions = Permissions(p.UserID, p.DeviceID)
 	uc.Limits.Subs = 64
 	uc.Limits.Payload = 128 << 10
@@ -185,6 +216,15 @@ func (r *Responder) authorize(req *jwt.AuthorizationRequestClaims) (string, acco
 		return "", p, fmt.Errorf("encode user jwt: %w", err)
 	}
 	return ujwt, p, nil
+}
+
+// expiry is when the user JWT for p expires: with the access token, and at
+// most MaxTTL from now.
+func (r *Responder) expiry(p account.Principal) time.Time {
+	if max := time.Now().Add(r.cfg.MaxTTL); p.ExpiresAt.After(max) {
+		return max
+	}
+	return p.ExpiresAt
 }
 
 func (r *Responder) remember(deviceID string, ref clientRef) {

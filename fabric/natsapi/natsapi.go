@@ -33,6 +33,7 @@ import (
 
 	"github.com/mayfly-im/mayfly/fabric/account"
 	"github.com/mayfly-im/mayfly/fabric/friends"
+	"github.com/mayfly-im/mayfly/fabric/keyrate"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/fabric/presence"
 	"github.com/mayfly-im/mayfly/schema"
@@ -57,7 +58,24 @@ type Config struct {
 	Timeout time.Duration
 	// Observer, if set, is told each request's outcome (metrics).
 	Observer Observer
+	// RequestRate and RequestBurst bound the requests of one device (token
+	// bucket per device, in this process); defaults 50/s and 100, the
+	// frame limit of one WebSocket (gateway.Config.FrameRate, FrameBurst).
+	// Requests over it are answered rate_limited without being run.
+	RequestRate  float64
+	RequestBurst int
+	// MaxSyncs bounds the sync requests of one device in progress at once;
+	// default 8, as the pending syncs of one WebSocket. More are answered
+	// rate_limited.
+	MaxSyncs int
 }
+
+// Request limit defaults; see Config.
+const (
+	DefaultRequestRate  = 50.0
+	DefaultRequestBurst = 100
+	DefaultMaxSyncs     = 8
+)
 
 // Service is the registered micro service.
 type Service struct {
@@ -69,6 +87,10 @@ type Service struct {
 	// goroutines keeps one slow JetStream publish from stalling the rest.
 	work chan struct{}
 	wg   sync.WaitGroup // one per request in progress
+	// perDevice limits each device's request rate (limits.go).
+	perDevice *keyrate.Limiter
+	// syncs counts each device's syncs in progress.
+	syncs inFlight
 }
 
 // maxInFlight is how many requests one Service handles at once.
@@ -91,7 +113,9 @@ func Start(cfg Config) (*Service, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, work: make(chan struct{}, maxInFlight)}
+	cfg.limitDefaults()
+	s := &Service{cfg: cfg, log: cfg.Logger, work: make(chan struct{}, maxInFlight),
+		perDevice: keyrate.New(cfg.RequestRate, cfg.RequestBurst), syncs: inFlight{n: map[string]int{}}}
 	svc, err := micro.AddService(cfg.NATS, micro.Config{
 		Name:        "mayfly",
 		Version:     Version,
@@ -161,6 +185,10 @@ func (s *Service) wrap(op string, h handler) micro.HandlerFunc {
 		}
 		if len(req.Data()) > maxRequest {
 			s.respondErr(req, schema.Errorf(schema.CodeMessageTooLarge, fmt.Sprintf("request is over %d bytes", maxRequest)))
+			return
+		}
+		if !s.perDevice.Allow(c.userID + "." + c.deviceID) {
+			s.respondErr(req, errRateLimited)
 			return
 		}
 		s.work <- struct{}{} // blocks this endpoint's delivery while full

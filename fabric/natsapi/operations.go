@@ -117,6 +117,10 @@ func (s *Service) sync(ctx context.Context, c caller, body []byte) (any, error) 
 	if req.Max <= 0 || req.Max > maxSync {
 		req.Max = 100
 	}
+	if !s.syncs.enter(c.userID+"."+c.deviceID, s.cfg.MaxSyncs) {
+		return nil, errSyncsPending
+	}
+	defer s.syncs.leave(c.userID + "." + c.deviceID)
 	msgs, last, err := s.cfg.Mailbox.Fetch(ctx, c.userID, req.Cursor, req.Max)
 	if err != nil {
 		return nil, err

@@ -30,6 +30,7 @@ import (
 
 	"github.com/mayfly-im/mayfly/fabric/account"
 	"github.com/mayfly-im/mayfly/fabric/friends"
+	"github.com/mayfly-im/mayfly/fabric/lifecycle"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/fabric/node"
 	"github.com/mayfly-im/mayfly/fabric/presence"
@@ -106,6 +107,10 @@ type Config struct {
 	// vanishes without a goodbye; default 60s (presence.Config.TTL). Tests
 	// shorten it to see crashes quickly.
 	PresenceTTL time.Duration
+	// LifecycleInterval is how often recorded suspensions and deletions
+	// (`mayflyd admin`) are looked for; default lifecycle.DefaultInterval
+	// (2s). Tests shorten it.
+	LifecycleInterval time.Duration
 	// Logger receives structured logs; default discards.
 	Logger *slog.Logger
 }
@@ -133,8 +138,10 @@ type App struct {
 	presence *presence.Service
 	// msgMetrics is the mailbox's Observer (metrics.go).
 	msgMetrics *messageMetrics
-	http       *http.Server
-	ln         net.Listener
+	// lifecycle carries out account suspensions and deletions (lifecycle.go).
+	lifecycle *lifecycle.Service
+	http      *http.Server
+	ln        net.Listener
 
 	serveErr chan error
 	stopOnce sync.Once
@@ -389,11 +396,15 @@ func (a *App) startGateway() error {
 	if err := a.native.startAPI(a, accounts); err != nil {
 		return err
 	}
+	if err := a.startLifecycle(); err != nil {
+		return err
+	}
 	a.gw, err = gateway.New(gateway.Config{
 		Accounts:       accounts,
 		Friends:        a.friends,
 		Mailbox:        a.mailbox,
 		Presence:       a.presence,
+		Lifecycle:      a.lifecycle,
 		NATS:           a.nc,
 		Logger:         a.log,
 		Registry:       reg,
@@ -476,6 +487,9 @@ func (a *App) teardown(ctx context.Context) error {
 	}
 	if a.gw != nil {
 		errs = append(errs, a.gw.Shutdown(ctx))
+	}
+	if a.lifecycle != nil {
+		a.lifecycle.Stop()
 	}
 	if a.presence != nil {
 		a.presence.Stop()

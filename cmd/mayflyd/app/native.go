@@ -12,6 +12,7 @@ import (
 	"github.com/mayfly-im/mayfly/fabric/callout"
 	"github.com/mayfly-im/mayfly/fabric/natsapi"
 	"github.com/mayfly-im/mayfly/fabric/node"
+	"github.com/mayfly-im/mayfly/gateway"
 )
 
 // nativeAuth runs the auth callout that admits NATS-native clients to the
@@ -54,6 +55,7 @@ func (n *nativeAuth) start(a *App, accounts *account.Service) error {
 	}
 	n.responder, err = callout.Start(callout.Config{
 		Auth: n.auth, Service: a.nc, Sys: n.sys, Issuer: n.issuer, Accounts: accounts, Logger: a.log,
+		MaxConnsPerDevice: gateway.MaxConnsPerDevice, MaxConnsPerUser: gateway.MaxConnsPerUser,
 	})
 	return err
 }
@@ -65,6 +67,7 @@ func (n *nativeAuth) startAPI(a *App, accounts *account.Service) error {
 	n.api, err = natsapi.Start(natsapi.Config{
 		NATS: a.nc, Mailbox: a.mailbox, Friends: a.friends, Accounts: accounts, Presence: a.presence,
 		Logger: a.log.With("src", "natsapi"), Observer: n.metrics,
+		RequestRate: a.cfg.WSFrameRate, RequestBurst: a.cfg.WSFrameBurst,
 	})
 	return err
 }

@@ -131,5 +131,7 @@ export class Client {
   block(handle) { return this.do("POST", "/v1/blocks", { handle }); }
   devices() { return this.do("GET", "/v1/devices"); }
   revokeDevice(id) { return this.do("DELETE", `/v1/devices/${encodeURIComponent(id)}`); }
+  /** deleteAccount deletes the account for good; handle confirms it. */
+  deleteAccount(handle) { return this.do("DELETE", "/v1/account", { handle }); }
   lookup(handle) { return this.do("GET", `/v1/users/${encodeURIComponent(handle)}`); }
 }

@@ -94,7 +94,7 @@ function signedIn(identity, session) {
   const client = new api.Client(session, () => endSession("Your session on this device has ended."));
   const m = new Messenger(identity, session, client);
   const status = h("span", { id: "conn-status", class: "status" });
-  const devices = new DevicesDialog(client, session, () => endSession("This device was revoked."));
+  const devices = new DevicesDialog(client, session, () => endSession("This device was revoked."), deleteAccount);
   const topbar = h("header", { class: "topbar" }, brand(),
     h("div", { class: "me" }, h("span", { id: "me-handle" }, "@" + identity.handle),
       h("span", { class: "fingerprint small", title: "Your key fingerprint" }, identity.fingerprint)),
@@ -106,11 +106,27 @@ function signedIn(identity, session) {
   const banner = new ConnectionBanner(m.conn);
   replace(root, h("div", { class: "shell" }, topbar, banner.el, sidebar, chat.el), devices.el);
   let ended = false;
+  let deleting = false; // the session ends by the deletion: no "revoked" screen meanwhile
   function endSession(why) {
-    if (ended) return;
+    if (ended || deleting) return;
     ended = true;
     m.stop();
     keystore.clearSession(session.deviceID).then(() => { welcome(identity); toast(why, "warn"); });
+  }
+  /** deleteAccount deletes the account on the server, then forgets it here. */
+  async function deleteAccount(handle) {
+    deleting = true;
+    try {
+      await client.deleteAccount(handle);
+    } catch (x) {
+      deleting = false;
+      throw x;
+    }
+    ended = true;
+    m.stop();
+    await keystore.forget();
+    welcome(null);
+    toast(`The account @${handle} was deleted.`, "warn");
   }
   m.conn.addEventListener("revoked", () => endSession("This device was revoked."));
   m.addEventListener("devices", () => devices.refresh());

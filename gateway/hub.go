@@ -171,7 +171,7 @@ func (h *hub) deliver(m *nats.Msg) {
 // isMessageEvent reports whether events of type t concern a message of the
 // user's mailbox, so they must follow its msg frame (ws_feed.go).
 func isMessageEvent(t schema.EventType) bool {
-	return t == schema.EventBurned || t == schema.EventRecalled || t == schema.EventWithdrawn
+	return t == schema.EventBurned || t == schema.EventRecalled || t == schema.EventWithdrawn || t == schema.EventDelivered
 }
 
 // deliverMessage routes a message republished on dlv.mbx.<p>.<uid> to the

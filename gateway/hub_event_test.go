@@ -27,6 +27,7 @@ func hubEventSeeds(t testing.TB) [][]byte {
 		{Type: schema.EventBurned, Seq: 17, MsgID: "m-1", PeerID: "uaaaaaaaaaaaaaaaaaaaaaaaaaa"},
 		{Type: schema.EventRecalled, Seq: schema.MaxSeq, MsgID: "x", PeerID: "y"},
 		{Type: schema.EventWithdrawn, Seq: 1},
+		{Type: schema.EventDelivered, Seq: 3, MsgID: "m-3", PeerID: "ub7c3ifq2mt4wy6xosldnpaezku"},
 		{Type: schema.EventDeviceRevoked, DeviceID: "d1", Generation: 3},
 		{Type: schema.EventDeviceRevoked, DeviceID: "d1", Generation: -2},
 		{Type: schema.EventUserBlocked, ByMe: true, PeerID: "p"},

@@ -295,6 +295,11 @@ func (c *wsConn) recheck() {
 		c.close(websocket.CloseInternalServerErr, "internal")
 	case !active:
 		c.close(schema.CloseTokenRevoked, "token_revoked")
+	default:
+		// A connection is a use of the device: its "last seen" moves.
+		if err := c.s.cfg.Accounts.Seen(ctx, c.p); err != nil {
+			c.s.log.Warn("device last seen not updated", "user_id", c.p.UserID, "device_id", c.p.DeviceID, "err", err)
+		}
 	}
 }
 

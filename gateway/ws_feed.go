@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/schema"
@@ -139,6 +140,9 @@ type delivery struct {
 	mailbox.Message
 	prev   uint64            // the message's previous seq on its subject
 	frames *schema.MsgFrames // nil if it could not be encoded
+	// announced is set by the first connection that queues the message,
+	// which tells the sender (delivered.go).
+	announced atomic.Bool
 }
 
 func newDelivery(m mailbox.Message, prev uint64) *delivery {
@@ -167,6 +171,7 @@ func (c *wsConn) liveDelivery(m *delivery) {
 		c.startReplayLocked()
 	default:
 		c.enqueue(c.liveFrameLocked(m))
+		c.announceLive(m)
 	}
 }
 
@@ -346,6 +351,7 @@ func (c *wsConn) replayOne(epoch uint64, m *mailbox.Message) bool {
 	f := c.msgFrameLocked(m)
 	d.mu.Unlock()
 	c.enqueueWait(f)
+	c.announceDelivered(m)
 	return true
 }
 
@@ -407,6 +413,9 @@ func (c *wsConn) drain(epoch, final uint64) bool {
 		d.mu.Unlock()
 		if f != nil {
 			c.enqueueWait(f)
+			if p.event == nil {
+				c.announceLive(p.msg)
+			}
 		}
 	}
 }

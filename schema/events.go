@@ -27,6 +27,7 @@ const (
 	EventBurned    EventType = "burned"    // a message was read and burned: yours (you read it), or your sync copy (peer read it)
 	EventRecalled  EventType = "recalled"  // an unread message was recalled by its sender: yours, or your sync copy (you recalled it)
 	EventWithdrawn EventType = "withdrawn" // your sync copy was removed because its delivery failed (the sending device got the error)
+	EventDelivered EventType = "delivered" // your sync copy's message reached a device of its recipient (PeerID); not yet read
 )
 
 // Event is a live notification for one user, published by the services on

@@ -123,6 +123,7 @@ func TestProtocolEncodeEventFrameMatchesEncodingJSON(t *testing.T) {
 		{Type: EventBurned, Seq: 17, MsgID: "m-1", PeerID: testUser},
 		{Type: EventRecalled, Seq: MaxSeq, MsgID: `<" ">`, PeerID: `\`},
 		{Type: EventWithdrawn, Seq: 1},
+		{Type: EventDelivered, Seq: 3, MsgID: "m-3", PeerID: testUser},
 		{Type: EventDeviceRevoked, DeviceID: "d1", Generation: 3},
 		{Type: EventDeviceRevoked, DeviceID: "d1", Generation: -2},
 		{Type: EventUserBlocked, ByMe: true, PeerID: testUser},

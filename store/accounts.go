@@ -336,6 +336,20 @@ func (db *DB) DeviceByID(ctx context.Context, id string) (Device, error) {
 	return d, err
 }
 
+// TouchDevice moves an active device's last_seen_at to now, unless it moved
+// less than minGap ago (so a device that connects often costs one write per
+// minGap). A revoked or unknown device is left alone.
+func (db *DB) TouchDevice(ctx context.Context, id string, minGap time.Duration) error {
+	_, err := db.pool.Exec(ctx, `
+		UPDATE devices SET last_seen_at = now()
+		WHERE id = $1 AND revoked_at IS NULL AND last_seen_at < now() - make_interval(secs => $2)`,
+		id, minGap.Seconds())
+	if err != nil {
+		return fmt.Errorf("touch device: %w", err)
+	}
+	return nil
+}
+
 // Devices returns the user's active (not revoked) devices, oldest first.
 func (db *DB) Devices(ctx context.Context, userID string) ([]Device, error) {
 	rows, err := db.pool.Query(ctx,

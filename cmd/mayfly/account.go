@@ -190,7 +190,7 @@ func (c *cli) deviceLink() error {
 	}
 	fmt.Fprintf(c.out, "link code: %s\n", pl.Code())
 	fmt.Fprintf(c.out, "On a device that is logged in, run: mayfly device approve %s\n", pl.Code())
-	fmt.Fprintf(c.out, "Waiting until %s ...\n", pl.ExpiresAt.Local().Format(time.Kitchen))
+	fmt.Fprintf(c.out, "Waiting until %s ...\n", pl.ExpiresAt.UTC().Format(time.RFC3339))
 	ctx, cancel = context.WithDeadline(c.ctx, pl.ExpiresAt)
 	linked, err := pl.Wait(ctx)
 	cancel()

@@ -93,6 +93,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 // dispatch runs one command.
 func (c *cli) dispatch(cmd string, args []string) error {
+	if wantsHelp(args) {
+		return c.help(cmd)
+	}
 	switch cmd {
 	case "register":
 		return c.register(args)
@@ -112,6 +115,10 @@ func (c *cli) dispatch(cmd string, args []string) error {
 		return c.token(args)
 	case "account":
 		return c.account(args)
+	case "unread":
+		return c.unread(args)
+	case "recall":
+		return c.recall(args)
 	case "help":
 		fmt.Fprint(c.out, usage)
 		return nil

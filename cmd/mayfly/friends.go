@@ -15,8 +15,11 @@ func (c *cli) friend(args []string) error {
 		return usageError("want: mayfly friend request|accept|decline|remove|block|unblock HANDLE, or friend list [--json]")
 	}
 	sub, args := args[0], args[1:]
-	if sub == "list" {
+	switch sub {
+	case "list":
 		return c.friendList(args)
+	case "blocks":
+		return c.friendBlocks(args)
 	}
 	ops := map[string]func(context.Context, *client.Client, string) (string, error){
 		"request": func(ctx context.Context, cl *client.Client, h string) (string, error) {

@@ -29,12 +29,6 @@ type messageLine struct {
 	Self   bool      `json:"self"`
 }
 
-// eventLine is an event as listen --json prints it.
-type eventLine struct {
-	Type  string        `json:"type"` // "event"
-	Event *schema.Event `json:"event"`
-}
-
 func newMessageLine(m client.Message) messageLine {
 	return messageLine{Type: "message", ID: m.ID, Seq: m.Seq, From: orID(m.FromHandle, m.From), To: orID(m.ToHandle, m.To),
 		Text: m.Text, SentAt: m.SentAt.UTC(), Self: m.Self}
@@ -202,13 +196,8 @@ func (keepCursor) SaveCursor(uint64) error { return nil }
 // listen prints messages (received and sent from other devices) and events
 // until interrupted. It burns nothing and leaves the cursor alone.
 func (c *cli) listen(args []string) error {
-	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "")
-	rest, err := parseFlags(fs, args)
+	asJSON, err := onlyJSONFlag("listen", args)
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(rest, 0, "listen [--json]"); err != nil {
 		return err
 	}
 	octx, cancel := c.timeout()
@@ -217,22 +206,25 @@ func (c *cli) listen(args []string) error {
 	if err != nil {
 		return err
 	}
+	state := &connState{c: c, json: asJSON}
 	return cl.Run(c.ctx, client.Handler{
+		Disconnected: state.disconnected,
+		Synced:       state.synced,
 		Message: func(_ context.Context, m client.Message) error {
 			if m.Err != nil {
 				fmt.Fprintf(c.errw, "warning: message %d from %s could not be opened: %v\n", m.Seq, orID(m.FromHandle, m.From), m.Err)
 				return nil
 			}
-			return c.printMessage(m, *asJSON)
+			return c.printMessage(m, asJSON)
 		},
-		Event: func(_ context.Context, e schema.Event) { c.printEvent(cl, e, *asJSON) },
+		Event: func(_ context.Context, e schema.Event) { c.printEvent(cl, e, asJSON) },
 	})
 }
 
 // printEvent prints one event as a JSON line or as a line of text.
 func (c *cli) printEvent(cl *client.Client, e schema.Event, asJSON bool) {
 	if asJSON {
-		c.jsonLine(eventLine{Type: "event", Event: &e})
+		c.jsonLine(newEventLine(cl, e))
 		return
 	}
 	handle := func(id string) string {

@@ -21,9 +21,12 @@ Commands:
   friend block HANDLE              block HANDLE (ends friendship and requests)
   friend unblock HANDLE            lift the block
   friend list [--json]             friends with fingerprints, then pending requests
+  friend blocks [--json]           the users you blocked
   send HANDLE TEXT                 exits 0 only once the server has stored it; prints the id
   read [--wait DURATION] [--json]  prints unread messages, then marks them read (burns them)
   listen [--json]                  live messages and events until interrupted
+  unread [--json]                  how many unread messages wait from whom (burns nothing)
+  recall ID                        withdraw a message you sent (ID as send printed it) before it is read
   device list                      this user's devices
   device revoke ID                 end a device's session
   device link                      on a new device: show a code, wait for approval, log in

@@ -356,6 +356,15 @@ func (s *Service) Active(ctx context.Context, p Principal) (bool, error) {
 	return d.RevokedAt == nil && d.Generation == p.Generation && d.UserID == p.UserID, nil
 }
 
+// seenGap is how stale a device's last_seen_at may be before Seen moves it.
+const seenGap = time.Minute
+
+// Seen records that p's device is in use now (its last_seen_at, which logins
+// and refreshes move too), at most once a minute per device.
+func (s *Service) Seen(ctx context.Context, p Principal) error {
+	return s.cfg.DB.TouchDevice(ctx, p.DeviceID, seenGap)
+}
+
 // Devices lists p's user's active devices, marking the caller's own.
 func (s *Service) Devices(ctx context.Context, p Principal) (schema.DeviceList, error) {
 	ds, err := s.cfg.DB.Devices(ctx, p.UserID)

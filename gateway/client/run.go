@@ -30,6 +30,11 @@ type Handler struct {
 	// has caught up: every message stored before has been handled, and
 	// live ones follow. lastSeq is the cursor at that point.
 	Synced func(ctx context.Context, lastSeq uint64)
+	// Disconnected is called when a connection was lost or could not be
+	// made, with the reason, before Run waits retryIn to try again. The
+	// next Synced means the connection is back. It is not called when Run
+	// ends (ctx ended, or a fatal error).
+	Disconnected func(ctx context.Context, err error, retryIn time.Duration)
 	// SendOnly asks for no messages at all, neither replayed nor live (the
 	// connection syncs from the highest possible cursor), for processes that
 	// only send, read or recall; the cursor stays as it is.
@@ -74,6 +79,9 @@ func (c *Client) Run(ctx context.Context, h Handler) error {
 		d := c.backoff(failures)
 		failures++
 		c.log.Info("mayfly connection lost; reconnecting", "err", err, "delay", d)
+		if h.Disconnected != nil {
+			h.Disconnected(ctx, err, d)
+		}
 		if !sleepCtx(ctx, d) {
 			return nil
 		}

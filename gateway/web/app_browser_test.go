@@ -95,7 +95,7 @@ func (tb *tab) send(text string) {
 }
 
 // waitMessage waits until the open chat shows text with the given status
-// ("sent", "read", "unread", "recalled", ...).
+// ("sent", "delivered", "read", "unread", "recalled", ...).
 func (tb *tab) waitMessage(text, status string) {
 	tb.t.Helper()
 	tb.waitJS(fmt.Sprintf("message %q %s", text, status), fmt.Sprintf(
@@ -280,9 +280,9 @@ func TestWebChat(t *testing.T) {
 		t.Errorf("bob sees %d messages after a reload, want 0: read messages are burned", n)
 	}
 	alice.send("open me later")
-	alice.waitMessage("open me later", "sent")
+	alice.waitMessage("open me later", "delivered") // on bob's page, not yet read
 	bob.waitJS("unread badge", `document.querySelector('#friends .friend[data-handle="alice"] .badge.unread')?.textContent === "1"`)
-	alice.waitJS("countdown", `/^(59|60):\d\d left$/.test(document.querySelector("#messages .msg.sent .countdown")?.textContent)`)
+	alice.waitJS("countdown", `/^(59|60):\d\d left$/.test(document.querySelector("#messages .msg.delivered .countdown")?.textContent)`)
 	alice.screenshot("unread-countdown")
 	bob.openChat("alice")
 	bob.waitMessage("open me later", "read")
@@ -294,9 +294,9 @@ func TestWebChat(t *testing.T) {
 	bob.waitSignedIn("bob")
 	bob.waitOnline()
 	alice.send("oops, wrong chat")
-	alice.waitMessage("oops, wrong chat", "sent")
+	alice.waitMessage("oops, wrong chat", "delivered")
 	bob.waitJS("unread badge", `document.querySelector('#friends .friend[data-handle="alice"] .badge.unread')?.textContent === "1"`)
-	alice.click("recall", "#messages .msg.sent .recall")
+	alice.click("recall", "#messages .msg.delivered .recall")
 	alice.waitJS("recalled", `[...document.querySelectorAll("#messages .msg")].some(li => li.dataset.status === "recalled")`)
 	bob.waitJS("unread badge gone", `!document.querySelector('#friends .friend[data-handle="alice"] .badge.unread')`)
 	bob.openChat("alice")

@@ -61,7 +61,10 @@ func startBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-default-apps", true),
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints"),
+		// BackForwardCache: Chromium 156 keeps a page it navigated away from,
+		// WebSocket and all, in the back/forward cache; a tab that "closes"
+		// (navigates to about:blank) must really go, or its user stays online.
+		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints,BackForwardCache"),
 		// Background tabs must keep their timers and visibility: two users
 		// share one browser.
 		chromedp.Flag("disable-background-timer-throttling", true),

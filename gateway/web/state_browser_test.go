@@ -184,7 +184,7 @@ func TestWebPhoneAndErrors(t *testing.T) {
 	alice.screenshot("phone-friends")
 	alice.openChat("bob")
 	alice.send("a long line without spaces: " + strings.Repeat("burn", 30))
-	alice.waitJS("sent", `!!document.querySelector("#messages .msg.sent")`)
+	alice.waitJS("sent", `!!document.querySelector("#messages .msg.sent, #messages .msg.delivered")`)
 	alice.checkFitsWidth("chat")
 	alice.screenshot("phone-chat")
 	alice.click("show safety number", "#safety-btn")

@@ -33,7 +33,8 @@ function presenceText(m, f) {
 
 const STATUS_TEXT = {
   sending: "sending…",
-  sent: "delivered · unread",
+  sent: "sent",
+  delivered: "delivered · unread",
   read: "read · burned",
   recalled: "recalled",
   failed: "not sent",
@@ -155,8 +156,8 @@ export class ChatView {
   }
 
   message(msg) {
-    const live = msg.status === "sent" || msg.status === "unread" || msg.status === "sending";
-    const recall = msg.self && msg.status === "sent" && msg.seq && h("button", {
+    const live = msg.status === "sent" || msg.status === "delivered" || msg.status === "unread" || msg.status === "sending";
+    const recall = msg.self && (msg.status === "sent" || msg.status === "delivered") && msg.seq && h("button", {
       class: "link recall", onclick: () => this.m.recall(this.peer, msg).catch((x) => toastError(x)),
     }, "Recall");
     const retry = msg.self && msg.status === "failed" && msg.envelope && h("button", {

@@ -24,7 +24,8 @@ function newMsgID() {
  * A message in a chat:
  *   {key, mid, self, ts (ms), text, seq (own mailbox seq, once known), status}
  * status of a received message: "unread" | "read" (shown, burned)
- * status of a sent one: "sending" | "sent" (stored, unread) | "read" (the
+ * status of a sent one: "sending" | "sent" (stored) | "delivered" (on a
+ * device of the friend, unread) | "read" (the
  * friend read it; burned) | "recalled" | "failed" (error set)
  */
 export class Messenger extends EventTarget {
@@ -198,6 +199,7 @@ export class Messenger extends EventTarget {
       case "burned":
       case "recalled":
       case "withdrawn":
+      case "delivered":
         return this.messageGone(ev);
       case "device_revoked":
         this.dispatchEvent(new CustomEvent("devices"));
@@ -214,17 +216,26 @@ export class Messenger extends EventTarget {
     this.changed();
   }
 
-  /** messageGone applies a burned, recalled or withdrawn event to the message with that seq. */
+  /**
+   * messageGone applies a burned, recalled, withdrawn or delivered event to
+   * the message with that seq ("delivered" only moves a sent message on).
+   */
   messageGone(ev) {
     const m = this.bySeq.get(ev.seq);
     if (!m) {
-      // A friend can read a message before this device learnt its seq
-      // from the sent answer; keep the event for deliver to apply.
+      // A friend can get or read a message before this device learnt its
+      // seq from the sent answer; keep the event for deliver to apply
+      // (a delivered event never replaces another one).
+      if (ev.type === "delivered" && this.early.has(ev.seq)) return;
       this.early.set(ev.seq, ev);
       if (this.early.size > 256) this.early.delete(this.early.keys().next().value);
       return;
     }
     const c = this.chat(ev.peer_id);
+    if (ev.type === "delivered") {
+      if (m.self && m.status === "sent") { m.status = "delivered"; this.changed(); }
+      return;
+    }
     if (ev.type === "withdrawn") {
       m.status = "failed";
       m.error = "not delivered";

@@ -5,6 +5,7 @@
 //
 //	mayflyd [flags]           run the server until SIGINT or SIGTERM
 //	mayflyd migrate [flags]   apply database migrations and exit
+//	mayflyd dr-check [flags]  check every stream survives a city's loss (docs/dr.md)
 //
 // Every flag has an environment variable (shown in -help); flags win.
 package main
@@ -37,6 +38,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "dr-check" {
+		return drCheck(args[1:])
+	}
 	cmd := "serve"
 	if len(args) > 0 && args[0] == "migrate" {
 		cmd, args = "migrate", args[1:]
@@ -118,6 +122,7 @@ func parseFlags(args []string) (options, error) {
 	str(&syncInterval, "nats-sync-interval", "MAYFLY_NATS_SYNC_INTERVAL", "always", "embedded JetStream fsync: always (every write; keep it for mailboxes) or a duration, for benchmark comparisons only")
 	str(&replicas, "replicas", "MAYFLY_REPLICAS", "1", "replicas of the mailbox streams and the presence bucket: 1 embedded, 3 in a NATS cluster")
 	str(&partitions, "mailbox-partitions", "MAYFLY_MAILBOX_PARTITIONS", "16", "number of mailbox streams; fixed when they are first created")
+	drDone := drFlags(fs, str, &cfg.DR)
 	str(&o.pprof, "pprof", "MAYFLY_PPROF", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty)")
 	str(&o.level, "log-level", "MAYFLY_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&o.format, "log-format", "MAYFLY_LOG_FORMAT", "text", "text or json")
@@ -126,6 +131,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := drDone(); err != nil {
+		return o, err
 	}
 	for _, v := range strings.Split(origins, ",") {
 		if v = strings.TrimSpace(v); v != "" {

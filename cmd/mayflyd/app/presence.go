@@ -18,7 +18,8 @@ func (a *App) startPresence() error {
 		Friends:  a.friends,
 		Settings: a.db,
 		TTL:      a.cfg.PresenceTTL,
-		Replicas: a.cfg.Replicas,
+		Replicas:  a.cfg.Replicas,
+		Placement: a.cfg.DR.placement(),
 		Logger:   a.log.With("src", "presence"),
 	})
 	if err != nil {

@@ -190,14 +190,14 @@ env_of() {
 	local s=$1 pw
 	pw=$(cat "$dir/keys/password")
 	cat <<ENV
-MAYFLY_NATS_URL=$(service_url "$s" mayfly-service)
-MAYFLY_NATS_AUTH_URL=$(service_url "$s" mayfly-auth)
-MAYFLY_NATS_SYS_URL=$(service_url "$s" mayfly-sys)
-MAYFLY_DATABASE_URL=postgres://postgres:$pw@127.0.0.1:$(pg_port a),127.0.0.1:$(pg_port b)/mayfly?target_session_attrs=read-write&connect_timeout=2
+MAYFLY_NATS_URL='$(service_url "$s" mayfly-service)'
+MAYFLY_NATS_AUTH_URL='$(service_url "$s" mayfly-auth)'
+MAYFLY_NATS_SYS_URL='$(service_url "$s" mayfly-sys)'
+MAYFLY_DATABASE_URL='postgres://postgres:$pw@127.0.0.1:$(pg_port a),127.0.0.1:$(pg_port b)/mayfly?target_session_attrs=read-write&connect_timeout=2'
 MAYFLY_REPLICAS=3
-MAYFLY_TOKEN_KEY=$dir/keys/token.pem
+MAYFLY_TOKEN_KEY='$dir/keys/token.pem'
 MAYFLY_TOKEN_KEY_REQUIRED=true
-MAYFLY_CALLOUT_KEY=$dir/keys/callout.nk
+MAYFLY_CALLOUT_KEY='$dir/keys/callout.nk'
 ENV
 }
 
@@ -235,7 +235,7 @@ start)
 		sql a "SELECT pg_reload_conf()" > /dev/null
 	fi
 	for s in "${sites[@]}"; do env_of "$s" > "$dir/env-$s"; chmod 600 "$dir/env-$s"; done
-	echo "running in $dir; mayflyd for city a: env \$(cat $dir/env-a | xargs) mayflyd --data $dir/mayflyd-a --http 127.0.0.1:8080"
+	echo "running in $dir; mayflyd for city a: (set -a; . $dir/env-a; mayflyd --data $dir/mayflyd-a --http 127.0.0.1:8080)"
 	;;
 stop)
 	for s in "${sites[@]}"; do killpid TERM "$dir/nats-$s.pid"; done

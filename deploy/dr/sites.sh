@@ -17,6 +17,9 @@
 #   deploy/dr/sites.sh promote DIR SITE   promote SITE's standby to primary (failover)
 #   deploy/dr/sites.sh env DIR SITE       print the mayflyd environment for SITE
 #
+# DR_SINGLE_SITE=1 at the first start tags all three servers site:a and
+# drops unique_tag: the single-site R3 baseline the drill compares with.
+#
 # Ports: DR_PORT_BASE (default 24200): NATS clients base+0..2, routes
 # base+10..12, monitoring base+20..22, Postgres base+30..32 (sites a, b, c).
 # Everything is under DIR, which user postgres must be able to reach when
@@ -74,7 +77,10 @@ keys() {
 }
 
 nats_conf() {
-	local s=$1 pw issuer routes=""
+	local s=$1 pw issuer routes="" tag=$1 unique='unique_tag: "site:"'
+	if [[ -n ${DR_SINGLE_SITE:-} ]]; then
+		tag=a unique=""
+	fi
 	pw=$(cat "$dir/keys/password")
 	issuer=$(cat "$dir/keys/callout.pub")
 	for o in "${sites[@]}"; do
@@ -84,9 +90,9 @@ nats_conf() {
 server_name: $s
 listen: 127.0.0.1:$(nats_port "$s")
 http: 127.0.0.1:$(mon_port "$s")
-server_tags: ["site:$s"]
+server_tags: ["site:$tag"]
 max_payload: 262144
-jetstream { store_dir: "$dir/nats-$s", sync_interval: always, unique_tag: "site:" }
+jetstream { store_dir: "$dir/nats-$s", sync_interval: always, $unique }
 cluster { name: mayfly, listen: 127.0.0.1:$(route_port "$s"), routes: [ ${routes%, } ] }
 accounts {
   MAYFLY { jetstream: enabled, users: [ { user: mayfly-service, password: "$pw" } ] }

@@ -176,7 +176,7 @@ func TestDRCityLoss(t *testing.T) {
 	}
 
 	var (
-		mu    sync.Mutex
+		mu      sync.Mutex
 		acked   []string
 		fails   []error
 		slowest time.Duration

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+)
+
+// check computes every figure of the table from what the load recorded.
+func (r *result) check(ctx context.Context, d *deployment, o options, rec *recorder, w *writes, nat *native, start time.Time) error {
+	if nat.err != nil {
+		return fmt.Errorf("native client: %w", nat.err)
+	}
+	r.p99Before = p99(rec.sends, start.Add(2*time.Second), r.killAt)
+	r.deliveries(rec, nat)
+	r.sendTimes(rec, o.partitions)
+	r.nativeAcked, r.nativeLast = len(nat.acked), nat.last
+	r.errs = rec.errs
+	r.burnsFailed = rec.burnErrs
+	if err := r.burnsGone(ctx, d, rec, o.partitions); err != nil {
+		return err
+	}
+	return r.commitsKept(ctx, d, w)
+}
+
+// deliveries waits up to 30s for every acknowledged message to reach its
+// recipient and counts the ones that did not.
+func (r *result) deliveries(rec *recorder, nat *native) {
+	var want []string
+	for _, s := range rec.sends {
+		if s.ok {
+			want = append(want, s.id)
+		} else {
+			r.sendsFailed++
+		}
+	}
+	r.acked = len(want)
+	missing := func(ids []string) int {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		n := 0
+		for _, id := range ids {
+			if _, ok := rec.received[id]; !ok {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for (missing(want) > 0 || missing(nat.acked) > 0) && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	r.lost, r.nativeLost = missing(want), missing(nat.acked)
+}
+
+// sendTimes finds the first successful send after the kill to or from a
+// stream city a led, and when sends last failed or stalled (over 1s).
+func (r *result) sendTimes(rec *recorder, partitions int) {
+	r.firstSend, r.allSends = -1, 0
+	for _, s := range rec.sends {
+		if s.start.Before(r.killAt) && s.end.Before(r.killAt) {
+			continue
+		}
+		touched := len(r.aLedStreams) == 0 ||
+			slices.Contains(r.aLedStreams, partitionOf(s.to, partitions)) ||
+			slices.Contains(r.aLedStreams, partitionOf(s.from, partitions))
+		if s.ok && touched && !s.start.Before(r.killAt) && (r.firstSend < 0 || s.end.Sub(r.killAt) < r.firstSend) {
+			r.firstSend = s.end.Sub(r.killAt)
+		}
+		if !s.ok || s.end.Sub(s.start) > time.Second {
+			r.allSends = max(r.allSends, s.end.Sub(r.killAt))
+		}
+	}
+}
+
+// burnsGone asks every server, city a's included, for both copies of every
+// burned message; a server answers from its own replica (a local queue
+// subscriber is preferred over remote ones).
+func (r *result) burnsGone(ctx context.Context, d *deployment, rec *recorder, partitions int) error {
+	seqOf := map[string]uint64{} // message id -> sender's copy
+	for _, s := range rec.sends {
+		if s.ok {
+			seqOf[s.id] = s.seq
+		}
+	}
+	r.burned = len(rec.burned)
+	for _, site := range siteNames {
+		u := strings.Split(d.value(site, "MAYFLY_NATS_URL"), ",")[0]
+		nc, err := nats.Connect(u, nats.NoReconnect(), nats.Timeout(2*time.Second))
+		if err != nil {
+			return fmt.Errorf("connect to city %s: %w", site, err)
+		}
+		for _, b := range rec.burned {
+			if served(ctx, nc, partitionOf(b.recipient, partitions), b.peerSeq) {
+				r.burnedBack++
+			}
+			if seq, ok := seqOf[b.id]; ok && seq > 0 && served(ctx, nc, partitionOf(b.sender, partitions), seq) {
+				r.burnedBack++
+			}
+		}
+		nc.Close()
+	}
+	return nil
+}
+
+// served reports whether a Direct Get of seq from stream finds a message.
+func served(ctx context.Context, nc *nats.Conn, stream string, seq uint64) bool {
+	body, _ := json.Marshal(map[string]uint64{"seq": seq})
+	for range 3 {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		m, err := nc.RequestWithContext(rctx, "$JS.API.DIRECT.GET."+stream, body)
+		cancel()
+		if err == nil {
+			return m.Header.Get("Status") == ""
+		}
+	}
+	return true // no answer: count it, a check must not pass on silence
+}
+
+// commitsKept counts the acknowledged account+friend-request writes that
+// the promoted primary has, and when writes first succeeded after the kill.
+func (r *result) commitsKept(ctx context.Context, d *deployment, w *writes) error {
+	var handles []string
+	r.writable = -1
+	for _, x := range w.recs {
+		if !x.ok {
+			continue
+		}
+		handles = append(handles, strings.ToLower(x.handle))
+		if !x.start.Before(r.killAt) && (r.writable < 0 || x.end.Sub(r.killAt) < r.writable) {
+			r.writable = x.end.Sub(r.killAt)
+		}
+	}
+	r.commits = len(handles)
+	db, err := pgx.Connect(ctx, d.value("b", "MAYFLY_DATABASE_URL"))
+	if err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer db.Close(ctx)
+	var found int
+	err = db.QueryRow(ctx, `SELECT count(*) FROM users u JOIN friend_requests f ON f.from_id = u.id
+		WHERE lower(u.handle) = ANY($1)`, handles).Scan(&found)
+	if err != nil {
+		return fmt.Errorf("count commits: %w", err)
+	}
+	r.commitsLost = r.commits - found
+	return nil
+}
+
+// print writes the table and returns whether every check passed.
+func (r *result) print(out io.Writer) bool {
+	type row struct {
+		check, goal, got string
+		ok               bool
+	}
+	secs := func(d time.Duration) string {
+		if d < 0 {
+			return "never"
+		}
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	}
+	rows := []row{
+		{"acknowledged sends lost", "0", fmt.Sprintf("%d of %d", r.lost, r.acked), r.lost == 0 && r.acked > 0},
+		{"NATS-native sends lost", "0", fmt.Sprintf("%d of %d", r.nativeLost, r.nativeAcked), r.nativeLost == 0 && r.nativeAcked > 0},
+		{"burned messages readable anywhere afterwards (a included)", "0", fmt.Sprintf("%d of %d burns (both copies, 3 servers)", r.burnedBack, r.burned), r.burnedBack == 0 && r.burned > 0},
+		{"first successful send after the kill", "≤ 10 s", secs(r.firstSend), r.firstSend >= 0 && r.firstSend <= 10*time.Second},
+		{"all sends succeeding again", "≤ 15 s", secs(r.allSends), r.allSends <= 15*time.Second},
+		{"Postgres commits lost", "0", fmt.Sprintf("%d of %d", r.commitsLost, r.commits), r.commitsLost == 0 && r.commits > 0},
+		{"accounts and friendships writable again", "≤ 30 s", secs(r.writable), r.writable >= 0 && r.writable <= 30*time.Second},
+		{"A's replicas caught up after restart", "≤ 30 s", secs(r.caughtUp), r.caughtUp >= 0 && r.caughtUp <= 30*time.Second},
+	}
+	if r.baseP99 > 0 {
+		ratio := float64(r.p99Before) / float64(r.baseP99)
+		rows = append(rows, row{"publish p99 before the kill", "≤ 1.5× single-site R3",
+			fmt.Sprintf("%v vs %v (%.2f×)", r.p99Before.Round(time.Millisecond), r.baseP99.Round(time.Millisecond), ratio), ratio <= 1.5})
+	}
+	fmt.Fprintf(out, "\nstreams led by city a before the kill: %s; sends failed: %d; burns failed: %d; standby promoted after %s\n\n",
+		strings.Join(r.aLedStreams, " "), r.sendsFailed, r.burnsFailed, secs(r.promoted))
+	for e, n := range r.errs {
+		fmt.Fprintf(out, "  %d× %s\n", n, e)
+	}
+	if r.nativeLast != "" {
+		fmt.Fprintf(out, "  native client's last failed attempt: %s\n", r.nativeLast)
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "| check | goal | measured | result |")
+	fmt.Fprintln(out, "|---|---|---|---|")
+	all := true
+	for _, x := range rows {
+		res := "pass"
+		if !x.ok {
+			res, all = "FAIL", false
+		}
+		fmt.Fprintf(out, "| %s | %s | %s | %s |\n", x.check, x.goal, x.got, res)
+	}
+	return all
+}

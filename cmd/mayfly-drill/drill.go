@@ -29,6 +29,7 @@ type result struct {
 	sendsFailed, burnsFailed   int
 	aLedStreams                []string
 	promoted, restartedA       time.Duration
+	elected                    time.Duration // every stream has a leader again
 	placementBefore, placement string
 	errs                       map[string]int
 	nativeLast                 string
@@ -95,6 +96,8 @@ func drill(ctx context.Context, o options) (*result, error) {
 		return nil, err
 	}
 	res.promoted = time.Since(res.killAt)
+	res.elected = d.waitLeaders(ctx, "b", 30*time.Second, res.killAt)
+	logf("every stream has a leader %v after the kill", res.elected.Round(time.Millisecond))
 	logf("postgres standby in b promoted %v after the kill", res.promoted.Round(time.Millisecond))
 	sleep(ctx, o.after)
 
@@ -163,6 +166,20 @@ func (d *deployment) waitCaughtUp(ctx context.Context, site string, max time.Dur
 			return time.Since(from)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+	return -1
+}
+
+// waitLeaders polls until every stream has a leader and returns the time
+// since from, or -1 after max.
+func (d *deployment) waitLeaders(ctx context.Context, site string, max time.Duration, from time.Time) time.Duration {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		rep, err := d.placement(ctx, site)
+		if err == nil && len(rep.Streams) > 0 && !slices.ContainsFunc(rep.Streams, func(s sites.Stream) bool { return s.Leader == "" }) {
+			return time.Since(from)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	return -1
 }

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -116,10 +117,15 @@ func baseline(ctx context.Context, o options) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	rec := newRecorder()
+	// The same load as the drill's: pairs, account writes, a native sender.
+	rec, w, nat := newRecorder(), &writes{}, &native{}
 	lctx, cancel := context.WithTimeout(ctx, o.before+2*time.Second)
 	defer cancel()
 	warm := time.Now().Add(2 * time.Second)
+	var side sync.WaitGroup
+	side.Go(func() { w.run(lctx, gws, pairs[0].recipient.Identity().Handle) })
+	side.Go(func() { nat.run(lctx, d, pairs[0]) })
 	runPairs(lctx, lctx, pairs, o.rate, rec)
+	side.Wait()
 	return p99(rec.sends, warm, time.Now()), nil
 }

@@ -60,7 +60,7 @@ func (n *native) run(ctx context.Context, d *deployment, p pair) {
 			n.setErr(err)
 			return
 		}
-		body, _ := json.Marshal(map[string]any{"to": p.recipient.Identity().UserID, "envelope": env})
+		body, _ := json.Marshal(map[string]any{"to": p.recipient.Identity().UserID, "envelope": json.RawMessage(env)})
 		ok := n.sendRetrying(ctx, nc, subj, body)
 		n.mu.Lock()
 		if ok {

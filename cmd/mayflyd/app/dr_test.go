@@ -3,8 +3,10 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -26,6 +28,7 @@ import (
 	"github.com/mayfly-im/mayfly/gateway/client"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
+	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
 // drSetup is a three-site in-process NATS cluster with one mayflyd in
@@ -497,4 +500,22 @@ func TestDRSendRetriedWhileUnavailable(t *testing.T) {
 
 func (d drSetup) appMailboxSubject(uid string) (string, error) {
 	return fmt.Sprintf("mbx.%d.%s", mailbox.Partition(uid, 2), uid), nil
+}
+
+// TestDRTokenKeyRequired: with TokenKeyRequired a missing key is an error
+// and no key is made (a city with its own key would log everybody out).
+func TestDRTokenKeyRequired(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "keys", "token.pem")
+	_, err := app.Start(context.Background(), app.Config{
+		DataDir: dir, DatabaseURL: storetest.NewURL(t), HTTPListen: "127.0.0.1:0",
+		NATSListen: "127.0.0.1:0", NATSWebSocketListen: "off", TokenKeyFile: key,
+		DR: app.DRConfig{TokenKeyRequired: true},
+	})
+	if !errors.Is(err, app.ErrTokenKeyMissing) {
+		t.Fatalf("start without the key = %v, want ErrTokenKeyMissing", err)
+	}
+	if _, err := os.Stat(key); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a key was made: %v", err)
+	}
 }

@@ -21,6 +21,7 @@ func (r *result) check(ctx context.Context, d *deployment, o options, rec *recor
 	r.deliveries(rec, nat)
 	r.sendTimes(rec, o.partitions)
 	r.nativeAcked, r.nativeLast = len(nat.acked), nat.last
+	r.otherCopyWarnings = d.countLog("burn other copy")
 	r.errs = rec.errs
 	r.burnsFailed = rec.burnErrs
 	if err := r.burnsGone(ctx, d, rec, o.partitions); err != nil {
@@ -102,6 +103,7 @@ func (r *result) burnsGone(ctx context.Context, d *deployment, rec *recorder, pa
 		}
 	}
 	r.burned = len(rec.burned)
+	r.backDetail = map[string]int{}
 	for _, site := range siteNames {
 		u := strings.Split(d.value(site, "MAYFLY_NATS_URL"), ",")[0]
 		nc, err := nats.Connect(u, nats.NoReconnect(), nats.Timeout(2*time.Second))
@@ -109,11 +111,9 @@ func (r *result) burnsGone(ctx context.Context, d *deployment, rec *recorder, pa
 			return fmt.Errorf("connect to city %s: %w", site, err)
 		}
 		for _, b := range rec.burned {
-			if served(ctx, nc, partitionOf(b.recipient, partitions), b.peerSeq) {
-				r.burnedBack++
-			}
-			if seq, ok := seqOf[b.id]; ok && seq > 0 && served(ctx, nc, partitionOf(b.sender, partitions), seq) {
-				r.burnedBack++
+			r.countServed(ctx, nc, site, partitionOf(b.recipient, partitions), b.peerSeq, "recipient's copy")
+			if seq, ok := seqOf[b.id]; ok && seq > 0 {
+				r.countServed(ctx, nc, site, partitionOf(b.sender, partitions), seq, "sender's copy")
 			}
 		}
 		nc.Close()
@@ -121,18 +121,24 @@ func (r *result) burnsGone(ctx context.Context, d *deployment, rec *recorder, pa
 	return nil
 }
 
-// served reports whether a Direct Get of seq from stream finds a message.
-func served(ctx context.Context, nc *nats.Conn, stream string, seq uint64) bool {
+// countServed asks the server nc is connected to for seq of stream and
+// counts a burned message it still serves, or a request it never answers.
+func (r *result) countServed(ctx context.Context, nc *nats.Conn, site, stream string, seq uint64, what string) {
 	body, _ := json.Marshal(map[string]uint64{"seq": seq})
 	for range 3 {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		m, err := nc.RequestWithContext(rctx, "$JS.API.DIRECT.GET."+stream, body)
 		cancel()
 		if err == nil {
-			return m.Header.Get("Status") == ""
+			if m.Header.Get("Status") == "" {
+				r.burnedBack++
+				r.backDetail[what+" served by "+site]++
+			}
+			return
 		}
 	}
-	return true // no answer: count it, a check must not pass on silence
+	r.burnedBack++ // a check must not pass on silence
+	r.backDetail["no answer from "+site]++
 }
 
 // commitsKept counts the acknowledged account+friend-request writes that
@@ -196,6 +202,12 @@ func (r *result) print(out io.Writer) bool {
 		strings.Join(r.aLedStreams, " "), secs(r.elected), r.sendsFailed, r.burnsFailed, secs(r.promoted))
 	for e, n := range r.errs {
 		fmt.Fprintf(out, "  %d× %s\n", n, e)
+	}
+	for what, n := range r.backDetail {
+		fmt.Fprintf(out, "  burned but readable: %d× %s\n", n, what)
+	}
+	if r.otherCopyWarnings > 0 {
+		fmt.Fprintf(out, "  mayflyd logged %d burns whose other copy it could not delete (mailbox: burn other copy)\n", r.otherCopyWarnings)
 	}
 	if r.nativeLast != "" {
 		fmt.Fprintf(out, "  native client's last failed attempt: %s\n", r.nativeLast)

@@ -169,3 +169,23 @@ func (d *deployment) stop() {
 	}
 	d.run(nil, "stop", d.dir) //nolint:errcheck // best effort at the end
 }
+
+// countLog counts the lines of every mayflyd log that contain s.
+func (d *deployment) countLog(s string) int {
+	n := 0
+	for _, site := range siteNames {
+		f, err := os.Open(filepath.Join(d.dir, "mayflyd-"+site+".log"))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), s) {
+				n++
+			}
+		}
+		f.Close()
+	}
+	return n
+}

@@ -32,6 +32,8 @@ type result struct {
 	elected                    time.Duration // every stream has a leader again
 	placementBefore, placement string
 	errs                       map[string]int
+	backDetail                 map[string]int // burned messages still served, by copy and server
+	otherCopyWarnings          int
 	nativeLast                 string
 }
 

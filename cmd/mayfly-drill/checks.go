@@ -62,14 +62,16 @@ func (r *result) deliveries(rec *recorder, nat *native) {
 
 // sendTimes finds, for each stream city a led, the first successful send
 // into it started after the kill, and keeps the latest of those; and when
-// sends last failed or stalled (over 1s).
+// sends last failed or stalled: took over 4× the p99 before the kill and
+// at least 2s (on a loaded machine 1s is within the normal tail).
 func (r *result) sendTimes(rec *recorder, partitions int) {
+	stalled := max(2*time.Second, 4*r.p99Before)
 	first := map[string]time.Duration{}
 	for _, s := range rec.sends {
 		if s.start.Before(r.killAt) && s.end.Before(r.killAt) {
 			continue
 		}
-		if !s.ok || s.end.Sub(s.start) > time.Second {
+		if !s.ok || s.end.Sub(s.start) > stalled {
 			r.allSends = max(r.allSends, s.end.Sub(r.killAt))
 		}
 		if !s.ok || s.start.Before(r.killAt) {

@@ -3,7 +3,7 @@ BIN     ?= bin
 PKGS    ?= ./...
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench bench-micro build fuzz
+.PHONY: help run test lint bench bench-micro build fuzz dr-drill
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -40,3 +40,8 @@ bench-micro: ## run the Go micro-benchmarks (go test -bench; several minutes)
 
 build: ## build the binaries into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+dr-drill: ## the city-loss drill: 3 loopback cities, SIGKILL city a under load, table of checks (DRILL_ARGS=…)
+	./deploy/ensure-postgres.sh
+	$(GO) build -o $(BIN)/ ./cmd/mayflyd ./cmd/mayfly-drill
+	$(BIN)/mayfly-drill $(DRILL_ARGS)

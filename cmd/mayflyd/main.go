@@ -8,6 +8,7 @@
 //	mayflyd --version         print the build and exit
 //	mayflyd admin suspend|unsuspend|delete HANDLE [flags]
 //	                          suspend, unsuspend or delete an account
+//	mayflyd dr-check [flags]  check every stream survives a city's loss (docs/dr.md)
 //
 // Every flag has an environment variable (shown in -help); flags win.
 package main
@@ -50,6 +51,9 @@ func main() {
 func run(args []string) error {
 	if len(args) > 0 && args[0] == "admin" {
 		return runAdmin(args[1:])
+	}
+	if len(args) > 0 && args[0] == "dr-check" {
+		return drCheck(args[1:])
 	}
 	cmd := "serve"
 	if len(args) > 0 && args[0] == "migrate" {
@@ -114,6 +118,7 @@ Usage:
   mayflyd admin suspend|unsuspend|delete HANDLE [flags]
                             suspend, unsuspend or delete an account
                             (docs/operations.md, "Account lifecycle")
+  mayflyd dr-check [flags]  check every stream survives a city's loss (docs/dr.md)
   mayflyd --version         print the build and exit
 
 Every flag has an environment variable; a flag given wins over it.
@@ -169,6 +174,7 @@ func parseFlags(args []string) (options, error) {
 	str(&replicas, "replicas", "MAYFLY_REPLICAS", "1", "replicas of the mailbox streams and the presence bucket: 1 embedded, 3 in a NATS cluster")
 	str(&partitions, "mailbox-partitions", "MAYFLY_MAILBOX_PARTITIONS", "16", "number of mailbox streams; fixed when they are first created")
 	str(&cfg.NATSMonitorListen, "nats-monitor", "MAYFLY_NATS_MONITOR", "", "serve the embedded NATS server's monitoring endpoints (/varz, /jsz; for nats server report and the Prometheus exporter) on this loopback address, e.g. 127.0.0.1:8222 (off when empty)")
+	drDone := drFlags(fs, str, &cfg.DR)
 	str(&o.pprof, "pprof", "MAYFLY_PPROF", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty)")
 	str(&level, "log-level", "MAYFLY_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&o.format, "log-format", "MAYFLY_LOG_FORMAT", "text", "text or json")
@@ -183,6 +189,9 @@ func parseFlags(args []string) (options, error) {
 		return o, err
 	}
 	if err := checkAddrs(&o); err != nil {
+		return o, err
+	}
+	if err := drDone(); err != nil {
 		return o, err
 	}
 	for _, v := range strings.Split(origins, ",") {

@@ -101,6 +101,9 @@ type Config struct {
 	Partitions int
 	// Replicas of each stream; default 1 (embedded node); 3 in a cluster.
 	Replicas int
+	// Placement picks the cluster and server tags of each stream's
+	// replicas; nil lets the server choose (docs/dr.md).
+	Placement *jetstream.Placement
 	// MaxAge is how long an unread message lives; default and maximum 60m.
 	MaxAge time.Duration
 	// MaxPerMailbox caps the messages stored on one mailbox subject

@@ -34,6 +34,7 @@ func (s *Service) streamConfig(p int) jetstream.StreamConfig {
 		Subjects:             []string{src},
 		Storage:              jetstream.FileStorage,
 		Replicas:             s.cfg.Replicas,
+		Placement:            s.cfg.Placement,
 		Retention:            jetstream.LimitsPolicy,
 		MaxAge:               s.cfg.MaxAge,
 		MaxMsgs:              -1,

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"runtime"
 	"strconv"
 	"sync"
@@ -67,8 +68,27 @@ type Config struct {
 	// APIWorkers sizes the server's JetStream API worker pool; default
 	// MaxAPIWorkers. See startServer.
 	APIWorkers int
+	// Cluster joins the server to a NATS cluster; the zero value runs it
+	// alone. mayflyd embeds a single server; tests use this to run a
+	// cluster in-process (natstest.RunCluster).
+	Cluster ClusterConfig
 	// Logger receives the server's log lines; default discards.
 	Logger *slog.Logger
+}
+
+// ClusterConfig places a Node in a NATS cluster.
+type ClusterConfig struct {
+	// Name names the cluster; empty means no cluster.
+	Name string
+	// Listen is the host:port for routes from the other servers.
+	Listen string
+	// Routes are the other servers' route addresses (host:port).
+	Routes []string
+	// Tags are the server's tags, e.g. "site:a" (docs/dr.md).
+	Tags []string
+	// UniqueTag is the tag prefix of which JetStream places at most one
+	// replica per value, e.g. "site:".
+	UniqueTag string
 }
 
 // Node is a running embedded NATS server.
@@ -199,6 +219,11 @@ func options(cfg *Config) (*server.Options, error) {
 		}
 		opts.HTTPHost, opts.HTTPPort = host, port
 	}
+	if cfg.Cluster.Name != "" {
+		if err := clusterOptions(opts, cfg.Cluster); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.SyncInterval <= 0 {
 		opts.SyncAlways = true
 	} else {
@@ -267,6 +292,30 @@ func (n *Node) MonitorURL() string {
 		return ""
 	}
 	return p.Monitoring[0]
+}
+
+func clusterOptions(opts *server.Options, c ClusterConfig) error {
+	host, portStr, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("nats cluster address %q: %w", c.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 || port > 65535 {
+		return fmt.Errorf("nats cluster address %q: bad port", c.Listen)
+	}
+	opts.Cluster.Name = c.Name
+	opts.Cluster.Host = host
+	opts.Cluster.Port = port
+	for _, r := range c.Routes {
+		u, err := url.Parse("nats-route://" + r)
+		if err != nil {
+			return fmt.Errorf("nats route %q: %w", r, err)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	opts.Tags = append(opts.Tags, c.Tags...)
+	opts.JetStreamUniqueTag = c.UniqueTag
+	return nil
 }
 
 // WebSocketURL returns the ws:// URL of the NATS WebSocket listener, or "".

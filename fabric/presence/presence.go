@@ -71,6 +71,9 @@ type Config struct {
 	// Replicas of the bucket's stream: 1 for a single server (the default),
 	// 3 in a cluster.
 	Replicas int
+	// Placement picks the cluster and server tags of the bucket's replicas;
+	// nil lets the server choose (docs/dr.md).
+	Placement *jetstream.Placement
 	// TTL is how long a device stays online without a refresh, rounded up to
 	// whole seconds (the server's granularity), at least 1s; refreshes come
 	// every TTL/3. Default 60s: a vanished device is offline within about a
@@ -198,6 +201,7 @@ func (s *Service) createBucket(ctx context.Context) error {
 		History:        1,
 		Storage:        jetstream.MemoryStorage,
 		Replicas:       s.cfg.Replicas,
+		Placement:      s.cfg.Placement,
 		LimitMarkerTTL: s.cfg.TTL,
 		RePublish: &jetstream.RePublish{
 			Source:      s.keyPrefix + "*.*",

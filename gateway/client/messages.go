@@ -112,15 +112,26 @@ type Sent struct {
 }
 
 // dedupWindow is how long after the first attempt a send is retried on a
-// new connection. The server recognises a repeated message id for 30
-// seconds (docs/protocol.md); past that a retry could store it twice.
+// new connection or after an unavailable answer. The server recognises a
+// repeated message id for 30 seconds (docs/protocol.md); past that a retry
+// could store it twice. It covers a JetStream leader election after the
+// loss of a city (docs/dr.md: 7-10 s).
 const dedupWindow = 25 * time.Second
+
+// unavailablePause is the first pause before a send that met unavailable
+// is repeated; each further pause doubles, up to maxUnavailablePause.
+const (
+	unavailablePause    = 250 * time.Millisecond
+	maxUnavailablePause = 2 * time.Second
+)
 
 // Send seals text to handle's keys (and the user's own, for their other
 // devices) and stores it. It returns once the server acknowledged both
-// copies. If the connection drops before the answer, the same envelope is
-// sent again on the next connection (the server drops the repeat by its
-// message id) for up to 25 seconds. Send needs Run to be active and waits
+// copies. If the connection drops before the answer, or the server answers
+// unavailable (a failover under way), the same envelope is sent again (the
+// server drops the repeat by its message id) for up to 25 seconds after the
+// first attempt; a send that still fails then fails with unavailable, its
+// outcome unknown. Send needs Run to be active and waits
 // for its connection until ctx ends (or fails with Run's error if the
 // session ended, token_revoked for example). Errors: not_friend, refused,
 // mailbox_full, rate_limited, message_too_large, not_found (no such
@@ -199,10 +210,14 @@ func (c *Client) Unread(ctx context.Context) (map[string]int, error) {
 
 // request sends the frame build makes (given a request id) over Run's
 // connection and returns the answer. When the connection drops first, it is
-// sent again on the next one, until retryUntil if that is set. A Read or
-// Recall repeated that way may find its first attempt done: unknown_message
-// on a repeat counts as success.
+// sent again on the next one, until retryUntil if that is set. With
+// retryUntil set, an unavailable answer (the server could not tell whether
+// it stored the message, e.g. while a stream elects a new leader after a
+// server or a city was lost) is retried too, after a growing pause. A Read
+// or Recall repeated that way may find its first attempt done:
+// unknown_message on a repeat counts as success.
 func (c *Client) request(ctx context.Context, op string, retryUntil time.Time, build func(id string) any) (any, error) {
+	pause := unavailablePause
 	for attempt := 0; ; attempt++ {
 		cn, err := c.waitConn(ctx)
 		if err != nil {
@@ -217,6 +232,13 @@ func (c *Client) request(ctx context.Context, op string, retryUntil time.Time, b
 			continue
 		case errors.Is(err, errConnLost):
 			return nil, fmt.Errorf("%s: %w", op, schema.Errorf(schema.CodeUnavailable, "connection lost; the outcome is unknown"))
+		case schema.HasCode(err, schema.CodeUnavailable) && !retryUntil.IsZero() && time.Now().Add(pause).Before(retryUntil):
+			c.log.Debug("server unavailable; retrying", "op", op, "attempt", attempt+1, "pause", pause)
+			if !sleepCtx(ctx, pause) {
+				return nil, fmt.Errorf("%s: %w", op, err)
+			}
+			pause = min(2*pause, maxUnavailablePause)
+			continue
 		case attempt > 0 && (op == "read" || op == "recall") && schema.HasCode(err, schema.CodeUnknownMessage):
 			return nil, nil
 		}

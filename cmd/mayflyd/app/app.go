@@ -57,8 +57,11 @@ type Config struct {
 	// is set.
 	NATSMonitorListen string
 	// NATSURL points at an existing NATS cluster (with credentials in the
-	// URL) instead of running the embedded server.
+	// URL) instead of running the embedded server. Several comma-separated
+	// URLs are tried in the order given (the local city's first).
 	NATSURL string
+	// DR holds what a multi-city deployment adds (dr.go, docs/dr.md).
+	DR DRConfig
 	// DatabaseURL points at an existing Postgres instead of the private one.
 	DatabaseURL string
 	// PGBinDir overrides where the PostgreSQL server binaries are found.
@@ -274,6 +277,7 @@ func (a *App) connectNATS() error {
 		}),
 	)
 	if a.cfg.NATSURL != "" {
+		opts, readerOpts = append(opts, externalOptions...), append(readerOpts, externalOptions...)
 		nc, err := nats.Connect(a.cfg.NATSURL, append(opts, nats.Name("mayflyd"))...)
 		if err != nil {
 			return fmt.Errorf("connect to nats: %w", err)
@@ -287,7 +291,7 @@ func (a *App) connectNATS() error {
 	if err != nil {
 		return err
 	}
-	issuer, err := a.native.loadIssuer(a.cfg.DataDir)
+	issuer, err := a.native.loadIssuer(a.cfg.DR.calloutKey(a.cfg.DataDir))
 	if err != nil {
 		return err
 	}
@@ -362,7 +366,7 @@ func servicePassword(path string) (string, error) {
 
 // startGateway builds the services and the gateway and starts serving HTTP.
 func (a *App) startGateway() error {
-	key, err := token.LoadOrCreateKey(a.cfg.TokenKeyFile)
+	key, err := a.loadTokenKey()
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ func (a *App) startMailbox() error {
 		Permit:     a.friends,
 		Partitions: a.cfg.MailboxPartitions,
 		Replicas:   a.cfg.Replicas,
+		Placement:  a.cfg.DR.placement(),
 		MaxAge:     a.cfg.MailboxMaxAge,
 		SendRate:   a.cfg.SendRate,
 		SendBurst:  a.cfg.SendBurst,

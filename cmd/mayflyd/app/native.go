@@ -3,7 +3,6 @@ package app
 import (
 	"fmt"
 	"net"
-	"path/filepath"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
@@ -16,8 +15,9 @@ import (
 )
 
 // nativeAuth runs the auth callout that admits NATS-native clients to the
-// embedded server. With an external NATS (NATSURL) the operator runs the
-// callout configuration, and this part stays off.
+// embedded server, or to an external NATS cluster whose configuration names
+// the callout account and issuer key (DRConfig.NATSAuthURL, dr.go); with an
+// external NATS and no auth URL this part stays off.
 type nativeAuth struct {
 	issuer    nkeys.KeyPair
 	auth, sys *nats.Conn
@@ -28,8 +28,8 @@ type nativeAuth struct {
 
 // loadIssuer loads or makes the callout's account key and returns its
 // public key for the server config.
-func (n *nativeAuth) loadIssuer(dataDir string) (string, error) {
-	kp, err := callout.LoadOrCreateIssuer(filepath.Join(dataDir, "keys", "callout.nk"))
+func (n *nativeAuth) loadIssuer(path string) (string, error) {
+	kp, err := callout.LoadOrCreateIssuer(path)
 	if err != nil {
 		return "", err
 	}
@@ -43,15 +43,21 @@ func (n *nativeAuth) loadIssuer(dataDir string) (string, error) {
 
 // start connects the callout's users and subscribes the responder.
 func (n *nativeAuth) start(a *App, accounts *account.Service) error {
-	if a.node == nil {
-		return nil
-	}
 	var err error
-	if n.auth, err = a.node.ConnectAs(node.AuthUser, "mayflyd-callout"); err != nil {
-		return err
-	}
-	if n.sys, err = a.node.ConnectAs(node.SysUser, "mayflyd-sys"); err != nil {
-		return err
+	switch {
+	case a.node != nil:
+		if n.auth, err = a.node.ConnectAs(node.AuthUser, "mayflyd-callout"); err != nil {
+			return err
+		}
+		if n.sys, err = a.node.ConnectAs(node.SysUser, "mayflyd-sys"); err != nil {
+			return err
+		}
+	case a.cfg.DR.NATSAuthURL != "":
+		if err := a.connectCallout(n); err != nil {
+			return err
+		}
+	default:
+		return nil
 	}
 	n.responder, err = callout.Start(callout.Config{
 		Auth: n.auth, Service: a.nc, Sys: n.sys, Issuer: n.issuer, Accounts: accounts, Logger: a.log,

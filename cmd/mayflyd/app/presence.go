@@ -14,12 +14,13 @@ func (a *App) startPresence() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p, err := presence.New(ctx, presence.Config{
-		NATS:     a.nc,
-		Friends:  a.friends,
-		Settings: a.db,
-		TTL:      a.cfg.PresenceTTL,
-		Replicas: a.cfg.Replicas,
-		Logger:   a.log.With("src", "presence"),
+		NATS:      a.nc,
+		Friends:   a.friends,
+		Settings:  a.db,
+		TTL:       a.cfg.PresenceTTL,
+		Replicas:  a.cfg.Replicas,
+		Placement: a.cfg.DR.placement(),
+		Logger:    a.log.With("src", "presence"),
 	})
 	if err != nil {
 		return err

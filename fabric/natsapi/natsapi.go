@@ -224,16 +224,32 @@ func (s *Service) serve(op string, h handler, c caller, req micro.Request) {
 	if out == nil {
 		out = struct{}{}
 	}
-	if err := req.RespondJSON(out); err != nil {
+	body, err := json.Marshal(out)
+	if err == nil {
+		err = s.answer(req, body, nil)
+	}
+	if err != nil {
 		s.log.Warn("native respond", "op", op, "err", err)
 	}
 }
 
+// respondErr answers req with e: the error body and micro's error headers.
 func (s *Service) respondErr(req micro.Request, e *schema.Error) {
 	body, _ := json.Marshal(schema.ErrorBody{Error: e})
-	if err := req.Error(strconv.Itoa(e.Code.Status()), string(e.Code), body); err != nil {
+	hdr := nats.Header{}
+	hdr.Set(micro.ErrorCodeHeader, strconv.Itoa(e.Code.Status()))
+	hdr.Set(micro.ErrorHeader, string(e.Code))
+	if err := s.answer(req, body, hdr); err != nil {
 		s.log.Warn("native respond error", "err", err)
 	}
+}
+
+// answer publishes an answer on req's reply subject. It does not use
+// req.Respond or req.Error: serve answers on its own goroutine, after
+// micro's handler has returned, and micro reads the error those record
+// then, unsynchronised (a data race the race detector reported).
+func (s *Service) answer(req micro.Request, body []byte, hdr nats.Header) error {
+	return s.cfg.NATS.PublishMsg(&nats.Msg{Subject: req.Reply(), Data: body, Header: hdr})
 }
 
 // decode reads a JSON request body into v, refusing unknown fields, a

@@ -68,7 +68,8 @@ func TestMailboxReadNotYours(t *testing.T) {
 		{"someone else's message", c.id, res.PeerSeq, schema.CodeUnknownMessage},
 		{"the sender reads the recipient's seq", a.id, res.PeerSeq, schema.CodeUnknownMessage},
 		{"own sync copy", a.id, res.Seq, schema.CodeUnknownMessage},
-		{"seq zero", b.id, 0, schema.CodeInvalidCursor},
+		{"seq zero", b.id, 0, schema.CodeInvalidCursor}, // as the WebSocket decoder says (schema.CheckSeq)
+		{"seq over 2^53-1", b.id, schema.MaxSeq + 1, schema.CodeInvalidCursor},
 		{"seq never used", b.id, 1 << 40, schema.CodeUnknownMessage},
 		{"malformed reader", "u*", res.PeerSeq, schema.CodeBadRequest},
 	} {

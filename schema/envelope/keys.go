@@ -173,7 +173,12 @@ func fingerprintDigits(p PublicKeys) string {
 	msg = appendLP(msg, []byte(fingerprintDomain))
 	msg = appendLP(msg, p.Sign)
 	msg = appendLP(msg, p.Kex)
-	d := sha256.Sum256(msg)
+	return digitsOf(sha256.Sum256(msg))
+}
+
+// digitsOf returns the 30 fingerprint digits of a digest: group i is
+// d[5i:5i+5] as a big-endian integer modulo 100000, zero-padded.
+func digitsOf(d [sha256.Size]byte) string {
 	var sb strings.Builder
 	for i := range fingerprintGroups {
 		var chunk [8]byte

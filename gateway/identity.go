@@ -22,6 +22,7 @@ const (
 func (s *Server) identityRoutes() {
 	claims := keyrate.New(claimRate, claimBurst)
 	s.handle("POST /v1/devicelist", s.anonLimited(s.publishList))
+	s.handle("GET /v1/devicelist/{user_id}", s.anonLimited(s.deviceList))
 	s.handle("POST /v1/identity/reset", s.authed(s.resetIdentity))
 	s.handle("PUT /v1/prekeys", s.authed(s.putPrekeys))
 	s.handle("GET /v1/prekeys", s.authed(s.prekeyStatus))
@@ -38,6 +39,15 @@ func (s *Server) publishList(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) deviceList(w http.ResponseWriter, r *http.Request) error {
+	l, err := s.cfg.Accounts.DeviceListOf(r.Context(), r.PathValue("user_id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, l)
 	return nil
 }
 

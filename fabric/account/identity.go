@@ -225,3 +225,20 @@ func bundle(list []byte, devs []store.BundleDevice) ([]byte, error) {
 	}
 	return envelope.NewBundle(list, parts)
 }
+
+// DeviceListOf returns userID's newest signed device list. Lists are public:
+// anyone may fetch one to verify it against an identity key they trust.
+// Errors: not_found (no such user, or no list yet).
+func (s *Service) DeviceListOf(ctx context.Context, userID string) (schema.DeviceListRequest, error) {
+	if !schema.ValidUserID(userID) {
+		return schema.DeviceListRequest{}, schema.Errorf(schema.CodeNotFound, "no such user")
+	}
+	u, err := s.cfg.DB.UserByID(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && u.DeviceList == nil {
+		return schema.DeviceListRequest{}, schema.Errorf(schema.CodeNotFound, "no such user, or no device list yet")
+	}
+	if err != nil {
+		return schema.DeviceListRequest{}, s.internal("device list", err)
+	}
+	return schema.DeviceListRequest{List: u.DeviceList}, nil
+}

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"net/http"
 	"strings"
@@ -156,7 +157,7 @@ func TestWebRegisterAndFriends(t *testing.T) {
 	var au, bu schema.User
 	carol.Must("GET", "/v1/users/alice", nil, &au)
 	carol.Must("GET", "/v1/users/bob", nil, &bu)
-	want := envelope.SafetyNumber(publicKeys(t, au), publicKeys(t, bu))
+	want := envelope.IdentitySafetyNumber(identityKey(t, au), identityKey(t, bu))
 	for _, p := range []struct {
 		tb   *tab
 		peer string
@@ -206,16 +207,14 @@ func TestWebRegisterAndFriends(t *testing.T) {
 	bob.checkNoErrors()
 }
 
-// publicKeys decodes a user's public keys as the server returns them.
-func publicKeys(t *testing.T, u schema.User) envelope.PublicKeys {
+// identityKey decodes a user's identity key as the server returns it.
+func identityKey(t *testing.T, u schema.User) ed25519.PublicKey {
 	t.Helper()
-	sign, err1 := b64.DecodeString(u.SignKey)
-	kex, err2 := b64.DecodeString(u.KexKey)
-	pk, err3 := envelope.NewPublicKeys(sign, kex)
-	if err1 != nil || err2 != nil || err3 != nil {
-		t.Fatalf("keys of %s: %v %v %v", u.Handle, err1, err2, err3)
+	ik, err := envelope.DecodeKey(u.IK, envelope.SignKeySize)
+	if err != nil {
+		t.Fatalf("identity key of %s: %v", u.Handle, err)
 	}
-	return pk
+	return ik
 }
 
 // count returns the number of elements matching sel.

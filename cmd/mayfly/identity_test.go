@@ -359,3 +359,39 @@ func getJSON(t *testing.T, url string, out any) {
 		t.Fatal(err)
 	}
 }
+
+// TestCLIIdentityReset: with the primary lost, the linked laptop resets the
+// identity: it becomes the primary, the old primary's home can no longer
+// log in, and bob's send stops at untrusted_keys until he accepts the new
+// key.
+func TestCLIIdentityReset(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := friendsCLI(t, e)
+	laptop := filepath.Join(t.TempDir(), "laptop")
+	link := e.start(laptop, "device", "link")
+	e.ok(alice, "device", "approve", link.waitLine(t, "link code: "))
+	link.wait(t)
+	e.fails("forbidden", laptop, "device", "approve", "AAAAA-AAAAA")
+	e.ok(bob, "send", "alice", "before")
+
+	if out := e.ok(laptop, "device", "reset-identity"); !strings.Contains(out, "now the primary of alice") {
+		t.Fatalf("reset printed %q", out)
+	}
+	if who := e.ok(laptop, "whoami"); !strings.Contains(who, "primary device") {
+		t.Fatalf("whoami after the reset %q", who)
+	}
+	if err := os.Remove(filepath.Join(alice, "session.json")); err != nil {
+		t.Fatal(err)
+	}
+	e.fails("device_revoked", alice, "device", "list")
+	e.fails("untrusted_keys", bob, "send", "alice", "to whom?")
+	if out := e.ok(bob, "friend", "verify", "alice"); !strings.Contains(out, "KEY CHANGED") {
+		t.Fatalf("verify printed %q", out)
+	}
+	e.ok(bob, "friend", "verify", "alice", "--accept")
+	e.ok(bob, "send", "alice", "after")
+	ms := parseMessages(t, e.ok(laptop, "read", "--json"))
+	if len(ms) == 0 || ms[len(ms)-1].Text != "after" {
+		t.Fatalf("laptop read %+v", ms)
+	}
+}

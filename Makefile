@@ -23,7 +23,11 @@ lint: ## go vet, gofmt check, and go.mod/go.sum tidy (go mod tidy -diff)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 fuzz: ## run each fuzz target for a short while (FUZZTIME=30s)
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$${FUZZTIME:-30s} ./schema/envelope
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$${FUZZTIME:-30s} ./schema/envelope
+	$(GO) test -run='^$$' -fuzz='^FuzzParseV2$$' -fuzztime=$${FUZZTIME:-30s} ./schema/envelope
+	$(GO) test -run='^$$' -fuzz='^FuzzParseDeviceList$$' -fuzztime=$${FUZZTIME:-30s} ./schema/envelope
+	$(GO) test -run='^$$' -fuzz='^FuzzParsePrekey$$' -fuzztime=$${FUZZTIME:-30s} ./schema/envelope
+	$(GO) test -run='^$$' -fuzz='^FuzzParseBundle$$' -fuzztime=$${FUZZTIME:-30s} ./schema/envelope
 	$(GO) test -run='^$$' -fuzz=FuzzFrameDecode -fuzztime=$${FUZZTIME:-30s} ./schema
 	$(GO) test -run='^$$' -fuzz=FuzzTokenVerify -fuzztime=$${FUZZTIME:-30s} ./fabric/token
 	$(GO) test -run='^$$' -fuzz=FuzzGatewayDecodeJSON -fuzztime=$${FUZZTIME:-30s} ./gateway

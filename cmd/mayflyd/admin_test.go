@@ -30,7 +30,7 @@ func TestMayflydAdmin(t *testing.T) {
 	}
 	var ch schema.Challenge
 	alice.Must(http.MethodPost, "/v1/login/challenge", schema.ChallengeRequest{Handle: "alice"}, &ch)
-	if _, e := alice.Do(http.MethodPost, "/v1/login", apptest.SignChallenge(ch, alice.Keys.Sign, "phone"), nil); e == nil || e.Code != schema.CodeAccountSuspended {
+	if _, e := alice.Do(http.MethodPost, "/v1/login", apptest.SignChallenge(ch, alice.DK, "phone"), nil); e == nil || e.Code != schema.CodeAccountSuspended {
 		t.Errorf("login after admin suspend: %v, want account_suspended", e)
 	}
 	if out, err := admin("unsuspend", "alice"); err != nil || !strings.Contains(out, "unsuspended") {

@@ -91,13 +91,27 @@ type Service struct {
 	perDevice *keyrate.Limiter
 	// syncs counts each device's syncs in progress.
 	syncs inFlight
+	// claims limits keys.claim per user, as the HTTP API does.
+	claims *keyrate.Limiter
 }
+
+// Prekey claims per user and second, and their burst: a send claims at
+// most two bundles.
+const (
+	claimRate  = 10
+	claimBurst = 40
+)
 
 // maxInFlight is how many requests one Service handles at once.
 const maxInFlight = 256
 
 // caller is who sent a request, from its subject.
 type caller struct{ userID, deviceID string }
+
+// principal is the caller as the identity service names a device.
+func (c caller) principal() account.Principal {
+	return account.Principal{UserID: c.userID, DeviceID: c.deviceID}
+}
 
 // handler does one operation: it decodes body and returns the answer.
 type handler func(ctx context.Context, c caller, body []byte) (any, error)
@@ -115,7 +129,8 @@ func Start(cfg Config) (*Service, error) {
 	}
 	cfg.limitDefaults()
 	s := &Service{cfg: cfg, log: cfg.Logger, work: make(chan struct{}, maxInFlight),
-		perDevice: keyrate.New(cfg.RequestRate, cfg.RequestBurst), syncs: inFlight{n: map[string]int{}}}
+		perDevice: keyrate.New(cfg.RequestRate, cfg.RequestBurst), syncs: inFlight{n: map[string]int{}},
+		claims: keyrate.New(claimRate, claimBurst)}
 	svc, err := micro.AddService(cfg.NATS, micro.Config{
 		Name:        "mayfly",
 		Version:     Version,

@@ -11,8 +11,9 @@ import (
 	"strings"
 )
 
-// Keys are a user's private identity keys. Every device of the user holds
-// the same Keys, so each can open both received envelopes and the sender's
+// Keys are a user's private identity keys of envelope version 1, retired by
+// version 2 (kept for the web client until it is ported). Every device of
+// the user holds the same Keys, so each can open both received envelopes and the sender's
 // copy of sent ones. Keys never leave the client. They are safe for
 // concurrent use; do not modify them after construction.
 type Keys struct {
@@ -173,7 +174,12 @@ func fingerprintDigits(p PublicKeys) string {
 	msg = appendLP(msg, []byte(fingerprintDomain))
 	msg = appendLP(msg, p.Sign)
 	msg = appendLP(msg, p.Kex)
-	d := sha256.Sum256(msg)
+	return digitsOf(sha256.Sum256(msg))
+}
+
+// digitsOf returns the 30 fingerprint digits of a digest: group i is
+// d[5i:5i+5] as a big-endian integer modulo 100000, zero-padded.
+func digitsOf(d [sha256.Size]byte) string {
 	var sb strings.Builder
 	for i := range fingerprintGroups {
 		var chunk [8]byte

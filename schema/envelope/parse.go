@@ -53,18 +53,7 @@ func Parse(b []byte) (*Envelope, error) {
 }
 
 func checkVersion(m map[string]json.RawMessage) error {
-	raw, ok := m["v"]
-	if !ok {
-		return fmt.Errorf("missing field \"v\": %w", ErrMalformed)
-	}
-	var v int
-	if err := json.Unmarshal(raw, &v); err != nil || bytes.Equal(raw, []byte("null")) {
-		return fmt.Errorf("field \"v\": not an integer: %w", ErrMalformed)
-	}
-	if v != Version {
-		return fmt.Errorf("version %d, want %d: %w", v, Version, ErrVersion)
-	}
-	return nil
+	return checkVersionIs(m, Version)
 }
 
 func (e *Envelope) decodeHeader(m map[string]json.RawMessage) error {

@@ -227,15 +227,7 @@ func TestWebEnvelopeParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mutate := func(f func(m map[string]any)) string {
-		var m map[string]any
-		dec := json.NewDecoder(bytes.NewReader(good))
-		dec.UseNumber()
-		dec.Decode(&m)
-		f(m)
-		b, _ := json.Marshal(m)
-		return string(b)
-	}
+	mutate := func(f func(m map[string]any)) string { return mutateJSON(string(good), f) }
 	wrap0 := func(m map[string]any) map[string]any { return m["wraps"].([]any)[0].(map[string]any) }
 	cases := map[string]string{
 		"good":             string(good),
@@ -282,6 +274,20 @@ func goKind(err error) string {
 		return "too_large"
 	case errors.Is(err, envelope.ErrMalformed):
 		return "malformed"
+	case errors.Is(err, envelope.ErrKey):
+		return "key"
 	}
 	return err.Error()
+}
+
+// mutateJSON decodes the JSON object in (numbers kept exact), lets f change
+// it and returns it encoded again.
+func mutateJSON(in string, f func(m map[string]any)) string {
+	var m map[string]any
+	dec := json.NewDecoder(strings.NewReader(in))
+	dec.UseNumber()
+	dec.Decode(&m)
+	f(m)
+	b, _ := json.Marshal(m)
+	return string(b)
 }

@@ -10,6 +10,11 @@
 // and the private keys may be non-extractable: nothing here exports them.
 
 import * as b64 from "./b64.js";
+import { importPrivate } from "./identity.js";
+import {
+  KEY_ID_SIZE, KEY_SIZE, NONCE_SIZE, SIG_SIZE, TAG_SIZE, WRAPPED_KEY_SIZE,
+  bytesField, concat, digits, equalBytes, exactMembers, fail, groups, lp, random, u32, u64, utf8,
+} from "./wire.js";
 
 export const VERSION = 1;
 export const MAX_PLAINTEXT = 64 << 10;
@@ -17,12 +22,6 @@ export const MAX_ENCODED = 96 << 10;
 export const MAX_ID_LEN = 64;
 export const MAX_SENT_AT = 2 ** 53 - 1;
 
-const KEY_ID_SIZE = 8;
-const KEY_SIZE = 32;
-const NONCE_SIZE = 12;
-const WRAPPED_KEY_SIZE = 48;
-const SIG_SIZE = 64;
-const TAG_SIZE = 16;
 
 const WRAP_INFO = "mayfly envelope v1 wrap";
 const AAD_DOMAIN = "mayfly envelope v1 aad";
@@ -30,49 +29,9 @@ const SIG_DOMAIN = "mayfly envelope v1 sig";
 const FINGERPRINT_DOMAIN = "mayfly fingerprint v1";
 
 const subtle = globalThis.crypto.subtle;
-const utf8 = new TextEncoder();
 const idPattern = /^[A-Za-z0-9_-]{1,64}$/;
 
-/**
- * EnvelopeError is thrown for every failure; kind is one of "malformed",
- * "version", "too_large", "key", "signature", "no_wrap", "decrypt", matching
- * the Go sentinel errors (ErrMalformed, ...).
- */
-export class EnvelopeError extends Error {
-  constructor(kind, message) {
-    super(`envelope: ${kind}: ${message}`);
-    this.name = "EnvelopeError";
-    this.kind = kind;
-  }
-}
-
-const fail = (kind, msg) => { throw new EnvelopeError(kind, msg); };
-
-/** concat joins byte arrays. */
-function concat(parts) {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) { out.set(p, off); off += p.length; }
-  return out;
-}
-
-function u32(x) {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, x, false);
-  return b;
-}
-
-function u64(x) {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(x), false);
-  return b;
-}
-
-/** lp returns x (bytes or an ASCII string) prefixed with its 4-byte length. */
-function lp(x) {
-  const b = typeof x === "string" ? utf8.encode(x) : x;
-  return concat([u32(b.length), b]);
-}
+export { EnvelopeError } from "./wire.js";
 
 function headerBytes(domain, e) {
   return [lp(domain), u32(VERSION), lp(e.from), lp(e.to), lp(e.mid), u64(e.ts)];
@@ -95,17 +54,6 @@ function signedBytes(e) {
 /** keyID returns the 8-byte key id of a raw X25519 public key. */
 export async function keyID(kexPublic) {
   return new Uint8Array(await subtle.digest("SHA-256", kexPublic)).slice(0, KEY_ID_SIZE);
-}
-
-function equalBytes(a, b) {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
-  return d === 0;
-}
-
-function random(n) {
-  return crypto.getRandomValues(new Uint8Array(n));
 }
 
 async function importX25519Public(raw) {
@@ -203,22 +151,6 @@ export function encode(e) {
 const envelopeMembers = ["v", "from", "to", "mid", "ts", "wraps", "n", "ct", "sig"];
 const wrapMembers = ["kid", "epk", "n", "k"];
 
-function exactMembers(o, names, what) {
-  if (o === null || typeof o !== "object" || Array.isArray(o)) fail("malformed", `${what} is not an object`);
-  const keys = Object.keys(o);
-  if (keys.length !== names.length || !names.every((n) => Object.hasOwn(o, n))) {
-    fail("malformed", `${what} must have exactly the members ${names.join(", ")}`);
-  }
-}
-
-function bytesField(v, size, name) {
-  try {
-    return b64.decode(v, size);
-  } catch (err) {
-    return fail("malformed", `${name}: ${err.message}`);
-  }
-}
-
 /**
  * parse checks the shape of an encoded envelope (a string, or an object as
  * carried inside a protocol frame) as the server does and returns it with
@@ -305,18 +237,7 @@ export async function open(input, reader, senderSign) {
 
 /** fingerprintDigits returns the 30 fingerprint digits without spaces. */
 async function fingerprintDigits(signPublic, kexPublic) {
-  const d = new Uint8Array(await subtle.digest("SHA-256", concat([lp(FINGERPRINT_DOMAIN), lp(signPublic), lp(kexPublic)])));
-  let out = "";
-  for (let i = 0; i < 6; i++) {
-    let x = 0;
-    for (let j = 0; j < 5; j++) x = x * 256 + d[5 * i + j];
-    out += String(x % 100000).padStart(5, "0");
-  }
-  return out;
-}
-
-function groups(digits) {
-  return digits.match(/.{1,5}/g).join(" ");
+  return digits(new Uint8Array(await subtle.digest("SHA-256", concat([lp(FINGERPRINT_DOMAIN), lp(signPublic), lp(kexPublic)]))));
 }
 
 /** fingerprint returns a user's 30-digit fingerprint in 6 groups of 5. */
@@ -349,10 +270,6 @@ export async function generateIdentity(extractable = false) {
   };
 }
 
-// PKCS #8 prefixes for a 32-byte Ed25519 seed and X25519 private key (RFC 8410).
-const PKCS8_ED25519 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
-const PKCS8_X25519 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20]);
-
 /**
  * importIdentity builds an identity from raw private keys: the 32-byte
  * Ed25519 seed and the 32-byte X25519 private key (Go's
@@ -360,16 +277,7 @@ const PKCS8_X25519 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 
  * vectors and for keys received from another device.
  */
 export async function importIdentity(signSeed, kexPrivate, extractable = false) {
-  if (signSeed.length !== KEY_SIZE || kexPrivate.length !== KEY_SIZE) fail("key", "private keys must be 32 bytes");
-  const signPrivate = await subtle.importKey("pkcs8", concat([PKCS8_ED25519, signSeed]), { name: "Ed25519" }, true, ["sign"]);
-  const kexPriv = await subtle.importKey("pkcs8", concat([PKCS8_X25519, kexPrivate]), { name: "X25519" }, true, ["deriveBits"]);
-  // Public halves come from the JWK form of the (briefly extractable) keys.
-  const signPublic = b64.decode((await subtle.exportKey("jwk", signPrivate)).x, KEY_SIZE);
-  const kexPublic = b64.decode((await subtle.exportKey("jwk", kexPriv)).x, KEY_SIZE);
-  if (extractable) return { signPrivate, kexPrivate: kexPriv, signPublic, kexPublic };
-  return {
-    signPrivate: await subtle.importKey("pkcs8", concat([PKCS8_ED25519, signSeed]), { name: "Ed25519" }, false, ["sign"]),
-    kexPrivate: await subtle.importKey("pkcs8", concat([PKCS8_X25519, kexPrivate]), { name: "X25519" }, false, ["deriveBits"]),
-    signPublic, kexPublic,
-  };
+  const sign = await importPrivate("Ed25519", signSeed, extractable);
+  const kex = await importPrivate("X25519", kexPrivate, extractable);
+  return { signPrivate: sign.private, kexPrivate: kex.private, signPublic: sign.public, kexPublic: kex.public };
 }

@@ -164,6 +164,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/ws", s.serveWS)
 	s.friendRoutes()
 	s.linkRoutes()
+	s.identityRoutes()
 	s.presenceRoutes()
 	// The browser client (docs/web.md): the app at "/", its files under /assets/.
 	app := web.New()

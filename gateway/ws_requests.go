@@ -83,7 +83,7 @@ func (c *wsConn) serve(req schema.Request) error {
 func (c *wsConn) handleSend(f *schema.SendFrame) error {
 	ctx, cancel := c.ctx()
 	defer cancel()
-	r, err := c.s.cfg.Mailbox.Send(ctx, c.p.UserID, f.To, f.Envelope)
+	r, err := c.s.cfg.Mailbox.Send(ctx, c.p.UserID, c.p.DeviceID, f.To, f.Envelope)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,9 @@
 package schema
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Public keys travel as base64url without padding. Both are 32 bytes.
 const (
@@ -16,33 +19,75 @@ const (
 
 // LoginContext is prefixed to the challenge bytes before signing, so a login
 // signature can never be replayed as any other kind of signature.
-const LoginContext = "mayfly login v1\x00"
+const LoginContext = "mayfly login v2\x00"
 
-// LoginMessage returns the exact bytes a device signs with its Ed25519 key to
-// answer challenge nonce (the raw bytes, not their base64 form).
-func LoginMessage(challengeID string, nonce []byte) []byte {
-	m := make([]byte, 0, len(LoginContext)+len(challengeID)+1+len(nonce))
+// LoginMessage returns the exact bytes device deviceID signs with its device
+// signing key to answer challenge nonce (the raw bytes, not their base64
+// form): LoginContext || challenge id || 0 || device id || 0 || nonce.
+func LoginMessage(challengeID, deviceID string, nonce []byte) []byte {
+	m := make([]byte, 0, len(LoginContext)+len(challengeID)+len(deviceID)+2+len(nonce))
 	m = append(m, LoginContext...)
 	m = append(m, challengeID...)
+	m = append(m, 0)
+	m = append(m, deviceID...)
 	m = append(m, 0)
 	return append(m, nonce...)
 }
 
 // RegisterRequest is the body of POST /v1/register.
 type RegisterRequest struct {
-	Handle  string `json:"handle"`
-	SignKey string `json:"sign_key"` // Ed25519 public key, base64url
-	KexKey  string `json:"kex_key"`  // X25519 public key, base64url
+	Handle string `json:"handle"`
+	IK     string `json:"ik"` // Ed25519 identity public key, base64url
 }
 
 // User is a user's public identity: what anyone logged in may look up.
+// DeviceList is the newest signed device list (docs/envelope.md), absent
+// until the first one is published.
 type User struct {
-	UserID      string    `json:"user_id"`
-	Handle      string    `json:"handle"`
-	SignKey     string    `json:"sign_key"`
-	KexKey      string    `json:"kex_key"`
-	Fingerprint string    `json:"fingerprint"`
-	CreatedAt   time.Time `json:"created_at"`
+	UserID      string          `json:"user_id"`
+	Handle      string          `json:"handle"`
+	IK          string          `json:"ik"`
+	Fingerprint string          `json:"fingerprint"`
+	CreatedAt   time.Time       `json:"created_at"`
+	DeviceList  json.RawMessage `json:"device_list,omitempty"`
+}
+
+// DeviceListRequest is the body of POST /v1/devicelist: a device list
+// signed by the account's identity key.
+type DeviceListRequest struct {
+	List json.RawMessage `json:"list"`
+}
+
+// IdentityResetRequest is the body of POST /v1/identity/reset: a new
+// identity key and a device list signed by it.
+type IdentityResetRequest struct {
+	IK   string          `json:"ik"`
+	List json.RawMessage `json:"list"`
+}
+
+// DeviceListStored answers POST /v1/devicelist and /v1/identity/reset.
+type DeviceListStored struct {
+	Version int64    `json:"version"`
+	Revoked []string `json:"revoked,omitempty"` // devices the list dropped, now revoked
+}
+
+// PrekeysUpload is the body of PUT /v1/prekeys: an optional new signed
+// prekey and one-time prekeys to add, each a signed prekey object.
+type PrekeysUpload struct {
+	SPK  json.RawMessage   `json:"spk,omitempty"`
+	OPKs []json.RawMessage `json:"opks,omitempty"`
+}
+
+// MaxOPKsPerUpload bounds the one-time prekeys of one PUT /v1/prekeys (50
+// fit the 16 KiB body limit with room to spare).
+const MaxOPKsPerUpload = 50
+
+// PrekeyStatus answers GET and PUT /v1/prekeys: whether the caller's
+// device has a signed prekey on the server and the key ids (base64url) of
+// its unclaimed one-time prekeys.
+type PrekeyStatus struct {
+	HasSPK bool     `json:"has_spk"`
+	OPKs   []string `json:"opks"`
 }
 
 // ChallengeRequest is the body of POST /v1/login/challenge.
@@ -57,10 +102,11 @@ type Challenge struct {
 	ExpiresAt   time.Time `json:"expires_at"`
 }
 
-// LoginRequest is the body of POST /v1/login: the signature over
-// LoginMessage(challenge_id, nonce) and the name of the logging-in device.
+// LoginRequest is the body of POST /v1/login: the device's signature over
+// LoginMessage(challenge_id, device_id, nonce) and the device's name.
 type LoginRequest struct {
 	ChallengeID string `json:"challenge_id"`
+	DeviceID    string `json:"device_id"`
 	Signature   string `json:"signature"` // Ed25519 signature, base64url
 	DeviceName  string `json:"device_name"`
 }

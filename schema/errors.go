@@ -60,6 +60,16 @@ const (
 
 	// Device linking.
 	CodeLinkExpired Code = "link_expired" // the link request is past its ten minutes; start linking again
+
+	// Identity v2 (docs/envelope.md).
+	CodeDeviceRevoked      Code = "device_revoked"      // the device's key was revoked: it cannot log in or be listed again
+	CodeStaleDeviceList    Code = "stale_device_list"   // a device list whose version is not above the stored one
+	CodeUnsupportedVersion Code = "unsupported_version" // an envelope or key format the server no longer accepts (v1); update the client
+	CodePrekeyLimit        Code = "prekey_limit"        // the device would hold more than 100 unclaimed one-time prekeys
+	// CodeUntrustedKeys is the clients' own code, never sent by the server:
+	// a friend's identity key changed, or their device list or prekeys are
+	// not signed by the pinned identity key; nothing was sealed or sent.
+	CodeUntrustedKeys Code = "untrusted_keys"
 )
 
 var codeInfo = map[Code]struct {
@@ -102,6 +112,12 @@ var codeInfo = map[Code]struct {
 	CodeMailboxFull:      {http.StatusConflict, true},
 	CodeInvalidCursor:    {http.StatusBadRequest, false},
 	CodeLinkExpired:      {http.StatusGone, false},
+
+	CodeDeviceRevoked:      {http.StatusForbidden, false},
+	CodeStaleDeviceList:    {http.StatusConflict, false},
+	CodeUnsupportedVersion: {http.StatusBadRequest, false},
+	CodePrekeyLimit:        {http.StatusConflict, false},
+	CodeUntrustedKeys:      {http.StatusConflict, false},
 }
 
 // Codes returns every defined code, for documentation tests.

@@ -38,8 +38,7 @@ type FriendRequests struct {
 type Friend struct {
 	UserID      string    `json:"user_id"`
 	Handle      string    `json:"handle"`
-	SignKey     string    `json:"sign_key"`
-	KexKey      string    `json:"kex_key"`
+	IK          string    `json:"ik"`
 	Fingerprint string    `json:"fingerprint"`
 	Since       time.Time `json:"since"`
 }

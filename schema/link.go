@@ -13,8 +13,8 @@ import (
 // and the byte-exact crypto.
 const (
 	// LinkCodeContext is hashed in front of the new device's ephemeral
-	// X25519 public key to derive the link code.
-	LinkCodeContext = "mayfly link v1"
+	// X25519 public key and device signing key to derive the link code.
+	LinkCodeContext = "mayfly link v2"
 	// LinkBundleInfo is the HKDF info string of the key that seals the
 	// identity keys to the new device.
 	LinkBundleInfo = "mayfly link v1 bundle"
@@ -36,15 +36,18 @@ const (
 
 var linkEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// LinkCode returns the link code that commits to the raw 32-byte X25519
-// public key pub: the first 50 bits of SHA-256(LinkCodeContext || pub) in
-// RFC 4648 base32 (A-Z, 2-7), 10 characters. A device approving a link
-// recomputes it from the public key the server hands out and refuses on a
-// mismatch, so the server cannot substitute a key of its own unnoticed.
-func LinkCode(pub []byte) string {
+// LinkCode returns the link code that commits to the new device's raw
+// 32-byte X25519 link key pub and its raw 32-byte Ed25519 device signing key
+// deviceKey: the first 50 bits of SHA-256(LinkCodeContext || pub ||
+// deviceKey) in RFC 4648 base32 (A-Z, 2-7), 10 characters. The primary
+// device approving a link recomputes it from the keys the server hands out
+// and refuses on a mismatch, so the server cannot substitute a key of its
+// own unnoticed.
+func LinkCode(pub, deviceKey []byte) string {
 	h := sha256.New()
 	h.Write([]byte(LinkCodeContext))
 	h.Write(pub)
+	h.Write(deviceKey)
 	sum := h.Sum(nil)
 	return linkEncoding.EncodeToString(sum[:7])[:LinkCodeLen]
 }
@@ -75,9 +78,11 @@ func FormatLinkCode(code string) string {
 }
 
 // LinkRequest is the body of POST /v1/link: the new device's ephemeral
-// X25519 public key, base64url without padding.
+// X25519 public key and its Ed25519 device signing key, base64url without
+// padding.
 type LinkRequest struct {
 	PublicKey string `json:"public_key"`
+	DeviceKey string `json:"device_key"`
 }
 
 // LinkCreated answers POST /v1/link. Code is LinkCode(public key), to show
@@ -94,6 +99,7 @@ type LinkCreated struct {
 type LinkInfo struct {
 	Code      string    `json:"code"`
 	PublicKey string    `json:"public_key"`
+	DeviceKey string    `json:"device_key"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
@@ -124,14 +130,11 @@ type LinkStatus struct {
 	Bundle    *SealedBundle `json:"bundle,omitempty"`
 }
 
-// LinkKeys is the plaintext of a sealed bundle: the user's identity and
-// private keys. SignSeed is the 32-byte Ed25519 seed and KexPrivate the
-// 32-byte X25519 private key, base64url without padding. It lives only in
-// client memory and in the sealed bundle.
+// LinkKeys is the plaintext of a sealed bundle in v2: who the new device
+// now belongs to. No private key moves; the primary has listed the new
+// device's own key (docs/envelope.md, "Link a device").
 type LinkKeys struct {
-	V          int    `json:"v"`
-	UserID     string `json:"user_id"`
-	Handle     string `json:"handle"`
-	SignSeed   string `json:"sign_seed"`
-	KexPrivate string `json:"kex_private"`
+	V      int    `json:"v"`
+	UserID string `json:"user_id"`
+	Handle string `json:"handle"`
 }

@@ -7,17 +7,19 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/mayfly-im/mayfly/schema"
 )
 
-// User is a stored account: a handle and two public keys.
+// User is a stored account: a handle, the identity key and the newest
+// signed device list.
 type User struct {
-	ID        string
-	Handle    string
-	SignKey   []byte // Ed25519 public key
-	KexKey    []byte // X25519 public key
-	CreatedAt time.Time
+	ID     string
+	Handle string
+	IK     []byte // Ed25519 identity public key
+	// DeviceList is the newest signed device list (canonical JSON), nil
+	// until the first is published; ListVersion its version, 0 before.
+	DeviceList  []byte
+	ListVersion int64
+	CreatedAt   time.Time
 }
 
 // Device is one of a user's devices. Generation changes whenever every
@@ -37,8 +39,8 @@ type Device struct {
 // registrations of a handle succeeds.
 func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
 	err := db.pool.QueryRow(ctx,
-		`INSERT INTO users (id, handle, sign_key, kex_key) VALUES ($1, $2, $3, $4) RETURNING created_at`,
-		u.ID, u.Handle, u.SignKey, u.KexKey).Scan(&u.CreatedAt)
+		`INSERT INTO users (id, handle, ik) VALUES ($1, $2, $3) RETURNING created_at`,
+		u.ID, u.Handle, u.IK).Scan(&u.CreatedAt)
 	if isUniqueViolation(err, "users_handle_key") {
 		return User{}, ErrHandleTaken
 	}
@@ -48,11 +50,11 @@ func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
 	return u, nil
 }
 
-const userColumns = `id, handle, sign_key, kex_key, created_at`
+const userColumns = `id, handle, ik, device_list, list_version, created_at`
 
 func scanUser(row pgx.Row) (User, error) {
 	var u User
-	err := row.Scan(&u.ID, &u.Handle, &u.SignKey, &u.KexKey, &u.CreatedAt)
+	err := row.Scan(&u.ID, &u.Handle, &u.IK, &u.DeviceList, &u.ListVersion, &u.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, ErrNotFound
 	}
@@ -110,13 +112,12 @@ func (db *DB) CreateChallenge(ctx context.Context, id, userID string, nonce []by
 	})
 }
 
-// Challenge is a stored login challenge with the signing key that must answer it.
+// Challenge is a stored login challenge.
 type Challenge struct {
 	ID        string
 	UserID    string
 	Handle    string
 	Nonce     []byte
-	SignKey   []byte
 	ExpiresAt time.Time
 	Used      bool
 }
@@ -126,9 +127,9 @@ type Challenge struct {
 func (db *DB) ChallengeByID(ctx context.Context, id string) (Challenge, error) {
 	var c Challenge
 	err := db.pool.QueryRow(ctx, `
-		SELECT c.id, c.user_id, u.handle, c.nonce, u.sign_key, c.expires_at, c.used_at IS NOT NULL
+		SELECT c.id, c.user_id, u.handle, c.nonce, c.expires_at, c.used_at IS NOT NULL
 		FROM login_challenges c JOIN users u ON u.id = c.user_id WHERE c.id = $1`, id).
-		Scan(&c.ID, &c.UserID, &c.Handle, &c.Nonce, &c.SignKey, &c.ExpiresAt, &c.Used)
+		Scan(&c.ID, &c.UserID, &c.Handle, &c.Nonce, &c.ExpiresAt, &c.Used)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Challenge{}, ErrNotFound
 	}
@@ -142,17 +143,17 @@ func (db *DB) ChallengeByID(ctx context.Context, id string) (Challenge, error) {
 // verified already.
 type LoginParams struct {
 	ChallengeID    string
+	DeviceID       string // a listed device of the challenge's user
 	DeviceName     string
-	NewDeviceID    string // used if no active device has DeviceName
 	RefreshHash    []byte // SHA-256 of the new refresh token
 	RefreshExpires time.Time
 }
 
-// Login consumes the challenge and starts a session on the named device, all
-// in one transaction: an active device with the same name is reused (its
-// generation is bumped, ending its previous session); otherwise a new device
-// is made, unless the user already has schema.MaxDevices active devices
-// (ErrDeviceLimit, and the challenge stays unused). ErrChallengeUsed and
+// Login consumes the challenge and starts a session on the device, all in
+// one transaction: the device's generation is bumped (ending its previous
+// session) and its name set. The device must be one of the challenge's
+// user's devices: ErrNotFound if it is not (never listed), ErrDeviceRevoked
+// if it was revoked; the challenge then stays unused. ErrChallengeUsed and
 // ErrChallengeExpired report a challenge that cannot be used.
 func (db *DB) Login(ctx context.Context, p LoginParams) (Device, error) {
 	var d Device
@@ -204,36 +205,30 @@ func lockChallenge(ctx context.Context, tx pgx.Tx, id string) error {
 	return nil
 }
 
-// startDeviceSession finds or creates the device for a login. The user row
-// must be locked by the caller.
+// startDeviceSession starts a session on a listed device of d.UserID. The
+// user row must be locked by the caller.
 func startDeviceSession(ctx context.Context, tx pgx.Tx, d *Device, p LoginParams) error {
-	err := tx.QueryRow(ctx, `
-		UPDATE devices SET generation = generation + 1, last_seen_at = now()
-		WHERE user_id = $1 AND name = $2 AND revoked_at IS NULL
-		RETURNING id, name, generation, created_at, last_seen_at`, d.UserID, p.DeviceName).
-		Scan(&d.ID, &d.Name, &d.Generation, &d.CreatedAt, &d.LastSeenAt)
-	if err == nil {
-		if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE device_id = $1`, d.ID); err != nil {
-			return fmt.Errorf("drop old refresh tokens: %w", err)
-		}
-		return nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("reuse device: %w", err)
-	}
-	var active int
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM devices WHERE user_id = $1 AND revoked_at IS NULL`, d.UserID).Scan(&active); err != nil {
-		return fmt.Errorf("count devices: %w", err)
-	}
-	if active >= schema.MaxDevices {
-		return ErrDeviceLimit
+	var revoked *time.Time
+	err := tx.QueryRow(ctx, `SELECT revoked_at FROM devices WHERE id = $1 AND user_id = $2 FOR UPDATE`,
+		p.DeviceID, d.UserID).Scan(&revoked)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return ErrNotFound
+	case err != nil:
+		return fmt.Errorf("find device: %w", err)
+	case revoked != nil:
+		return ErrDeviceRevoked
 	}
 	err = tx.QueryRow(ctx, `
-		INSERT INTO devices (id, user_id, name) VALUES ($1, $2, $3)
-		RETURNING id, name, generation, created_at, last_seen_at`, p.NewDeviceID, d.UserID, p.DeviceName).
+		UPDATE devices SET generation = generation + 1, last_seen_at = now(), name = $2
+		WHERE id = $1
+		RETURNING id, name, generation, created_at, last_seen_at`, p.DeviceID, p.DeviceName).
 		Scan(&d.ID, &d.Name, &d.Generation, &d.CreatedAt, &d.LastSeenAt)
 	if err != nil {
-		return fmt.Errorf("insert device: %w", err)
+		return fmt.Errorf("start device session: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE device_id = $1`, d.ID); err != nil {
+		return fmt.Errorf("drop old refresh tokens: %w", err)
 	}
 	return nil
 }
@@ -368,9 +363,25 @@ func (db *DB) RevokeDevice(ctx context.Context, userID, deviceID string) error {
 		if tag.RowsAffected() == 0 {
 			return ErrNotFound
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE device_id = $1`, deviceID); err != nil {
-			return fmt.Errorf("revoke device tokens: %w", err)
-		}
-		return nil
+		return dropRevoked(ctx, tx, userID, []string{deviceID})
 	})
+}
+
+// dropRevoked records the keys of userID's revoked devices ids as revoked
+// for good and deletes their refresh tokens and prekeys. The devices must
+// be marked revoked by the caller, in the same transaction.
+func dropRevoked(ctx context.Context, tx pgx.Tx, userID string, ids []string) error {
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO revoked_device_keys (user_id, sign_key)
+		SELECT user_id, sign_key FROM devices WHERE id = ANY($1) AND user_id = $2 AND sign_key IS NOT NULL
+		ON CONFLICT DO NOTHING`, ids, userID); err != nil {
+		return fmt.Errorf("record revoked keys: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE device_id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("revoke device tokens: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM prekeys WHERE device_id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("drop revoked prekeys: %w", err)
+	}
+	return nil
 }

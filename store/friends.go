@@ -373,7 +373,7 @@ func (db *DB) UnblockUser(ctx context.Context, blocker, blocked string) error {
 	return nil
 }
 
-const peerColumns = `u.id, u.handle, u.sign_key, u.kex_key, u.created_at`
+const peerColumns = `u.id, u.handle, u.ik, u.created_at`
 
 // Friends returns userID's friends, oldest friendship first.
 func (db *DB) Friends(ctx context.Context, userID string) ([]Friend, error) {
@@ -385,7 +385,7 @@ func (db *DB) Friends(ctx context.Context, userID string) ([]Friend, error) {
 	}
 	var out []Friend
 	var f Friend
-	_, err = pgx.ForEachRow(rows, []any{&f.ID, &f.Handle, &f.SignKey, &f.KexKey, &f.CreatedAt, &f.Since}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&f.ID, &f.Handle, &f.IK, &f.CreatedAt, &f.Since}, func() error {
 		out = append(out, f)
 		return nil
 	})
@@ -444,7 +444,7 @@ func (db *DB) requests(ctx context.Context, query, userID string) ([]FriendReque
 	var out []FriendRequest
 	var r FriendRequest
 	p := &r.Peer
-	_, err = pgx.ForEachRow(rows, []any{&p.ID, &p.Handle, &p.SignKey, &p.KexKey, &p.CreatedAt, &r.CreatedAt, &r.ExpiresAt}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&p.ID, &p.Handle, &p.IK, &p.CreatedAt, &r.CreatedAt, &r.ExpiresAt}, func() error {
 		out = append(out, r)
 		return nil
 	})
@@ -461,7 +461,7 @@ func (db *DB) Blocks(ctx context.Context, userID string) ([]Block, error) {
 	}
 	var out []Block
 	var b Block
-	_, err = pgx.ForEachRow(rows, []any{&b.ID, &b.Handle, &b.SignKey, &b.KexKey, &b.CreatedAt, &b.Since}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&b.ID, &b.Handle, &b.IK, &b.CreatedAt, &b.Since}, func() error {
 		out = append(out, b)
 		return nil
 	})

@@ -27,6 +27,7 @@ const linkKeep = time.Hour
 type Link struct {
 	Code      string
 	PublicKey []byte // the new device's ephemeral X25519 public key
+	DeviceKey []byte // the new device's Ed25519 signing key
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	// ApprovedBy is the approving user's id; empty while pending.
@@ -46,14 +47,14 @@ type SealedBundle struct {
 // CreateLink stores a pending link request valid until expires. It first
 // deletes requests that expired more than linkKeep ago. It returns
 // ErrLinkExists if a request with code is stored (even an expired one).
-func (db *DB) CreateLink(ctx context.Context, code string, pub, secretHash []byte, expires time.Time) (Link, error) {
+func (db *DB) CreateLink(ctx context.Context, code string, pub, deviceKey, secretHash []byte, expires time.Time) (Link, error) {
 	if _, err := db.pool.Exec(ctx, `DELETE FROM link_requests WHERE expires_at < $1`, time.Now().Add(-linkKeep)); err != nil {
 		return Link{}, fmt.Errorf("prune link requests: %w", err)
 	}
-	l := Link{Code: code, PublicKey: pub}
+	l := Link{Code: code, PublicKey: pub, DeviceKey: deviceKey}
 	err := db.pool.QueryRow(ctx, `
-		INSERT INTO link_requests (code, public_key, secret_hash, expires_at) VALUES ($1, $2, $3, $4)
-		RETURNING created_at, expires_at`, code, pub, secretHash, expires).Scan(&l.CreatedAt, &l.ExpiresAt)
+		INSERT INTO link_requests (code, public_key, device_key, secret_hash, expires_at) VALUES ($1, $2, $3, $4, $5)
+		RETURNING created_at, expires_at`, code, pub, deviceKey, secretHash, expires).Scan(&l.CreatedAt, &l.ExpiresAt)
 	if isUniqueViolation(err, "link_requests_pkey") {
 		return Link{}, ErrLinkExists
 	}
@@ -70,8 +71,8 @@ func (db *DB) PendingLink(ctx context.Context, code string) (Link, error) {
 	l := Link{Code: code}
 	var approvedBy *string
 	err := db.pool.QueryRow(ctx,
-		`SELECT public_key, created_at, expires_at, approved_by FROM link_requests WHERE code = $1`, code).
-		Scan(&l.PublicKey, &l.CreatedAt, &l.ExpiresAt, &approvedBy)
+		`SELECT public_key, device_key, created_at, expires_at, approved_by FROM link_requests WHERE code = $1`, code).
+		Scan(&l.PublicKey, &l.DeviceKey, &l.CreatedAt, &l.ExpiresAt, &approvedBy)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return Link{}, ErrNotFound

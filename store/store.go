@@ -30,6 +30,10 @@ var (
 	ErrChallengeExpired = errors.New("store: challenge expired")
 	ErrRefreshInvalid   = errors.New("store: refresh token invalid")
 	ErrRefreshReused    = errors.New("store: refresh token reused")
+	ErrDeviceRevoked    = errors.New("store: device revoked")
+	ErrStaleList        = errors.New("store: device list version not above the stored one")
+	ErrKeyTaken         = errors.New("store: device key listed by another user")
+	ErrPrekeyLimit      = errors.New("store: too many unclaimed one-time prekeys")
 	// ErrSchemaTooNew means the database was migrated by a newer Mayfly than
 	// this binary; running against it could corrupt data, so it is refused.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -25,7 +26,7 @@ type user struct {
 	handle  string
 	base    string // gateway base URL of its WebSocket, http://host:port
 	api     string // base URL of its HTTP API calls
-	keys    envelope.Keys
+	keys    benchKeys
 	id      string // user id, after registration
 	partner *user
 
@@ -117,23 +118,44 @@ func (a *apiClient) once(ctx context.Context, method, u, token string, raw []byt
 	return nil
 }
 
-// register creates u's account.
+// benchKeys are a bench user's identity key and its one device's key.
+type benchKeys struct {
+	ik, dk ed25519.PrivateKey
+}
+
+func newBenchKeys() benchKeys {
+	_, ik, _ := ed25519.GenerateKey(nil)
+	_, dk, _ := ed25519.GenerateKey(nil)
+	return benchKeys{ik: ik, dk: dk}
+}
+
+func (k benchKeys) deviceID() string { return envelope.DeviceID(k.dk.Public().(ed25519.PublicKey)) }
+
+// benchOPKs is how many one-time prekeys each bench user uploads; claims
+// beyond them get SPK-only bundles, as a real client's would.
+const benchOPKs = 20
+
+// register creates u's account and publishes its device list (one device).
 func (a *apiClient) register(ctx context.Context, u *user) error {
-	pk := u.keys.Public()
-	req := schema.RegisterRequest{
-		Handle:  u.handle,
-		SignKey: base64.RawURLEncoding.EncodeToString(pk.Sign),
-		KexKey:  base64.RawURLEncoding.EncodeToString(pk.Kex),
-	}
+	req := schema.RegisterRequest{Handle: u.handle, IK: base64.RawURLEncoding.EncodeToString(u.keys.ik.Public().(ed25519.PublicKey))}
 	var out schema.User
 	if err := a.do(ctx, "POST", u.api+"/v1/register", "", req, &out); err != nil {
 		return fmt.Errorf("register %s: %w", u.handle, err)
 	}
 	u.id = out.UserID
+	list, err := envelope.SignDeviceList(u.id, 1, time.Now(), []ed25519.PublicKey{u.keys.dk.Public().(ed25519.PublicKey)}, u.keys.ik)
+	if err != nil {
+		return err
+	}
+	if err := a.do(ctx, "POST", u.api+"/v1/devicelist", "", schema.DeviceListRequest{List: list}, nil); err != nil {
+		return fmt.Errorf("register %s: device list: %w", u.handle, err)
+	}
 	return nil
 }
 
-// login logs u in as device "bench", answering a signed challenge.
+// login logs u's device in as "bench", answering a signed challenge, and
+// uploads its signed prekey and benchOPKs one-time prekeys (the bench never
+// opens messages, so the private keys are dropped).
 func (a *apiClient) login(ctx context.Context, u *user) error {
 	var ch schema.Challenge
 	if err := a.do(ctx, "POST", u.api+"/v1/login/challenge", "", schema.ChallengeRequest{Handle: u.handle}, &ch); err != nil {
@@ -143,8 +165,9 @@ func (a *apiClient) login(ctx context.Context, u *user) error {
 	if err != nil {
 		return fmt.Errorf("login %s: bad nonce: %w", u.handle, err)
 	}
-	sig := ed25519.Sign(u.keys.Sign, schema.LoginMessage(ch.ChallengeID, nonce))
-	req := schema.LoginRequest{ChallengeID: ch.ChallengeID, Signature: base64.RawURLEncoding.EncodeToString(sig), DeviceName: "bench"}
+	id := u.keys.deviceID()
+	sig := ed25519.Sign(u.keys.dk, schema.LoginMessage(ch.ChallengeID, id, nonce))
+	req := schema.LoginRequest{ChallengeID: ch.ChallengeID, DeviceID: id, Signature: base64.RawURLEncoding.EncodeToString(sig), DeviceName: "bench"}
 	var s schema.Session
 	if err := a.do(ctx, "POST", u.api+"/v1/login", "", req, &s); err != nil {
 		return fmt.Errorf("login %s: %w", u.handle, err)
@@ -152,7 +175,52 @@ func (a *apiClient) login(ctx context.Context, u *user) error {
 	u.mu.Lock()
 	u.session = s
 	u.mu.Unlock()
+	up, err := benchPrekeys(u)
+	if err != nil {
+		return err
+	}
+	if err := a.do(ctx, "PUT", u.api+"/v1/prekeys", s.AccessToken, up, nil); err != nil {
+		return fmt.Errorf("login %s: upload prekeys: %w", u.handle, err)
+	}
 	return nil
+}
+
+func benchPrekeys(u *user) (schema.PrekeysUpload, error) {
+	var up schema.PrekeysUpload
+	for i := range benchOPKs + 1 {
+		priv, err := ecdh.X25519().GenerateKey(nil)
+		if err != nil {
+			return up, err
+		}
+		kind := envelope.KindOPK
+		if i == 0 {
+			kind = envelope.KindSPK
+		}
+		b, err := envelope.SignPrekey(u.id, u.keys.deviceID(), kind, priv, time.Now(), u.keys.dk)
+		if err != nil {
+			return up, err
+		}
+		if i == 0 {
+			up.SPK = b
+		} else {
+			up.OPKs = append(up.OPKs, b)
+		}
+	}
+	return up, nil
+}
+
+// claim claims u's partner's prekey bundle, as a sending client does, and
+// returns the verified targets.
+func (a *apiClient) claim(ctx context.Context, u *user) ([]envelope.Target, error) {
+	var raw json.RawMessage
+	if err := a.do(ctx, "POST", u.api+"/v1/users/"+u.partner.id+"/bundle", u.token(), nil, &raw); err != nil {
+		return nil, fmt.Errorf("claim %s: %w", u.partner.handle, err)
+	}
+	bu, err := envelope.ParseBundle(raw)
+	if err != nil {
+		return nil, err
+	}
+	return bu.Verify(u.partner.id, u.partner.keys.ik.Public().(ed25519.PublicKey), "")
 }
 
 // refresh renews u's access token with its refresh token.

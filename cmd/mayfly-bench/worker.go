@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
 // WorkerConfig tells one generator which users it owns and where they
@@ -74,10 +73,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	cfg.DialConcurrency = max(1, cfg.DialConcurrency)
 	w := &Worker{cfg: cfg, api: newAPIClient(cfg.SetupConcurrency), errors: map[string]int64{}}
 	for i := range cfg.Users {
-		k, err := envelope.NewKeys()
-		if err != nil {
-			return nil, err
-		}
+		k := newBenchKeys()
 		g := cfg.FirstUser + i
 		u := &user{
 			idx: i, handle: fmt.Sprintf("b%s_%d", cfg.RunID, g),

@@ -17,9 +17,10 @@ func errHasIdentity(handle string) error {
 		msg: fmt.Sprintf("this home holds %s already; use another --home", handle)}
 }
 
-// register makes keys, registers HANDLE with them and logs this device in.
-// The keys are stored before the account is made, so a crash cannot leave
-// an account nobody holds the keys of; a refused registration removes them.
+// register makes the identity key and this device's key, registers HANDLE,
+// publishes the device list and logs this device in: it is the primary. The
+// keys are stored before the account is made, so a crash cannot leave an
+// account nobody holds the keys of; a refused registration removes them.
 func (c *cli) register(args []string) error {
 	if err := wantArgs(args, 1, "register HANDLE"); err != nil {
 		return err
@@ -28,11 +29,11 @@ func (c *cli) register(args []string) error {
 	if err != nil {
 		return err
 	}
-	keys, err := envelope.NewKeys()
+	keys, err := client.NewKeys(true)
 	if err != nil {
 		return err
 	}
-	if err := d.SaveIdentity("", args[0], keys); err != nil {
+	if err := d.SaveIdentity("", args[0], keys, nil); err != nil {
 		return err
 	}
 	ctx, cancel := c.timeout()
@@ -46,14 +47,14 @@ func (c *cli) register(args []string) error {
 		return err
 	}
 	u, err := cl.Register(ctx, args[0])
-	if err != nil {
+	if err != nil && u.UserID == "" {
 		if rerr := d.RemoveIdentity(); rerr != nil {
 			return errors.Join(err, rerr)
 		}
 		return err
 	}
-	if err := d.SaveIdentity(u.UserID, u.Handle, keys); err != nil {
-		return err
+	if serr := d.SaveIdentity(u.UserID, u.Handle, keys, nil); serr != nil || err != nil {
+		return errors.Join(err, serr)
 	}
 	s, err := cl.Login(ctx)
 	if err != nil {
@@ -77,10 +78,16 @@ func (c *cli) whoami(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.out, "handle: %s\nuser_id: %s\nfingerprint: %s\n", cfg.Handle, cfg.UserID, envelope.Fingerprint(cfg.Keys.Public()))
-	if cfg.Session.DeviceID != "" {
-		fmt.Fprintf(c.out, "device: %s (%s)\n", cfg.DeviceName, cfg.Session.DeviceID)
+	fp := "unknown"
+	if cfg.IdentityKey != nil {
+		fp = envelope.IdentityFingerprint(cfg.IdentityKey)
 	}
+	role := "linked device"
+	if cfg.Keys.Primary() {
+		role = "primary device (holds the identity key)"
+	}
+	fmt.Fprintf(c.out, "handle: %s\nuser_id: %s\nfingerprint: %s\n", cfg.Handle, cfg.UserID, fp)
+	fmt.Fprintf(c.out, "device: %s (%s), %s\n", cfg.DeviceName, cfg.Keys.DeviceID(), role)
 	return nil
 }
 
@@ -119,7 +126,11 @@ func (c *cli) device(args []string) error {
 			if err := cl.RevokeDevice(ctx, args[0]); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.out, "revoked %s\n", args[0])
+			if cl.Identity().Primary {
+				fmt.Fprintf(c.out, "revoked %s: removed from the signed device list\n", args[0])
+			} else {
+				fmt.Fprintf(c.out, "revoked %s at the server; run this on the primary device too to drop it from the signed device list\n", args[0])
+			}
 			return nil
 		})
 	case "link":
@@ -135,7 +146,7 @@ func (c *cli) device(args []string) error {
 			if err := cl.ApproveLink(ctx, args[0]); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.out, "approved: the new device receives the keys of %s and logs in\n", cl.Identity().Handle)
+			fmt.Fprintf(c.out, "approved: the new device is now in the device list of %s and logs in\n", cl.Identity().Handle)
 			return nil
 		})
 	}
@@ -183,13 +194,18 @@ func (c *cli) deviceLink() error {
 		return err
 	}
 	ctx, cancel := c.timeout()
-	pl, err := client.StartLink(ctx, client.LinkConfig{Server: c.server})
+	keys, err := client.NewKeys(false)
+	if err != nil {
+		cancel()
+		return err
+	}
+	pl, err := client.StartLink(ctx, client.LinkConfig{Server: c.server, Keys: keys})
 	cancel()
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.out, "link code: %s\n", pl.Code())
-	fmt.Fprintf(c.out, "On a device that is logged in, run: mayfly device approve %s\n", pl.Code())
+	fmt.Fprintf(c.out, "On the primary device (the one that registered), run: mayfly device approve %s\n", pl.Code())
 	fmt.Fprintf(c.out, "Waiting until %s ...\n", pl.ExpiresAt.Local().Format(time.Kitchen))
 	ctx, cancel = context.WithDeadline(c.ctx, pl.ExpiresAt)
 	linked, err := pl.Wait(ctx)
@@ -203,9 +219,10 @@ func (c *cli) deviceLink() error {
 	return c.finishLink(d, linked)
 }
 
-// finishLink stores linked keys and logs this device in.
+// finishLink stores the device's keys and the account's identity key and
+// logs this device in.
 func (c *cli) finishLink(d *client.Dir, linked client.Linked) error {
-	if err := d.SaveIdentity(linked.UserID, linked.Handle, linked.Keys); err != nil {
+	if err := d.SaveIdentity(linked.UserID, linked.Handle, linked.Keys, linked.IdentityKey); err != nil {
 		return err
 	}
 	name, err := c.deviceName()
@@ -233,7 +250,7 @@ func (c *cli) openEmptyDir() (*client.Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, handle, _, err := d.LoadIdentity(); err == nil {
+	if _, handle, _, _, err := d.LoadIdentity(); err == nil {
 		return nil, errHasIdentity(handle)
 	} else if !errors.Is(err, client.ErrNoIdentity) {
 		return nil, err

@@ -129,6 +129,8 @@ func classify(err error) (code, msg string, exit int) {
 	switch {
 	case errors.As(err, &ce):
 		return ce.code, ce.msg, ce.exit
+	case errors.Is(err, client.ErrUnknownPeer):
+		return string(schema.CodeNotFriend), err.Error(), exitError
 	case errors.Is(err, client.ErrNoIdentity):
 		return "not_registered", "this home holds no identity; run: mayfly register HANDLE (or mayfly device link)", exitError
 	case errors.Is(err, client.ErrNotLoggedIn):
@@ -137,6 +139,8 @@ func classify(err error) (code, msg string, exit int) {
 		return "link_mismatch", "the server's key for this code does not match the code; nothing was sent", exitError
 	case errors.Is(err, client.ErrFingerprint):
 		return "key_mismatch", err.Error(), exitError
+	case errors.Is(err, client.ErrNotPrimary):
+		return string(schema.CodeForbidden), "only the primary device (the one that registered, holding the identity key) can do this", exitError
 	case errors.As(err, &se):
 		return string(se.Code), sessionHint(se), exitError
 	case errors.Is(err, context.Canceled):
@@ -152,6 +156,8 @@ func sessionHint(e *schema.Error) string {
 	switch e.Code {
 	case schema.CodeTokenRevoked, schema.CodeRefreshInvalid, schema.CodeRefreshReused:
 		return e.Message + " (this device's session has ended; if the device was not revoked, delete session.json in the home directory to log in again)"
+	case schema.CodeDeviceRevoked:
+		return e.Message + " (this home can no longer be used; link a new device)"
 	}
 	return e.Message
 }

@@ -12,11 +12,14 @@ import (
 // friend runs the friend subcommands.
 func (c *cli) friend(args []string) error {
 	if len(args) == 0 {
-		return usageError("want: mayfly friend request|accept|decline|remove|block|unblock HANDLE, or friend list [--json]")
+		return usageError("want: mayfly friend request|accept|decline|remove|block|unblock HANDLE, friend verify HANDLE [--accept], or friend list [--json]")
 	}
 	sub, args := args[0], args[1:]
-	if sub == "list" {
+	switch sub {
+	case "list":
 		return c.friendList(args)
+	case "verify":
+		return c.friendVerify(args)
 	}
 	ops := map[string]func(context.Context, *client.Client, string) (string, error){
 		"request": func(ctx context.Context, cl *client.Client, h string) (string, error) {
@@ -135,4 +138,46 @@ func (c *cli) printFriend(l friendLine) {
 	case "outgoing":
 		fmt.Fprintf(c.out, "%s  has not answered your request yet\n", l.Handle)
 	}
+}
+
+// friendVerify shows the safety number of the user's and HANDLE's identity
+// keys as the server serves them now; with --accept it trusts a changed key,
+// so sending to HANDLE works again.
+func (c *cli) friendVerify(args []string) error {
+	fs := flag.NewFlagSet("friend verify", flag.ContinueOnError)
+	accept := fs.Bool("accept", false, "")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(rest, 1, "friend verify HANDLE [--accept]"); err != nil {
+		return err
+	}
+	return c.withClient(func(ctx context.Context, cl *client.Client) error {
+		p, err := cl.Lookup(ctx, rest[0])
+		if err != nil {
+			return err
+		}
+		if _, pinned := cl.Peer(p.UserID); !pinned {
+			return fmt.Errorf("verify %s: %w", rest[0], client.ErrUnknownPeer)
+		}
+		fp := p.Fingerprint
+		if p.KeyChanged {
+			fmt.Fprintf(c.out, "KEY CHANGED: %s's identity key is not the one pinned (was %s)\n", p.Handle, p.Fingerprint)
+			fp = p.NewFingerprint
+		}
+		fmt.Fprintf(c.out, "you:  %s\n%s: %s\nsafety number: %s\n", cl.Identity().Fingerprint, p.Handle, fp, cl.SafetyNumber(p))
+		switch {
+		case *accept && p.KeyChanged:
+			if _, err := cl.AcceptKey(p.UserID); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "accepted: messages to %s are sealed to the new key\n", p.Handle)
+		case p.KeyChanged:
+			fmt.Fprintf(c.out, "compare the number with %s, then run: mayfly friend verify %s --accept\n", p.Handle, p.Handle)
+		default:
+			fmt.Fprintln(c.out, "the key is the pinned one")
+		}
+		return nil
+	})
 }

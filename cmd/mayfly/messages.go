@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -219,6 +220,9 @@ func (c *cli) listen(args []string) error {
 	}
 	return cl.Run(c.ctx, client.Handler{
 		Message: func(_ context.Context, m client.Message) error {
+			if errors.Is(m.Err, client.ErrSentHere) {
+				return nil // this device printed it when it sent it
+			}
 			if m.Err != nil {
 				fmt.Fprintf(c.errw, "warning: message %d from %s could not be opened: %v\n", m.Seq, orID(m.FromHandle, m.From), m.Err)
 				return nil

@@ -11,22 +11,24 @@ Usage:
   --server URL   the server's base URL (env MAYFLY_SERVER; default http://127.0.0.1:8080)
 
 Commands:
-  register HANDLE                  make keys, register, log this device in
-  whoami                           handle, user id, key fingerprint
+  register HANDLE                  make the identity key and this device's key, register, log in
+  whoami                           handle, user id, identity key fingerprint, device
   friend request HANDLE            ask HANDLE to be friends (accepts at once if HANDLE asked you)
   friend accept HANDLE             accept HANDLE's request
   friend decline HANDLE            decline HANDLE's request
   friend remove HANDLE             end the friendship with HANDLE
   friend block HANDLE              block HANDLE (ends friendship and requests)
   friend unblock HANDLE            lift the block
+  friend verify HANDLE [--accept]  show the safety number with HANDLE; --accept trusts a changed key
   friend list [--json]             friends with fingerprints, then pending requests
-  send HANDLE TEXT                 exits 0 only once the server has stored it; prints the id
+  send HANDLE TEXT                 exits 0 only once the server has stored it; prints the id;
+                                   refuses (untrusted_keys) if HANDLE's identity key changed
   read [--wait DURATION] [--json]  prints unread messages, then marks them read (burns them)
   listen [--json]                  live messages and events until interrupted
   device list                      this user's devices
-  device revoke ID                 end a device's session
+  device revoke ID                 revoke a device (on the primary: drop it from the signed list)
   device link                      on a new device: show a code, wait for approval, log in
-  device approve CODE              on a logged-in device: send the keys to the device showing CODE
+  device approve CODE              on the primary: add the device showing CODE to the signed list
   token                            prints a fresh access token (for curl and NATS-native clients)
 
 --json prints one JSON object per line. A message has id, seq, from, to

@@ -104,23 +104,19 @@ func decodeKey(field, v string, n int) ([]byte, error) {
 	return b, nil
 }
 
-// Register creates an account. Errors: invalid_handle, invalid_key, handle_taken.
+// Register creates an account for an identity key made on the registering
+// device (the primary). The account has no devices until the primary
+// publishes its first device list ([Service.PublishList]). Errors:
+// invalid_handle, invalid_key, handle_taken.
 func (s *Service) Register(ctx context.Context, req schema.RegisterRequest) (schema.User, error) {
 	if !schema.ValidHandle(req.Handle) {
 		return schema.User{}, schema.Errorf(schema.CodeInvalidHandle, "handle must be 3-32 letters, digits or underscores")
 	}
-	sign, err := decodeKey("sign_key", req.SignKey, schema.SignKeyLen)
+	ik, err := decodeKey("ik", req.IK, schema.SignKeyLen)
 	if err != nil {
 		return schema.User{}, err
 	}
-	kex, err := decodeKey("kex_key", req.KexKey, schema.KexKeyLen)
-	if err != nil {
-		return schema.User{}, err
-	}
-	if _, err := envelope.NewPublicKeys(sign, kex); err != nil {
-		return schema.User{}, schema.Errorf(schema.CodeInvalidKey, "public keys are not valid Ed25519 and X25519 keys")
-	}
-	u, err := s.cfg.DB.CreateUser(ctx, store.User{ID: schema.NewUserID(), Handle: req.Handle, SignKey: sign, KexKey: kex})
+	u, err := s.cfg.DB.CreateUser(ctx, store.User{ID: schema.NewUserID(), Handle: req.Handle, IK: ik})
 	if errors.Is(err, store.ErrHandleTaken) {
 		return schema.User{}, schema.Errorf(schema.CodeHandleTaken, "handle is taken")
 	}
@@ -131,19 +127,17 @@ func (s *Service) Register(ctx context.Context, req schema.RegisterRequest) (sch
 	return PublicUser(u), nil
 }
 
-// PublicUser renders a stored user as its public wire form, fingerprint included.
+// PublicUser renders a stored user as its public wire form: identity key,
+// its fingerprint and the newest signed device list.
 func PublicUser(u store.User) schema.User {
-	out := schema.User{
-		UserID:    u.ID,
-		Handle:    u.Handle,
-		SignKey:   b64.EncodeToString(u.SignKey),
-		KexKey:    b64.EncodeToString(u.KexKey),
-		CreatedAt: u.CreatedAt,
+	return schema.User{
+		UserID:      u.ID,
+		Handle:      u.Handle,
+		IK:          b64.EncodeToString(u.IK),
+		Fingerprint: envelope.IdentityFingerprint(u.IK),
+		CreatedAt:   u.CreatedAt,
+		DeviceList:  u.DeviceList,
 	}
-	if pk, err := envelope.NewPublicKeys(u.SignKey, u.KexKey); err == nil {
-		out.Fingerprint = envelope.Fingerprint(pk)
-	}
-	return out
 }
 
 // Lookup returns the public keys and fingerprint of the user with handle.
@@ -214,18 +208,21 @@ func validDeviceName(n string) bool {
 	return !strings.ContainsFunc(n, unicode.IsControl)
 }
 
-// Login verifies the signature over the challenge and starts a session on
-// the named device. The checks run in this order, and a failed one changes
-// nothing: invalid_device, bad_request (no challenge_id), not_found (unknown
-// or malformed challenge id), bad_signature, then, atomically with the
-// session start, challenge_used, challenge_expired and device_limit.
+// Login verifies the device's signature over the challenge and starts a
+// session on that device, which must be in the user's current device list.
+// The checks run in this order, and a failed one changes nothing:
+// invalid_device (name), bad_request (no challenge_id or device_id),
+// not_found (unknown or malformed challenge id), device_revoked (the
+// device's key was revoked), bad_signature (the device is not listed or the
+// signature does not verify with its key), then, atomically with the
+// session start, challenge_used, challenge_expired and device_revoked.
 func (s *Service) Login(ctx context.Context, req schema.LoginRequest) (schema.Session, error) {
 	if !validDeviceName(req.DeviceName) {
 		return schema.Session{}, schema.Errorf(schema.CodeInvalidDevice,
 			fmt.Sprintf("device_name must be 1-%d bytes of UTF-8 without control characters", schema.DeviceNameMaxLen))
 	}
-	if req.ChallengeID == "" {
-		return schema.Session{}, schema.Errorf(schema.CodeBadRequest, "challenge_id is required")
+	if req.ChallengeID == "" || req.DeviceID == "" {
+		return schema.Session{}, schema.Errorf(schema.CodeBadRequest, "challenge_id and device_id are required")
 	}
 	if !schema.ValidID(challengeKind, req.ChallengeID) {
 		return schema.Session{}, schema.Errorf(schema.CodeNotFound, "no such challenge")
@@ -241,14 +238,14 @@ func (s *Service) Login(ctx context.Context, req schema.LoginRequest) (schema.Se
 	if err != nil {
 		return schema.Session{}, s.internal("login", err)
 	}
-	if !ed25519.Verify(ch.SignKey, schema.LoginMessage(ch.ID, ch.Nonce), sig) {
-		return schema.Session{}, schema.Errorf(schema.CodeBadSignature, "signature does not verify with the account's signing key")
+	if err := s.checkDeviceSignature(ctx, ch, req.DeviceID, sig); err != nil {
+		return schema.Session{}, err
 	}
 	refresh, hash := newRefresh()
 	d, err := s.cfg.DB.Login(ctx, store.LoginParams{
 		ChallengeID:    ch.ID,
+		DeviceID:       req.DeviceID,
 		DeviceName:     req.DeviceName,
-		NewDeviceID:    schema.NewDeviceID(),
 		RefreshHash:    hash,
 		RefreshExpires: time.Now().Add(s.cfg.RefreshTTL),
 	})
@@ -257,8 +254,8 @@ func (s *Service) Login(ctx context.Context, req schema.LoginRequest) (schema.Se
 		return schema.Session{}, schema.Errorf(schema.CodeChallengeUsed, "challenge was already used")
 	case errors.Is(err, store.ErrChallengeExpired):
 		return schema.Session{}, schema.Errorf(schema.CodeChallengeExpired, "challenge expired; request a new one")
-	case errors.Is(err, store.ErrDeviceLimit):
-		return schema.Session{}, schema.Errorf(schema.CodeDeviceLimit, fmt.Sprintf("at most %d devices; revoke one first", schema.MaxDevices))
+	case errors.Is(err, store.ErrDeviceRevoked):
+		return schema.Session{}, errDeviceRevoked
 	case errors.Is(err, store.ErrNotFound):
 		return schema.Session{}, schema.Errorf(schema.CodeNotFound, "no such challenge")
 	case err != nil:
@@ -271,6 +268,29 @@ func (s *Service) Login(ctx context.Context, req schema.LoginRequest) (schema.Se
 		s.revoked(d.UserID, d.ID, d.Generation)
 	}
 	return s.session(ch.Handle, d, refresh)
+}
+
+var errDeviceRevoked = schema.Errorf(schema.CodeDeviceRevoked, "this device was revoked; it cannot log in again")
+
+// checkDeviceSignature checks that deviceID is a listed, unrevoked device of
+// the challenge's user and that sig is its signature over the challenge.
+func (s *Service) checkDeviceSignature(ctx context.Context, ch store.Challenge, deviceID string, sig []byte) error {
+	notListed := schema.Errorf(schema.CodeBadSignature, "the device is not in the account's device list, or the signature does not verify with its key")
+	if !schema.ValidDeviceID(deviceID) {
+		return notListed
+	}
+	key, revoked, err := s.cfg.DB.DeviceKey(ctx, ch.UserID, deviceID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return notListed
+	case err != nil:
+		return s.internal("login", err)
+	case revoked:
+		return errDeviceRevoked
+	case !ed25519.Verify(key, schema.LoginMessage(ch.ID, deviceID, ch.Nonce), sig):
+		return notListed
+	}
+	return nil
 }
 
 func (s *Service) session(handle string, d store.Device, refresh string) (schema.Session, error) {

@@ -33,8 +33,9 @@ func (s *Service) linkError(op string, err error) error {
 }
 
 // CreateLink stores a link request for a new device's ephemeral X25519
-// public key and returns its code, its secret and its expiry (LinkTTL).
-// Errors: invalid_key, bad_request (a request for this key exists already).
+// public key and its device signing key, and returns its code, its secret
+// and its expiry (LinkTTL). Errors: invalid_key, bad_request (a request for
+// these keys exists already).
 func (s *Service) CreateLink(ctx context.Context, req schema.LinkRequest) (schema.LinkCreated, error) {
 	pub, err := decodeKey("public_key", req.PublicKey, envelope.KexKeySize)
 	if err != nil {
@@ -44,11 +45,15 @@ func (s *Service) CreateLink(ctx context.Context, req schema.LinkRequest) (schem
 	if err := (envelope.PublicKeys{Sign: make([]byte, envelope.SignKeySize), Kex: pub}).Validate(); err != nil {
 		return schema.LinkCreated{}, schema.Errorf(schema.CodeInvalidKey, "public_key is not a usable X25519 public key")
 	}
+	dk, err := decodeKey("device_key", req.DeviceKey, envelope.SignKeySize)
+	if err != nil {
+		return schema.LinkCreated{}, err
+	}
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	tok := schema.LinkSecretPrefix + b64.EncodeToString(secret)
-	code := schema.LinkCode(pub)
-	l, err := s.cfg.DB.CreateLink(ctx, code, pub, hashSecret(tok), time.Now().Add(schema.LinkTTL).Truncate(time.Millisecond))
+	code := schema.LinkCode(pub, dk)
+	l, err := s.cfg.DB.CreateLink(ctx, code, pub, dk, hashSecret(tok), time.Now().Add(schema.LinkTTL).Truncate(time.Millisecond))
 	if errors.Is(err, store.ErrLinkExists) {
 		return schema.LinkCreated{}, schema.Errorf(schema.CodeBadRequest, "a link request for this public key exists already; make a new key pair")
 	}
@@ -75,7 +80,8 @@ func (s *Service) LinkInfo(ctx context.Context, p Principal, code string) (schem
 	if err != nil {
 		return schema.LinkInfo{}, s.linkError("link info", err)
 	}
-	return schema.LinkInfo{Code: l.Code, PublicKey: b64.EncodeToString(l.PublicKey), ExpiresAt: l.ExpiresAt}, nil
+	return schema.LinkInfo{Code: l.Code, PublicKey: b64.EncodeToString(l.PublicKey),
+		DeviceKey: b64.EncodeToString(l.DeviceKey), ExpiresAt: l.ExpiresAt}, nil
 }
 
 // ApproveLink attaches p's user's sealed keys to the pending link request

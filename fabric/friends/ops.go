@@ -70,7 +70,7 @@ func (s *Service) fail(op string, err error) error {
 func friendWire(u store.User, since time.Time) schema.Friend {
 	pu := account.PublicUser(u)
 	return schema.Friend{
-		UserID: pu.UserID, Handle: pu.Handle, SignKey: pu.SignKey, KexKey: pu.KexKey,
+		UserID: pu.UserID, Handle: pu.Handle, IK: pu.IK,
 		Fingerprint: pu.Fingerprint, Since: since,
 	}
 }

@@ -17,7 +17,7 @@
 //	(*Service).Subject(uid) (string, error)           mbx.<p>.<uid>
 //	(*Service).DeliverySubject(uid) (string, error)   dlv.mbx.<p>.<uid>: subscribe here for live messages
 //	(*Service).Partitions() int                       n, fixed at stream creation
-//	(*Service).Send(ctx, from, to, envelope) (SendResult, error)
+//	(*Service).Send(ctx, from, fromDevice, to, envelope) (SendResult, error)
 //	(*Service).Fetch(ctx, uid, after, max) ([]Message, last uint64, error)
 //	(*Service).Read(ctx, reader, seq) (BurnResult, error)    burn after reading
 //	(*Service).Recall(ctx, sender, seq) (BurnResult, error)  seq = sender's sync-copy seq

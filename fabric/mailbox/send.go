@@ -40,10 +40,12 @@ import (
 // On an unknown outcome (a JetStream timeout) Send returns unavailable; the
 // client retries with the same message id and the retry completes the send.
 //
-// A canonical envelope (as envelope.Seal writes it) is stored as it is,
-// without a copy; env is not kept after Send returns.
-func (s *Service) Send(ctx context.Context, from, to string, env []byte) (SendResult, error) {
-	out, err := s.checkSend(ctx, from, to, env)
+// env must be a v2 envelope (docs/envelope.md) sealed by fromDevice, the
+// authenticated device of from; a v1 envelope is refused with
+// unsupported_version. A canonical envelope (as envelope.SealV2 writes it)
+// is stored as it is, without a copy; env is not kept after Send returns.
+func (s *Service) Send(ctx context.Context, from, fromDevice, to string, env []byte) (SendResult, error) {
+	out, err := s.checkSend(ctx, from, fromDevice, to, env)
 	if err != nil {
 		return SendResult{}, err
 	}
@@ -63,7 +65,7 @@ type outgoing struct {
 	envelope        []byte // canonical encoding; may alias the caller's
 }
 
-func (s *Service) checkSend(ctx context.Context, from, to string, env []byte) (outgoing, error) {
+func (s *Service) checkSend(ctx context.Context, from, fromDevice, to string, env []byte) (outgoing, error) {
 	switch {
 	case !schema.ValidUserID(from):
 		return outgoing{}, schema.Errorf(schema.CodeBadRequest, "malformed sender id")
@@ -72,15 +74,17 @@ func (s *Service) checkSend(ctx context.Context, from, to string, env []byte) (o
 	case from == to:
 		return outgoing{}, schema.Errorf(schema.CodeSelfSend, "you cannot send a message to yourself")
 	}
-	h, canon, err := envelope.Check(env)
+	h, canon, err := envelope.CheckV2(env)
 	switch {
 	case errors.Is(err, envelope.ErrTooLarge):
 		return outgoing{}, schema.Errorf(schema.CodeMessageTooLarge, "the envelope is over the size limit")
+	case errors.Is(err, envelope.ErrVersion):
+		return outgoing{}, schema.Errorf(schema.CodeUnsupportedVersion, "only version 2 envelopes are accepted; update the client")
 	case err != nil:
-		return outgoing{}, schema.Errorf(schema.CodeInvalidEnvelope, "the envelope is malformed or of an unknown version")
+		return outgoing{}, schema.Errorf(schema.CodeInvalidEnvelope, "the envelope is malformed")
 	}
-	if h.From != from || h.To != to {
-		return outgoing{}, schema.Errorf(schema.CodeInvalidEnvelope, "the envelope's sender or recipient does not match")
+	if h.From != from || h.To != to || h.FromDevice != fromDevice {
+		return outgoing{}, schema.Errorf(schema.CodeInvalidEnvelope, "the envelope's sender, sending device or recipient does not match")
 	}
 	if s.limiter != nil && !s.limiter.Allow(from) {
 		return outgoing{}, schema.Errorf(schema.CodeRateLimited, "too many messages; slow down")

@@ -99,7 +99,7 @@ func (s *Service) send(ctx context.Context, c caller, body []byte) (any, error) 
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	r, err := s.cfg.Mailbox.Send(ctx, c.userID, req.To, req.Envelope)
+	r, err := s.cfg.Mailbox.Send(ctx, c.userID, c.deviceID, req.To, req.Envelope)
 	if err != nil {
 		return nil, err
 	}

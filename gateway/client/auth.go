@@ -13,66 +13,56 @@ import (
 
 var b64 = base64.RawURLEncoding
 
-// Register creates an account for handle with the Client's keys. It does not
-// log in. Errors: invalid_handle, handle_taken, invalid_key, rate_limited.
+// Register creates an account for handle with the Client's identity key,
+// publishes the first device list (naming this device) and remembers the
+// user id. It does not log in. Errors: ErrNotPrimary (no identity key),
+// invalid_handle, handle_taken, invalid_key, rate_limited.
 func (c *Client) Register(ctx context.Context, handle string) (schema.User, error) {
-	req := schema.RegisterRequest{
-		Handle:  handle,
-		SignKey: envelope.EncodeKey(c.pub.Sign),
-		KexKey:  envelope.EncodeKey(c.pub.Kex),
+	if !c.keys.Primary() {
+		return schema.User{}, fmt.Errorf("register: %w", ErrNotPrimary)
 	}
+	req := schema.RegisterRequest{Handle: handle, IK: envelope.EncodeKey(c.keys.IdentityPublic())}
 	var u schema.User
 	if err := c.do(ctx, "register", call{method: "POST", path: "/v1/register", body: req, out: &u}); err != nil {
 		return schema.User{}, err
 	}
-	if err := checkUser(u, c.pub); err != nil {
-		return schema.User{}, fmt.Errorf("register: %w", err)
+	if u.IK != req.IK || u.Fingerprint != envelope.IdentityFingerprint(c.keys.IdentityPublic()) {
+		return schema.User{}, fmt.Errorf("register: server holds another identity key for %s: %w", u.Handle, ErrFingerprint)
 	}
 	c.mu.Lock()
 	c.userID, c.handle = u.UserID, u.Handle
 	c.mu.Unlock()
+	if err := c.updateOwnList(ctx, addKey(c.keys.DevicePublic())); err != nil {
+		return u, fmt.Errorf("register: %w", err)
+	}
 	return u, nil
 }
 
-// checkUser verifies that the server's user record carries want's keys and
-// the fingerprint that goes with them.
-func checkUser(u schema.User, want envelope.PublicKeys) error {
-	got, err := publicKeys(u.SignKey, u.KexKey, u.Fingerprint)
-	if err != nil {
-		return err
-	}
-	if !got.Sign.Equal(want.Sign) || string(got.Kex) != string(want.Kex) {
-		return fmt.Errorf("server holds other keys for %s: %w", u.Handle, ErrFingerprint)
-	}
-	return nil
-}
-
-// publicKeys decodes keys from the API and checks the fingerprint the server
-// computed for them.
-func publicKeys(sign, kex, fingerprint string) (envelope.PublicKeys, error) {
-	s, err := envelope.DecodeKey(sign, envelope.SignKeySize)
-	if err != nil {
-		return envelope.PublicKeys{}, fmt.Errorf("server sent a bad signing key: %w", err)
-	}
-	k, err := envelope.DecodeKey(kex, envelope.KexKeySize)
-	if err != nil {
-		return envelope.PublicKeys{}, fmt.Errorf("server sent a bad key-exchange key: %w", err)
-	}
-	pk, err := envelope.NewPublicKeys(s, k)
-	if err != nil {
-		return envelope.PublicKeys{}, fmt.Errorf("server sent unusable keys: %w", err)
-	}
-	if envelope.Fingerprint(pk) != fingerprint {
-		return envelope.PublicKeys{}, ErrFingerprint
-	}
-	return pk, nil
-}
-
-// Login signs a fresh challenge with the Client's signing key and starts a
-// session on this device (Config.DeviceName), which it stores. Errors:
-// not_found (no such handle), bad_signature (the keys are not the
-// account's), device_limit, rate_limited.
+// Login signs a fresh challenge with the device key and starts a session
+// on this device, which it stores, then brings the device's prekeys up to
+// date (MaintainPrekeys). On the primary device, a device key missing from
+// the account's list (a home from before identity v2) is added to it first.
+// Errors: not_found (no such handle), device_revoked (this device was
+// revoked: it can never log in again), bad_signature (the device is not in
+// the account's device list), rate_limited.
 func (c *Client) Login(ctx context.Context) (schema.Session, error) {
+	s, err := c.login(ctx)
+	if schema.HasCode(err, schema.CodeBadSignature) && c.keys.Primary() {
+		if lerr := c.updateOwnList(ctx, addKey(c.keys.DevicePublic())); lerr != nil {
+			return schema.Session{}, fmt.Errorf("login: list this device: %w", lerr)
+		}
+		s, err = c.login(ctx)
+	}
+	if err != nil {
+		return schema.Session{}, err
+	}
+	if err := c.MaintainPrekeys(ctx); err != nil {
+		return s, fmt.Errorf("login: %w", err)
+	}
+	return s, nil
+}
+
+func (c *Client) login(ctx context.Context) (schema.Session, error) {
 	c.mu.Lock()
 	handle := c.handle
 	c.mu.Unlock()
@@ -88,9 +78,11 @@ func (c *Client) Login(ctx context.Context) (schema.Session, error) {
 	if err != nil {
 		return schema.Session{}, fmt.Errorf("login: server sent a malformed nonce")
 	}
+	id := c.keys.DeviceID()
 	req := schema.LoginRequest{
 		ChallengeID: ch.ChallengeID,
-		Signature:   b64.EncodeToString(ed25519.Sign(c.keys.Sign, schema.LoginMessage(ch.ChallengeID, nonce))),
+		DeviceID:    id,
+		Signature:   b64.EncodeToString(ed25519.Sign(c.keys.Device, schema.LoginMessage(ch.ChallengeID, id, nonce))),
 		DeviceName:  c.cfg.DeviceName,
 	}
 	var s schema.Session
@@ -199,8 +191,30 @@ func (c *Client) Devices(ctx context.Context) ([]schema.Device, error) {
 	return l.Devices, nil
 }
 
-// RevokeDevice revokes one of the user's devices (possibly this one): its
-// sessions end and its connections close. Errors: not_found.
+// RevokeDevice revokes one of the user's devices (possibly this one). On
+// the primary device it publishes a device list without it, signed by the
+// identity key: the device can then never log in, be sealed to or be
+// listed again. On another device it asks the server to lock the device
+// out at once (DELETE /v1/devices/{id}); its key stays in the signed list
+// until the primary drops it, but the server hands out no prekeys for it.
+// Errors: not_found, device_revoked.
 func (c *Client) RevokeDevice(ctx context.Context, deviceID string) error {
+	if c.keys.Primary() {
+		return c.updateOwnList(ctx, func(l []ed25519.PublicKey) ([]ed25519.PublicKey, error) {
+			out := l[:0:0]
+			for _, k := range l {
+				if envelope.DeviceID(k) != deviceID {
+					out = append(out, k)
+				}
+			}
+			if len(out) == len(l) {
+				return nil, schema.Errorf(schema.CodeNotFound, "no such device in the list")
+			}
+			if len(out) == 0 {
+				return nil, schema.Errorf(schema.CodeBadRequest, "the list cannot be empty; reset the identity instead")
+			}
+			return out, nil
+		})
+	}
 	return c.do(ctx, "revoke device", call{method: "DELETE", path: "/v1/devices/" + pathEscape(deviceID), auth: withToken})
 }

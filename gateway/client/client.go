@@ -1,10 +1,13 @@
-// Package client is the Go client for Mayfly servers. It holds one user's
-// identity keys and speaks the documented HTTP API (docs/api.md) and
-// WebSocket protocol (docs/protocol.md) the way a device does: it registers,
-// logs in by signing a challenge, refreshes tokens before they expire (and
-// when the server says one has), manages friends, devices and device
-// linking, keeps friends' public keys (flagging a key that changed), and
-// sends and receives end-to-end encrypted text messages (schema/envelope).
+// Package client is the Go client for Mayfly servers. It is one device of
+// one user: it holds the device's signing key and prekeys (and, on the
+// primary device, the account's identity key) and speaks the documented
+// HTTP API (docs/api.md) and WebSocket protocol (docs/protocol.md): it
+// registers, publishes the signed device list, logs in by signing a
+// challenge with the device key, refreshes tokens, keeps its prekeys
+// rotated and its one-time prekeys stocked, manages friends, devices and
+// device linking, pins friends' identity keys (refusing to send to a friend
+// whose key changed until the user accepts it), and sends and receives
+// end-to-end encrypted text messages (schema/envelope, version 2).
 //
 // [Client.Run] keeps one WebSocket connected, reconnecting with exponential
 // backoff and jitter; on each connection it replays the device's mailbox
@@ -23,6 +26,7 @@
 package client
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,6 +57,12 @@ var (
 	// ErrBadMessage means a received message could not be verified or
 	// decrypted, or its signed header disagrees with the server's.
 	ErrBadMessage = errors.New("client: message could not be opened")
+	// ErrSentHere marks the sync copy of a message this device sent: it
+	// carries no wrap for its sending device (docs/envelope.md, Sealing).
+	ErrSentHere = errors.New("client: sent from this device; no copy is kept")
+	// ErrNotPrimary means the operation needs the identity key, which only
+	// the primary device (the one that registered) holds.
+	ErrNotPrimary = errors.New("client: only the primary device holds the identity key")
 )
 
 // Defaults for [Config].
@@ -79,6 +89,10 @@ type Storage interface {
 	SaveCursor(seq uint64) error
 	// SavePeers stores the known peers (friends' pinned public keys).
 	SavePeers(peers []Peer) error
+	// SavePrekeys stores the device's prekey private keys. Deleting keys
+	// here is what gives forward secrecy: the store must not keep old
+	// versions.
+	SavePrekeys(PrekeyState) error
 }
 
 // Config configures a Client. Zero values take the documented defaults.
@@ -86,16 +100,21 @@ type Config struct {
 	// Server is the base URL of the Mayfly server, e.g.
 	// "http://127.0.0.1:8080"; required.
 	Server string
-	// Keys are the user's identity keys; required. Every device of the user
-	// holds the same keys (see Link and Approve).
-	Keys envelope.Keys
+	// Keys are the device's signing key and, on the primary device, the
+	// identity key; required.
+	Keys Keys
+	// IdentityKey is the account's identity public key as this device
+	// trusts it; taken from Keys on the primary, and pinned at link time on
+	// another device.
+	IdentityKey ed25519.PublicKey
+	// Prekeys are the device's prekey private keys from earlier runs.
+	Prekeys PrekeyState
 	// Handle is the user's handle; Login needs it (Register sets it).
 	Handle string
 	// UserID is the user's id, if known; Register and Login set it.
 	UserID string
-	// DeviceName names this device at login; default DefaultDeviceName. A
-	// login with the name of an active device takes that device over,
-	// ending its session, so every device needs its own name.
+	// DeviceName names this device in the device list shown to the user;
+	// default DefaultDeviceName.
 	DeviceName string
 	// Session resumes an earlier session (its tokens); Storage's stored
 	// session, when newer, wins at the next refresh.
@@ -123,22 +142,25 @@ type Client struct {
 	cfg   Config
 	log   *slog.Logger
 	store Storage
-	keys  envelope.Keys
-	pub   envelope.PublicKeys
+	keys  Keys
+	ik    ed25519.PublicKey // the account's identity key as trusted here
+	pk    *prekeys
 
 	// refreshMu serialises refreshes so one refresh token is used once.
 	refreshMu sync.Mutex
 
-	mu      sync.Mutex
-	userID  string          // guarded by mu
-	handle  string          // guarded by mu
-	session schema.Session  // guarded by mu
-	peers   map[string]Peer // by user id; guarded by mu
-	cursor  uint64          // last handled mailbox seq; guarded by mu
-	conn    *conn           // the live connection, nil when none; guarded by mu
-	connCh  chan struct{}   // closed when conn is set; guarded by mu
-	running bool            // Run is active; guarded by mu
-	runErr  error           // why Run stopped, if the session ended; guarded by mu
+	mu        sync.Mutex
+	userID    string                          // guarded by mu
+	handle    string                          // guarded by mu
+	session   schema.Session                  // guarded by mu
+	peers     map[string]Peer                 // by user id; guarded by mu
+	lists     map[string]*envelope.DeviceList // verified device lists by user id; guarded by mu
+	ownListAt time.Time                       // when the own list in lists was fetched; guarded by mu
+	cursor    uint64                          // last handled mailbox seq; guarded by mu
+	conn      *conn                           // the live connection, nil when none; guarded by mu
+	connCh    chan struct{}                   // closed when conn is set; guarded by mu
+	running   bool                            // Run is active; guarded by mu
+	runErr    error                           // why Run stopped, if the session ended; guarded by mu
 }
 
 // New returns a Client for cfg. It does no I/O.
@@ -147,9 +169,15 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub := cfg.Keys.Public()
-	if err := pub.Validate(); err != nil || cfg.Keys.Kex == nil {
-		return nil, fmt.Errorf("client: config needs valid Keys: %w", envelope.ErrKey)
+	if err := cfg.Keys.validate(); err != nil {
+		return nil, fmt.Errorf("client: config needs valid Keys: %w", err)
+	}
+	if cfg.Keys.Primary() {
+		cfg.IdentityKey = cfg.Keys.IdentityPublic()
+	}
+	pk, err := loadPrekeys(cfg.Prekeys)
+	if err != nil {
+		return nil, fmt.Errorf("client: config Prekeys: %w", err)
 	}
 	if cfg.DeviceName == "" {
 		cfg.DeviceName = DefaultDeviceName
@@ -171,9 +199,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		api: api{base: u, http: cfg.HTTPClient}, cfg: cfg, log: cfg.Logger, store: cfg.Storage,
-		keys: cfg.Keys, pub: pub,
+		keys: cfg.Keys, ik: cfg.IdentityKey, pk: pk,
 		userID: cfg.UserID, handle: cfg.Handle, session: cfg.Session, cursor: cfg.Cursor,
-		peers: map[string]Peer{}, connCh: make(chan struct{}),
+		peers: map[string]Peer{}, lists: map[string]*envelope.DeviceList{}, connCh: make(chan struct{}),
 	}
 	for _, p := range cfg.Peers {
 		c.peers[p.UserID] = p
@@ -195,22 +223,38 @@ func parseServer(s string) (*url.URL, error) {
 
 // Identity is who a Client is.
 type Identity struct {
-	UserID      string
-	Handle      string
-	DeviceID    string // "" until logged in
-	Fingerprint string // of the user's public keys
+	UserID   string
+	Handle   string
+	DeviceID string // derived from the device key
+	// Fingerprint is of the account's identity key as this device trusts
+	// it; "" while unknown.
+	Fingerprint string
+	// Primary reports whether this device holds the identity key.
+	Primary bool
 }
 
-// Identity returns the user's id, handle, current device and fingerprint.
+// Identity returns the user's id, handle, device and fingerprint.
 func (c *Client) Identity() Identity {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Identity{UserID: c.userID, Handle: c.handle, DeviceID: c.session.DeviceID, Fingerprint: envelope.Fingerprint(c.pub)}
+	id := Identity{UserID: c.userID, Handle: c.handle, DeviceID: c.keys.DeviceID(), Primary: c.keys.Primary()}
+	if c.ik != nil {
+		id.Fingerprint = envelope.IdentityFingerprint(c.ik)
+	}
+	return id
 }
 
-// Keys returns the user's private identity keys, to store them (Dir does).
-// They must never be logged or sent anywhere but to a device being linked.
-func (c *Client) Keys() envelope.Keys { return c.keys }
+// Keys returns the device's private keys, to store them (Dir does). They
+// must never be logged or sent anywhere.
+func (c *Client) Keys() Keys { return c.keys }
+
+// IdentityKey returns the account's identity public key as this device
+// trusts it, nil while unknown.
+func (c *Client) IdentityKey() ed25519.PublicKey {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ik
+}
 
 // Cursor returns the last mailbox sequence the Handler has handled.
 func (c *Client) Cursor() uint64 {
@@ -238,3 +282,5 @@ func (m *memoryStorage) UpdateSession(fn func(schema.Session) (schema.Session, e
 
 func (m *memoryStorage) SaveCursor(uint64) error { return nil }
 func (m *memoryStorage) SavePeers([]Peer) error  { return nil }
+
+func (m *memoryStorage) SavePrekeys(PrekeyState) error { return nil }

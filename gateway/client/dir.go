@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,11 +24,14 @@ var errMissing = errors.New("file does not exist")
 // Dir keeps one device's state in a directory (mode 0700), one file each,
 // every file mode 0600 and replaced atomically:
 //
-//	identity.json  user id, handle and the private identity keys
+//	identity.json  user id, handle, the device key, and the identity key
+//	               (private on the primary, public elsewhere)
 //	device         this device's name
 //	session.json   this device's session (refresh token included)
 //	cursor         the last handled mailbox sequence, in decimal
-//	peers.json     friends' pinned public keys
+//	peers.json     friends' pinned identity keys
+//	prekeys.json   the device's prekey private keys (rewritten as they are
+//	               deleted: forward secrecy depends on it)
 //	lock           taken (flock) around session refreshes
 //
 // It implements Storage. Several processes may share one Dir: refreshes are
@@ -43,6 +47,7 @@ const (
 	sessionFile  = "session.json"
 	cursorFile   = "cursor"
 	peersFile    = "peers.json"
+	prekeysFile  = "prekeys.json"
 	lockFile     = "lock"
 )
 
@@ -67,35 +72,74 @@ func OpenDir(path string) (*Dir, error) {
 // Path returns the directory's path.
 func (d *Dir) Path() string { return d.path }
 
-// identityJSON is identity.json.
+// identityJSON is identity.json. SignSeed and KexPrivate are a home from
+// before identity v2: its signing key becomes the identity key.
 type identityJSON struct {
-	UserID     string `json:"user_id"`
-	Handle     string `json:"handle"`
-	SignSeed   string `json:"sign_seed"`   // Ed25519 seed, base64url
-	KexPrivate string `json:"kex_private"` // X25519 private key, base64url
+	UserID       string `json:"user_id"`
+	Handle       string `json:"handle"`
+	DeviceSeed   string `json:"device_seed,omitempty"`   // Ed25519 seed, base64url
+	IdentitySeed string `json:"identity_seed,omitempty"` // Ed25519 seed, base64url; primary only
+	IdentityKey  string `json:"identity_key,omitempty"`  // Ed25519 public key, base64url
+	SignSeed     string `json:"sign_seed,omitempty"`
+	KexPrivate   string `json:"kex_private,omitempty"`
 }
 
-// SaveIdentity stores the user's identity and private keys, replacing any.
-func (d *Dir) SaveIdentity(userID, handle string, keys envelope.Keys) error {
-	return d.writeJSON(identityFile, identityJSON{
-		UserID: userID, Handle: handle,
-		SignSeed: b64.EncodeToString(keys.Sign.Seed()), KexPrivate: b64.EncodeToString(keys.Kex.Bytes()),
-	})
+// SaveIdentity stores the user's identity and the device's private keys,
+// replacing any. ik is the account's identity public key as this device
+// trusts it (nil: unknown yet; on the primary it is keys.Identity's).
+func (d *Dir) SaveIdentity(userID, handle string, keys Keys, ik ed25519.PublicKey) error {
+	id := identityJSON{UserID: userID, Handle: handle, DeviceSeed: b64.EncodeToString(keys.Device.Seed())}
+	if keys.Primary() {
+		id.IdentitySeed, ik = b64.EncodeToString(keys.Identity.Seed()), keys.IdentityPublic()
+	}
+	if ik != nil {
+		id.IdentityKey = b64.EncodeToString(ik)
+	}
+	return d.writeJSON(identityFile, id)
 }
 
-// LoadIdentity returns the stored identity. Errors: ErrNoIdentity.
-func (d *Dir) LoadIdentity() (userID, handle string, keys envelope.Keys, err error) {
+// LoadIdentity returns the stored identity. A home from before identity
+// v2 is converted once: its signing key becomes the identity key and a new
+// device key is made and stored. Errors: ErrNoIdentity.
+func (d *Dir) LoadIdentity() (userID, handle string, keys Keys, ik ed25519.PublicKey, err error) {
 	var id identityJSON
 	if err := d.readJSON(identityFile, &id); errors.Is(err, errMissing) {
-		return "", "", envelope.Keys{}, ErrNoIdentity
+		return "", "", Keys{}, nil, ErrNoIdentity
 	} else if err != nil {
-		return "", "", envelope.Keys{}, err
+		return "", "", Keys{}, nil, err
 	}
-	keys, err = decodePrivateKeys(id.SignSeed, id.KexPrivate)
-	if err != nil {
-		return "", "", envelope.Keys{}, fmt.Errorf("read %s: %w", identityFile, err)
+	if id.SignSeed != "" && id.DeviceSeed == "" {
+		if keys, err = NewKeys(false); err != nil {
+			return "", "", Keys{}, nil, err
+		}
+		id.IdentitySeed, id.SignSeed, id.KexPrivate = id.SignSeed, "", ""
+		id.DeviceSeed = b64.EncodeToString(keys.Device.Seed())
+		if err := d.writeJSON(identityFile, id); err != nil {
+			return "", "", Keys{}, nil, err
+		}
 	}
-	return id.UserID, id.Handle, keys, nil
+	if keys.Device, err = decodeSeed(id.DeviceSeed); err != nil {
+		return "", "", Keys{}, nil, fmt.Errorf("read %s: device key: %w", identityFile, err)
+	}
+	if id.IdentitySeed != "" {
+		if keys.Identity, err = decodeSeed(id.IdentitySeed); err != nil {
+			return "", "", Keys{}, nil, fmt.Errorf("read %s: identity key: %w", identityFile, err)
+		}
+		ik = keys.IdentityPublic()
+	} else if id.IdentityKey != "" {
+		if ik, err = envelope.DecodeKey(id.IdentityKey, envelope.SignKeySize); err != nil {
+			return "", "", Keys{}, nil, fmt.Errorf("read %s: %w", identityFile, err)
+		}
+	}
+	return id.UserID, id.Handle, keys, ik, nil
+}
+
+func decodeSeed(s string) (ed25519.PrivateKey, error) {
+	seed, err := b64.DecodeString(s)
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("seed must be %d bytes of base64url: %w", ed25519.SeedSize, envelope.ErrKey)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 // RemoveIdentity deletes the stored identity (after a registration the
@@ -128,8 +172,12 @@ func (d *Dir) SetDeviceName(name string) error {
 // Config returns a Client config for server from what the Dir holds, with
 // the Dir as Storage. Errors: ErrNoIdentity.
 func (d *Dir) Config(server string) (Config, error) {
-	userID, handle, keys, err := d.LoadIdentity()
+	userID, handle, keys, ik, err := d.LoadIdentity()
 	if err != nil {
+		return Config{}, err
+	}
+	var pre PrekeyState
+	if err := d.readJSON(prekeysFile, &pre); err != nil && !errors.Is(err, errMissing) {
 		return Config{}, err
 	}
 	var s schema.Session
@@ -149,7 +197,7 @@ func (d *Dir) Config(server string) (Config, error) {
 		return Config{}, err
 	}
 	return Config{
-		Server: server, Keys: keys, Handle: handle, UserID: userID, DeviceName: name,
+		Server: server, Keys: keys, IdentityKey: ik, Prekeys: pre, Handle: handle, UserID: userID, DeviceName: name,
 		Session: s, Cursor: cursor, Peers: peers, Storage: d,
 	}, nil
 }
@@ -192,6 +240,10 @@ func (d *Dir) SaveCursor(seq uint64) error {
 
 // SavePeers implements Storage.
 func (d *Dir) SavePeers(peers []Peer) error { return d.writeJSON(peersFile, peers) }
+
+// SavePrekeys implements Storage. The file is replaced by rename; the old
+// one's blocks are freed, not overwritten (see docs/cli.md on disks).
+func (d *Dir) SavePrekeys(st PrekeyState) error { return d.writeJSON(prekeysFile, st) }
 
 func (d *Dir) readJSON(name string, v any) error {
 	b, err := os.ReadFile(filepath.Join(d.path, name))

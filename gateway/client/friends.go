@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,59 +11,90 @@ import (
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
-// Peer is another user whose public keys this device has pinned: learned
-// from the friend list, a friend request result, a key lookup or a
-// friend_keys_changed event, checked against the server's fingerprint, and
-// kept after the friendship ends so older messages still verify.
+// Peer is another user whose identity key this device has pinned: learned
+// the first time from the friend list, a friend request result, a key
+// lookup or a friend event (trust on first use), checked against the
+// fingerprint the server sent with it, and kept after the friendship ends
+// so older messages still verify. Device lists and prekeys are believed
+// only when the pinned key signed them.
 type Peer struct {
 	UserID      string `json:"user_id"`
 	Handle      string `json:"handle"`
-	SignKey     string `json:"sign_key"`
-	KexKey      string `json:"kex_key"`
+	IK          string `json:"ik"`
 	Fingerprint string `json:"fingerprint"`
-	// KeyChanged is set when the server presented keys other than the
-	// pinned ones; the new keys replace them (messages are sealed to and
-	// verified with them) and PreviousFingerprint keeps the old fingerprint.
-	// The user should compare safety numbers, then call ConfirmKey.
-	KeyChanged          bool   `json:"key_changed,omitempty"`
-	PreviousFingerprint string `json:"previous_fingerprint,omitempty"`
+	// ListVersion is the highest device list version seen for the peer; a
+	// lower one later is a rollback and is refused.
+	ListVersion int64 `json:"list_version,omitempty"`
+	// KeyChanged is set when the server presented another identity key
+	// (NewIK, NewFingerprint) than the pinned one. The pin stays; nothing is
+	// sealed to the peer (untrusted_keys) until the user compares the
+	// safety number and calls AcceptKey.
+	KeyChanged     bool   `json:"key_changed,omitempty"`
+	NewIK          string `json:"new_ik,omitempty"`
+	NewFingerprint string `json:"new_fingerprint,omitempty"`
 }
 
 // Friend is a friend as the server lists it, with the device's verdict on
 // the friend's keys.
 type Friend struct {
 	schema.Friend
-	// KeyChanged and PreviousFingerprint are the pinned Peer's.
-	KeyChanged          bool
-	PreviousFingerprint string
+	// KeyChanged is the pinned Peer's: the served key is not the pinned one.
+	KeyChanged bool
 }
 
-// publicKeys returns p's keys; they were validated when pinned.
-func (p Peer) publicKeys() envelope.PublicKeys {
-	s, _ := envelope.DecodeKey(p.SignKey, envelope.SignKeySize)
-	k, _ := envelope.DecodeKey(p.KexKey, envelope.KexKeySize)
-	return envelope.PublicKeys{Sign: s, Kex: k}
+// identityKey returns p's pinned identity key; validated when pinned.
+func (p Peer) identityKey() ed25519.PublicKey {
+	k, _ := envelope.DecodeKey(p.IK, envelope.SignKeySize)
+	return k
 }
 
-// SafetyNumber returns the number to compare with p in person: both users'
-// fingerprints, sorted and joined (docs/envelope.md).
+// SafetyNumber returns the number to compare with p in person: both
+// identity keys' fingerprints, sorted and joined (docs/envelope.md). For a
+// peer whose key changed it is the number with the new key, the one to
+// check before AcceptKey. "" while this device's own identity key is
+// unknown.
 func (c *Client) SafetyNumber(p Peer) string {
-	return envelope.SafetyNumber(c.pub, p.publicKeys())
+	own := c.IdentityKey()
+	if own == nil {
+		return ""
+	}
+	k := p.identityKey()
+	if p.KeyChanged {
+		k, _ = envelope.DecodeKey(p.NewIK, envelope.SignKeySize)
+	}
+	return envelope.IdentitySafetyNumber(own, k)
 }
 
-// pin checks the keys the server presented for a user and remembers them,
-// flagging a change from the pinned ones. It returns the pinned Peer.
-func (c *Client) pin(userID, handle, sign, kex, fingerprint string) (Peer, error) {
-	if _, err := publicKeys(sign, kex, fingerprint); err != nil {
+// checkIK decodes an identity key from the API and checks the fingerprint
+// the server sent with it.
+func checkIK(ik, fingerprint string) error {
+	k, err := envelope.DecodeKey(ik, envelope.SignKeySize)
+	if err != nil {
+		return fmt.Errorf("server sent a bad identity key: %w", err)
+	}
+	if envelope.IdentityFingerprint(k) != fingerprint {
+		return ErrFingerprint
+	}
+	return nil
+}
+
+// pin checks the identity key the server presented for a user and pins it
+// if the user is new; for a pinned user a different key is flagged, never
+// adopted. It returns the pinned Peer.
+func (c *Client) pin(userID, handle, ik, fingerprint string) (Peer, error) {
+	if err := checkIK(ik, fingerprint); err != nil {
 		return Peer{}, fmt.Errorf("keys of %s: %w", handle, err)
 	}
 	c.mu.Lock()
 	old, known := c.peers[userID]
-	p := Peer{UserID: userID, Handle: handle, SignKey: sign, KexKey: kex, Fingerprint: fingerprint}
+	p := Peer{UserID: userID, Handle: handle, IK: ik, Fingerprint: fingerprint}
 	if known {
-		p.KeyChanged, p.PreviousFingerprint = old.KeyChanged, old.PreviousFingerprint
-		if old.SignKey != sign || old.KexKey != kex {
-			p.KeyChanged, p.PreviousFingerprint = true, old.Fingerprint
+		p = old
+		p.Handle = handle
+		if ik != old.IK {
+			p.KeyChanged, p.NewIK, p.NewFingerprint = true, ik, fingerprint
+		} else {
+			p.KeyChanged, p.NewIK, p.NewFingerprint = false, "", ""
 		}
 	}
 	changed := !known || p != old
@@ -72,14 +104,23 @@ func (c *Client) pin(userID, handle, sign, kex, fingerprint string) (Peer, error
 	all := c.peerList()
 	c.mu.Unlock()
 	if changed {
-		if p.KeyChanged && (!known || !old.KeyChanged || old.Fingerprint != fingerprint) {
-			c.log.Warn("a friend's keys changed", "user_id", userID)
+		if p.KeyChanged && !old.KeyChanged {
+			c.log.Warn("a friend's identity key changed", "user_id", userID)
 		}
 		if err := c.store.SavePeers(all); err != nil {
 			return p, fmt.Errorf("save peers: %w", err)
 		}
 	}
 	return p, nil
+}
+
+// updatePeer stores p as pinned.
+func (c *Client) updatePeer(p Peer) error {
+	c.mu.Lock()
+	c.peers[p.UserID] = p
+	all := c.peerList()
+	c.mu.Unlock()
+	return c.store.SavePeers(all)
 }
 
 // peerList returns the peers sorted by handle. c.mu must be held.
@@ -115,44 +156,47 @@ func (c *Client) Peer(idOrHandle string) (Peer, bool) {
 	return Peer{}, false
 }
 
-// ConfirmKey clears the KeyChanged flag of a pinned peer, after the user
-// has compared safety numbers. Errors: ErrUnknownPeer.
-func (c *Client) ConfirmKey(idOrHandle string) error {
+// AcceptKey trusts the identity key the server now presents for a pinned
+// peer whose key changed, after the user has compared the safety number:
+// it becomes the pin, and sending works again. Errors: ErrUnknownPeer.
+func (c *Client) AcceptKey(idOrHandle string) (Peer, error) {
 	p, ok := c.Peer(idOrHandle)
 	if !ok {
-		return fmt.Errorf("confirm key of %s: %w", idOrHandle, ErrUnknownPeer)
+		return Peer{}, fmt.Errorf("accept key of %s: %w", idOrHandle, ErrUnknownPeer)
 	}
+	if !p.KeyChanged {
+		return p, nil
+	}
+	p = Peer{UserID: p.UserID, Handle: p.Handle, IK: p.NewIK, Fingerprint: p.NewFingerprint}
 	c.mu.Lock()
-	p.KeyChanged, p.PreviousFingerprint = false, ""
-	c.peers[p.UserID] = p
-	all := c.peerList()
+	delete(c.lists, p.UserID)
 	c.mu.Unlock()
-	return c.store.SavePeers(all)
+	return p, c.updatePeer(p)
 }
 
-// Lookup returns handle's public keys, verified against the server's
-// fingerprint. For a pinned peer the pin is updated and a change flagged.
-// Errors: invalid_handle, not_found, ErrFingerprint.
+// Lookup returns handle's identity key, verified against the server's
+// fingerprint. For a pinned peer the pinned Peer is returned, with a
+// changed key flagged. Errors: invalid_handle, not_found, ErrFingerprint.
 func (c *Client) Lookup(ctx context.Context, handle string) (Peer, error) {
 	var u schema.User
 	if err := c.do(ctx, "look up user", call{method: "GET", path: "/v1/users/" + pathEscape(handle), out: &u, auth: withToken}); err != nil {
 		return Peer{}, err
 	}
 	if _, pinned := c.Peer(u.UserID); pinned {
-		return c.pin(u.UserID, u.Handle, u.SignKey, u.KexKey, u.Fingerprint)
+		return c.pin(u.UserID, u.Handle, u.IK, u.Fingerprint)
 	}
-	if _, err := publicKeys(u.SignKey, u.KexKey, u.Fingerprint); err != nil {
+	if err := checkIK(u.IK, u.Fingerprint); err != nil {
 		return Peer{}, fmt.Errorf("look up user: keys of %s: %w", u.Handle, err)
 	}
-	return Peer{UserID: u.UserID, Handle: u.Handle, SignKey: u.SignKey, KexKey: u.KexKey, Fingerprint: u.Fingerprint}, nil
+	return Peer{UserID: u.UserID, Handle: u.Handle, IK: u.IK, Fingerprint: u.Fingerprint}, nil
 }
 
 func (c *Client) pinFriend(f schema.Friend) (Friend, error) {
-	p, err := c.pin(f.UserID, f.Handle, f.SignKey, f.KexKey, f.Fingerprint)
+	p, err := c.pin(f.UserID, f.Handle, f.IK, f.Fingerprint)
 	if err != nil {
 		return Friend{}, err
 	}
-	return Friend{Friend: f, KeyChanged: p.KeyChanged, PreviousFingerprint: p.PreviousFingerprint}, nil
+	return Friend{Friend: f, KeyChanged: p.KeyChanged}, nil
 }
 
 // Friends lists the user's friends, oldest friendship first, pinning their

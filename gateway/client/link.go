@@ -19,10 +19,12 @@ import (
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
-// Device linking (docs/api.md, "Device linking"): a new device starts a
-// link with an ephemeral X25519 key and shows its code; a logged-in device
-// of the user approves the code, sealing the identity keys to that key; the
-// new device fetches and opens them, then logs in as a device of the user.
+// Device linking (docs/api.md, "Device linking"; docs/envelope.md, "Link a
+// device"): a new device starts a link with an ephemeral X25519 key and its
+// own device key and shows the code that commits to both; the primary
+// device approves the code, which adds the device key to the signed device
+// list and seals who the user is to the ephemeral key; the new device
+// fetches that, checks it is listed, and logs in. No private key moves.
 
 // LinkConfig configures StartLink on a new device.
 type LinkConfig struct {
@@ -32,6 +34,8 @@ type LinkConfig struct {
 	HTTPClient *http.Client
 	// PollInterval is the delay between polls for the approval; default 1s.
 	PollInterval time.Duration
+	// Keys are the new device's keys (NewKeys(false)); required.
+	Keys Keys
 }
 
 // PendingLink is a link request started on a new device and not yet
@@ -40,6 +44,7 @@ type PendingLink struct {
 	api    api
 	poll   time.Duration
 	priv   *ecdh.PrivateKey
+	keys   Keys
 	code   string // canonical
 	secret string
 	// ExpiresAt is when the request lapses (ten minutes after StartLink).
@@ -50,12 +55,15 @@ type PendingLink struct {
 // to the device's ephemeral public key.
 func (l *PendingLink) Code() string { return schema.FormatLinkCode(l.code) }
 
-// Linked is what a new device receives from an approved link: the user and
-// the identity keys. Build a Client with them and Login.
+// Linked is what a new device learns from an approved link: the user, and
+// the account's identity key from the device list that now names this
+// device (trusted on first use; compare its fingerprint with the primary's).
+// Build a Client with them and the device's Keys, and Login.
 type Linked struct {
-	UserID string
-	Handle string
-	Keys   envelope.Keys
+	UserID      string
+	Handle      string
+	Keys        Keys
+	IdentityKey ed25519.PublicKey
 }
 
 // StartLink makes an ephemeral key pair and asks the server for a link
@@ -72,28 +80,34 @@ func StartLink(ctx context.Context, cfg LinkConfig) (*PendingLink, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
+	if err := cfg.Keys.validate(); err != nil {
+		return nil, fmt.Errorf("start link: %w", err)
+	}
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("start link: %w", err)
 	}
-	l := &PendingLink{api: api{base: u, http: cfg.HTTPClient}, poll: cfg.PollInterval, priv: priv}
+	l := &PendingLink{api: api{base: u, http: cfg.HTTPClient}, poll: cfg.PollInterval, priv: priv, keys: cfg.Keys}
 	var created schema.LinkCreated
+	dk := cfg.Keys.DevicePublic()
 	err = l.api.roundTrip(ctx, call{method: "POST", path: "/v1/link",
-		body: schema.LinkRequest{PublicKey: envelope.EncodeKey(priv.PublicKey().Bytes())}, out: &created}, "")
+		body: schema.LinkRequest{PublicKey: envelope.EncodeKey(priv.PublicKey().Bytes()), DeviceKey: envelope.EncodeKey(dk)}, out: &created}, "")
 	if err != nil {
 		return nil, fmt.Errorf("start link: %w", err)
 	}
-	if created.Code != schema.LinkCode(priv.PublicKey().Bytes()) {
+	if created.Code != schema.LinkCode(priv.PublicKey().Bytes(), dk) {
 		return nil, fmt.Errorf("start link: server's code is not the key's: %w", ErrLinkMismatch)
 	}
 	l.code, l.secret, l.ExpiresAt = created.Code, created.Secret, created.ExpiresAt
 	return l, nil
 }
 
-// Wait polls until a device of the user approves the link, then opens the
-// sealed keys and returns them. It stops when ctx ends. Errors:
-// link_expired (not approved in time), not_found, ErrBadMessage (the bundle
-// does not open: it was not sealed to this device's key).
+// Wait polls until the user's primary device approves the link, opens the
+// sealed answer, and checks that the account's device list names this
+// device. It stops when ctx ends. Errors: link_expired (not approved in
+// time), not_found, ErrBadMessage (the bundle does not open: it was not
+// sealed to this device's key), untrusted_keys (the list does not name
+// this device or does not verify).
 func (l *PendingLink) Wait(ctx context.Context) (Linked, error) {
 	for {
 		var st schema.LinkStatus
@@ -109,6 +123,10 @@ func (l *PendingLink) Wait(ctx context.Context) (Linked, error) {
 			if linked.UserID != st.UserID || linked.Handle != st.Handle {
 				return Linked{}, fmt.Errorf("open link bundle: %w: keys are for another user than the approver", ErrBadMessage)
 			}
+			linked.Keys = l.keys
+			if linked.IdentityKey, err = l.listedIdentity(ctx, linked.UserID); err != nil {
+				return Linked{}, fmt.Errorf("wait for link approval: %w", err)
+			}
 			return linked, nil
 		}
 		if !sleepCtx(ctx, l.poll) {
@@ -117,12 +135,34 @@ func (l *PendingLink) Wait(ctx context.Context) (Linked, error) {
 	}
 }
 
-// ApproveLink sends the user's identity keys to the new device showing
-// code, sealed to that device's ephemeral key. It first checks that the key
-// the server hands out hashes to code, so a server cannot slip in a key of
-// its own. Errors: ErrLinkMismatch, not_found (no such pending link),
-// link_expired.
+// listedIdentity fetches userID's device list and returns the identity key
+// that signed it, once it names this device.
+func (l *PendingLink) listedIdentity(ctx context.Context, userID string) (ed25519.PublicKey, error) {
+	var r schema.DeviceListRequest
+	if err := l.api.roundTrip(ctx, call{method: "GET", path: "/v1/devicelist/" + pathEscape(userID), out: &r}, ""); err != nil {
+		return nil, err
+	}
+	dl, err := envelope.ParseDeviceList(r.List)
+	if err == nil {
+		err = dl.Verify()
+	}
+	if err != nil || dl.UserID != userID || !dl.Has(l.keys.DevicePublic()) {
+		return nil, schema.Errorf(schema.CodeUntrustedKeys, "the account's device list does not name this device")
+	}
+	return dl.IK, nil
+}
+
+// ApproveLink adds the new device showing code to the account: it checks
+// that the keys the server hands out hash to code (so a server cannot slip
+// in a key of its own), publishes a device list with the new device's key
+// signed by the identity key, and seals who the user is to the device's
+// ephemeral key. Only the primary device can. Errors: ErrNotPrimary,
+// ErrLinkMismatch, not_found (no such pending link), link_expired,
+// device_limit, device_revoked (the key was revoked before).
 func (c *Client) ApproveLink(ctx context.Context, code string) error {
+	if !c.keys.Primary() {
+		return fmt.Errorf("approve link: %w", ErrNotPrimary)
+	}
 	canon, ok := schema.NormalizeLinkCode(code)
 	if !ok {
 		return fmt.Errorf("approve link: %w", schema.Errorf(schema.CodeNotFound, "a link code is 10 letters and digits, like ABCDE-FGHIJ"))
@@ -131,16 +171,16 @@ func (c *Client) ApproveLink(ctx context.Context, code string) error {
 	if err := c.do(ctx, "approve link", call{method: "GET", path: "/v1/link/" + canon, out: &info, auth: withToken}); err != nil {
 		return err
 	}
-	pub, err := envelope.DecodeKey(info.PublicKey, envelope.KexKeySize)
-	if err != nil || info.Code != canon || schema.LinkCode(pub) != canon {
+	pub, err1 := envelope.DecodeKey(info.PublicKey, envelope.KexKeySize)
+	dk, err2 := envelope.DecodeKey(info.DeviceKey, envelope.SignKeySize)
+	if err1 != nil || err2 != nil || info.Code != canon || schema.LinkCode(pub, dk) != canon {
 		return fmt.Errorf("approve link %s: %w", schema.FormatLinkCode(canon), ErrLinkMismatch)
 	}
-	me := c.Identity()
-	keys := schema.LinkKeys{
-		V: 1, UserID: me.UserID, Handle: me.Handle,
-		SignSeed: b64.EncodeToString(c.keys.Sign.Seed()), KexPrivate: b64.EncodeToString(c.keys.Kex.Bytes()),
+	if err := c.updateOwnList(ctx, addKey(dk)); err != nil {
+		return fmt.Errorf("approve link: %w", err)
 	}
-	plain, _ := json.Marshal(keys)
+	me := c.Identity()
+	plain, _ := json.Marshal(schema.LinkKeys{V: 2, UserID: me.UserID, Handle: me.Handle})
 	bundle, err := sealBundle(pub, plain)
 	if err != nil {
 		return fmt.Errorf("approve link: %w", err)
@@ -216,44 +256,22 @@ func openBundle(priv *ecdh.PrivateKey, b schema.SealedBundle) (Linked, error) {
 		return Linked{}, fmt.Errorf("%w: the bundle was not sealed to this device", ErrBadMessage)
 	}
 	var k schema.LinkKeys
-	if err := json.Unmarshal(plain, &k); err != nil || k.V != 1 {
+	if err := json.Unmarshal(plain, &k); err != nil || k.V != 2 {
 		return Linked{}, fmt.Errorf("%w: unknown bundle format", ErrBadMessage)
 	}
-	keys, err := decodePrivateKeys(k.SignSeed, k.KexPrivate)
-	if err != nil {
-		return Linked{}, fmt.Errorf("%w: %w", ErrBadMessage, err)
-	}
-	return Linked{UserID: k.UserID, Handle: k.Handle, Keys: keys}, nil
+	return Linked{UserID: k.UserID, Handle: k.Handle}, nil
 }
 
-// decodePrivateKeys rebuilds identity keys from a base64url Ed25519 seed and
-// X25519 private key.
-func decodePrivateKeys(signSeed, kexPrivate string) (envelope.Keys, error) {
-	seed, err := b64.DecodeString(signSeed)
-	if err != nil || len(seed) != ed25519.SeedSize {
-		return envelope.Keys{}, fmt.Errorf("signing seed must be %d bytes of base64url: %w", ed25519.SeedSize, envelope.ErrKey)
-	}
-	kb, err := b64.DecodeString(kexPrivate)
-	if err != nil {
-		return envelope.Keys{}, fmt.Errorf("key-exchange key is not base64url: %w", envelope.ErrKey)
-	}
-	kex, err := ecdh.X25519().NewPrivateKey(kb)
-	if err != nil {
-		return envelope.Keys{}, fmt.Errorf("key-exchange key: %w", envelope.ErrKey)
-	}
-	return envelope.Keys{Sign: ed25519.NewKeyFromSeed(seed), Kex: kex}, nil
-}
-
-// CheckKeys verifies that the server lists this Client's public keys for
-// its handle (after a link, for example). Errors: ErrFingerprint.
+// CheckKeys verifies that the server's device list for this user is signed
+// by the identity key this device trusts and names this device. Errors:
+// untrusted_keys, ErrFingerprint.
 func (c *Client) CheckKeys(ctx context.Context) error {
-	me := c.Identity()
-	var u schema.User
-	if err := c.do(ctx, "check keys", call{method: "GET", path: "/v1/users/" + pathEscape(me.Handle), out: &u, auth: withToken}); err != nil {
-		return err
-	}
-	if err := checkUser(u, c.pub); err != nil {
+	l, err := c.ownList(ctx, true)
+	if err != nil {
 		return fmt.Errorf("check keys: %w", err)
+	}
+	if !l.Has(c.keys.DevicePublic()) {
+		return fmt.Errorf("check keys: %w", schema.Errorf(schema.CodeUntrustedKeys, "the account's device list does not name this device"))
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,34 +57,50 @@ func decodeText(b []byte) string {
 	return strings.ToValidUTF8(string(b), string(utf8.RuneError))
 }
 
-// open verifies and decrypts a msg frame.
+// open verifies and decrypts a msg frame with this device's prekeys.
 func (c *Client) open(ctx context.Context, f *schema.MsgFrame) Message {
 	m := Message{Seq: f.Seq, ID: f.MsgID, From: f.From, To: f.To, Self: f.Self, SentAt: f.SentAt}
 	me := c.Identity()
 	m.FromHandle, m.ToHandle = c.handleOf(f.From, me), c.handleOf(f.To, me)
-	var sign ed25519.PublicKey
-	if f.From == me.UserID {
-		sign = c.pub.Sign
-	} else {
-		p, err := c.peerByID(ctx, f.From)
-		if err != nil {
-			m.Err = fmt.Errorf("%w: sender's keys: %w", ErrBadMessage, err)
-			return m
-		}
-		m.FromHandle = p.Handle
-		sign = p.publicKeys().Sign
-	}
-	h, pt, err := envelope.Open(f.Envelope, c.keys, sign)
+	pt, err := c.openEnvelope(ctx, f, me)
 	if err != nil {
-		m.Err = fmt.Errorf("%w: %w", ErrBadMessage, err)
-		return m
-	}
-	if h.From != f.From || h.To != f.To || h.MsgID != f.MsgID {
-		m.Err = fmt.Errorf("%w: signed header names other users or id than the server", ErrBadMessage)
+		m.Err = err
 		return m
 	}
 	m.Text = decodeText(pt)
 	return m
+}
+
+func (c *Client) openEnvelope(ctx context.Context, f *schema.MsgFrame, me Identity) ([]byte, error) {
+	e, err := envelope.ParseV2(f.Envelope)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadMessage, err)
+	}
+	h := e.Header()
+	if h.From != f.From || h.To != f.To || h.MsgID != f.MsgID {
+		return nil, fmt.Errorf("%w: signed header names other users or id than the server", ErrBadMessage)
+	}
+	if h.FromDevice == me.DeviceID {
+		return nil, ErrSentHere
+	}
+	w, ok := e.WrapFor(me.DeviceID)
+	if !ok {
+		return nil, fmt.Errorf("%w: not sealed for this device (sent before it was linked?)", ErrBadMessage)
+	}
+	key, err := c.deviceKey(ctx, h.From, h.FromDevice)
+	if err != nil {
+		return nil, fmt.Errorf("%w: sending device: %w", ErrBadMessage, err)
+	}
+	spk, opk, ok := c.pk.find(w)
+	if !ok {
+		return nil, fmt.Errorf("%w: the prekey it was sealed to is gone (burned or expired)", ErrBadMessage)
+	}
+	pt, err := e.Open(me.DeviceID, key, spk, opk)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadMessage, err)
+	}
+	c.usedOPK(w, f.Seq)
+	return pt, nil
 }
 
 // handleOf returns the handle of a user id: the user's own or a pinned peer's.
@@ -116,15 +131,20 @@ type Sent struct {
 // seconds (docs/protocol.md); past that a retry could store it twice.
 const dedupWindow = 25 * time.Second
 
-// Send seals text to handle's keys (and the user's own, for their other
-// devices) and stores it. It returns once the server acknowledged both
-// copies. If the connection drops before the answer, the same envelope is
-// sent again on the next connection (the server drops the repeat by its
-// message id) for up to 25 seconds. Send needs Run to be active and waits
-// for its connection until ctx ends (or fails with Run's error if the
-// session ended, token_revoked for example). Errors: not_friend, refused,
-// mailbox_full, rate_limited, message_too_large, not_found (no such
-// handle), unavailable.
+// Send seals text for every listed device of handle and every other listed
+// device of the user, and stores it. Before sealing it claims both users'
+// prekey bundles and verifies them against the pinned identity keys: if
+// handle's identity key changed, or a list or prekey is not signed by the
+// pinned key, nothing is sealed and the error is untrusted_keys (compare
+// safety numbers, then AcceptKey). It returns once the server acknowledged
+// both copies. If the connection drops before the answer, the same
+// envelope is sent again on the next connection (the server drops the
+// repeat by its message id) for up to 25 seconds. Send needs Run to be
+// active and waits for its connection until ctx ends (or fails with Run's
+// error if the session ended, token_revoked for example). Errors:
+// untrusted_keys, not_friend, refused, mailbox_full, rate_limited,
+// message_too_large, not_found (no such handle, or no device of it has
+// prekeys yet), unavailable.
 func (c *Client) Send(ctx context.Context, handle, text string) (Sent, error) {
 	me := c.Identity()
 	if me.UserID == "" {
@@ -134,13 +154,8 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Sent, error) {
 	if err != nil {
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}
-	mid := schema.NewID('m')
-	env, err := envelope.Seal(envelope.Header{From: me.UserID, To: p.UserID, MsgID: mid, SentAt: time.Now()},
-		c.keys, p.publicKeys(), encodeText(text))
+	env, mid, err := c.Seal(ctx, p, encodeText(text))
 	if err != nil {
-		if errors.Is(err, envelope.ErrTooLarge) {
-			return Sent{}, fmt.Errorf("send: %w", schema.Errorf(schema.CodeMessageTooLarge, "the text is over 64 KiB"))
-		}
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}
 	a, err := c.request(ctx, "send", time.Now().Add(dedupWindow), func(id string) any {
@@ -153,9 +168,39 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Sent, error) {
 	return Sent{ID: mid, Seq: s.Seq, PeerSeq: s.PeerSeq, Duplicate: s.Duplicate}, nil
 }
 
-// recipient returns the keys to seal to for handle: a pinned friend's, or,
-// for anyone else, the looked-up keys (the server then refuses the send
-// with not_friend, which is the answer the caller should see).
+// Seal claims the prekey bundles of p and of the user's other devices,
+// verifies them against the pinned identity keys and seals payload for
+// every device in them, as Send does; it returns the envelope and its
+// message id without sending it (for NATS-native senders and benchmarks).
+// Errors: untrusted_keys, not_found, message_too_large, and the claim's.
+func (c *Client) Seal(ctx context.Context, p Peer, payload []byte) (env []byte, mid string, err error) {
+	me := c.Identity()
+	if p.KeyChanged {
+		return nil, "", untrusted(p.Handle, errUntrusted)
+	}
+	targets, err := c.claim(ctx, p)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(targets) == 0 {
+		return nil, "", schema.Errorf(schema.CodeNotFound, p.Handle+" has no device ready to receive yet")
+	}
+	own, err := c.ownTargets(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	mid = schema.NewID('m')
+	h := envelope.HeaderV2{From: me.UserID, FromDevice: me.DeviceID, To: p.UserID, MsgID: mid, SentAt: time.Now()}
+	env, err = envelope.SealV2(h, c.keys.Device, append(targets, own...), payload)
+	if errors.Is(err, envelope.ErrTooLarge) {
+		return nil, "", schema.Errorf(schema.CodeMessageTooLarge, "the text is over 64 KiB")
+	}
+	return env, mid, err
+}
+
+// recipient returns the pinned peer for handle: a friend's, or, for anyone
+// else, the looked-up key (the server then refuses the send with
+// not_friend, which is the answer the caller should see).
 func (c *Client) recipient(ctx context.Context, handle string) (Peer, error) {
 	p, err := c.friendByHandle(ctx, handle)
 	if errors.Is(err, ErrUnknownPeer) {
@@ -168,10 +213,16 @@ func (c *Client) recipient(ctx context.Context, handle string) (Peer, error) {
 // Self copy): it is deleted with the sender's copy, and every device of
 // both users is told. Errors: unknown_message (never sent, burned already,
 // expired, or a Self copy).
+//
+// Once the burn is confirmed the one-time prekey the message was sealed to
+// is deleted from this device: nobody can open a kept copy of it any more.
 func (c *Client) Read(ctx context.Context, seq uint64) error {
 	_, err := c.request(ctx, "read", time.Time{}, func(id string) any {
 		return schema.ReadFrame{Type: schema.FrameRead, ID: id, Seq: seq}
 	})
+	if err == nil {
+		c.burned(seq)
+	}
 	return err
 }
 

@@ -131,6 +131,8 @@ func (c *Client) connection(ctx context.Context, h Handler) (synced bool, err er
 	defer c.clearConn(cn)
 	stopPing := c.pinger(cn)
 	defer stopPing()
+	stopMaintain := c.maintainer(ctx, cn)
+	defer stopMaintain()
 	d := dispatch{c: c, h: h, last: cursor, syncID: syncID}
 	for {
 		f, err := cn.next(ctx)
@@ -164,6 +166,35 @@ func (c *Client) pinger(cn *conn) (stop func()) {
 		}
 	}()
 	return func() { close(done); <-exited }
+}
+
+// maintainInterval is how often a connected device checks its prekeys: the
+// signed prekey is replaced at 50 minutes, so it is never over an hour old.
+const maintainInterval = 5 * time.Minute
+
+// maintainer runs MaintainPrekeys now and every maintainInterval while cn
+// is open. Failures are logged: the next run tries again.
+func (c *Client) maintainer(ctx context.Context, cn *conn) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(maintainInterval)
+		defer t.Stop()
+		for {
+			if err := c.MaintainPrekeys(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("maintain prekeys", "err", err)
+			}
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			case <-cn.done:
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-exited }
 }
 
 // dispatch is the Run goroutine's state for one connection.
@@ -243,12 +274,15 @@ func (c *Client) advance(seq uint64) {
 	}
 }
 
-// onEvent keeps pinned keys current from friend events.
+// onEvent keeps pinned keys current from friend events and deletes the
+// one-time prekey of a burned message.
 func (c *Client) onEvent(e schema.Event) {
 	switch e.Type {
+	case schema.EventBurned, schema.EventRecalled, schema.EventWithdrawn:
+		c.burned(e.Seq)
 	case schema.EventFriendAccepted, schema.EventFriendKeysChanged:
 		if p := e.Peer; p != nil {
-			if _, err := c.pin(p.UserID, p.Handle, p.SignKey, p.KexKey, p.Fingerprint); err != nil {
+			if _, err := c.pin(p.UserID, p.Handle, p.IK, p.Fingerprint); err != nil {
 				c.log.Warn("friend event with unusable keys", "user_id", p.UserID, "err", err)
 			}
 		}

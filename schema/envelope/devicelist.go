@@ -280,6 +280,9 @@ func (l *DeviceList) VerifyFor(userID string, ik ed25519.PublicKey) error {
 // MarshalJSON returns the canonical encoding of l.
 func (l *DeviceList) MarshalJSON() ([]byte, error) { return l.appendCanonical(nil), nil }
 
+// AppendCanonical appends the canonical encoding of l to dst.
+func (l *DeviceList) AppendCanonical(dst []byte) []byte { return l.appendCanonical(dst) }
+
 // signedBytes returns DL_INPUT (docs/envelope.md).
 func (l *DeviceList) signedBytes() []byte {
 	b := appendLP(nil, []byte(deviceListDomain))

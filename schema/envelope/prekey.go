@@ -137,6 +137,9 @@ func (p *Prekey) Verify(userID, deviceID string, deviceKey ed25519.PublicKey) er
 // MarshalJSON returns the canonical encoding of p.
 func (p *Prekey) MarshalJSON() ([]byte, error) { return p.appendCanonical(nil), nil }
 
+// AppendCanonical appends the canonical encoding of p to dst.
+func (p *Prekey) AppendCanonical(dst []byte) []byte { return p.appendCanonical(dst) }
+
 // signedBytes returns PK_INPUT (docs/envelope.md).
 func (p *Prekey) signedBytes(userID, deviceID string) []byte {
 	b := appendLP(nil, []byte(prekeyDomain))

@@ -8,6 +8,7 @@ package apptest
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -61,24 +62,40 @@ func Start(t testing.TB, cfg app.Config) *app.App {
 	return a
 }
 
-// Client talks to a mayflyd's HTTP API as one device of one user.
+// Client talks to a mayflyd's HTTP API as one device of one user. Acct is
+// shared by every device of the user: the identity key and the device list
+// the test keeps signing.
 type Client struct {
 	T       testing.TB
 	BaseURL string // http://host:port
-	Keys    envelope.Keys
+	Acct    *Account
+	Device  ed25519.PrivateKey // this device's signing key
 	User    schema.User
 	Session schema.Session
+	// SPK and OPKs are the device's prekey private keys once UploadPrekeys
+	// ran; OPKs by key id.
+	SPK  *ecdh.PrivateKey
+	OPKs map[[envelope.KeyIDSize]byte]*ecdh.PrivateKey
 }
 
-// NewClient returns a client with fresh keys for the server at addr (host:port).
+// Account is a user's identity key and current device list.
+type Account struct {
+	IK      ed25519.PrivateKey
+	Version int64
+	Keys    []ed25519.PublicKey
+}
+
+// NewClient returns a client with a fresh identity key and device key for
+// the server at addr (host:port).
 func NewClient(t testing.TB, addr string) *Client {
 	t.Helper()
-	k, err := envelope.NewKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Client{T: t, BaseURL: "http://" + addr, Keys: k}
+	_, ik, _ := ed25519.GenerateKey(nil)
+	_, dk, _ := ed25519.GenerateKey(nil)
+	return &Client{T: t, BaseURL: "http://" + addr, Acct: &Account{IK: ik}, Device: dk}
 }
+
+// DeviceID returns the client's device id.
+func (c *Client) DeviceID() string { return envelope.DeviceID(c.Device.Public().(ed25519.PublicKey)) }
 
 // Do sends a JSON request (body may be nil, a []byte sent as-is, or a value
 // to encode) with the client's access token if it has one, and decodes a 2xx
@@ -137,42 +154,62 @@ func (c *Client) Must(method, path string, body, out any) {
 	}
 }
 
-// RegisterRequest returns the registration body for handle with c's keys.
+// RegisterRequest returns the registration body for handle with c's
+// identity key.
 func (c *Client) RegisterRequest(handle string) schema.RegisterRequest {
-	pk := c.Keys.Public()
-	return schema.RegisterRequest{
-		Handle:  handle,
-		SignKey: base64.RawURLEncoding.EncodeToString(pk.Sign),
-		KexKey:  base64.RawURLEncoding.EncodeToString(pk.Kex),
-	}
+	return schema.RegisterRequest{Handle: handle, IK: base64.RawURLEncoding.EncodeToString(c.Acct.IK.Public().(ed25519.PublicKey))}
 }
 
-// Register registers handle with c's keys.
+// Register registers handle with c's identity key and publishes a device
+// list naming c's device.
 func (c *Client) Register(handle string) {
 	c.T.Helper()
 	c.Must("POST", "/v1/register", c.RegisterRequest(handle), &c.User)
+	c.PublishList(append(c.Acct.Keys, c.Device.Public().(ed25519.PublicKey)))
 }
 
-// SignChallenge returns the login request answering ch with key.
+// SignList returns the user's next device list (version+1) with keys,
+// signed by the identity key.
+func (c *Client) SignList(keys []ed25519.PublicKey) []byte {
+	c.T.Helper()
+	b, err := envelope.SignDeviceList(c.User.UserID, c.Acct.Version+1, time.Now(), keys, c.Acct.IK)
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	return b
+}
+
+// PublishList signs and publishes the next device list with keys.
+func (c *Client) PublishList(keys []ed25519.PublicKey) {
+	c.T.Helper()
+	c.Must("POST", "/v1/devicelist", schema.DeviceListRequest{List: c.SignList(keys)}, nil)
+	c.Acct.Version++
+	c.Acct.Keys = keys
+}
+
+// SignChallenge returns the login request answering ch with device key key.
 func SignChallenge(ch schema.Challenge, key ed25519.PrivateKey, device string) schema.LoginRequest {
 	nonce, _ := base64.RawURLEncoding.DecodeString(ch.Nonce)
-	sig := ed25519.Sign(key, schema.LoginMessage(ch.ChallengeID, nonce))
-	return schema.LoginRequest{ChallengeID: ch.ChallengeID, Signature: base64.RawURLEncoding.EncodeToString(sig), DeviceName: device}
+	id := envelope.DeviceID(key.Public().(ed25519.PublicKey))
+	sig := ed25519.Sign(key, schema.LoginMessage(ch.ChallengeID, id, nonce))
+	return schema.LoginRequest{ChallengeID: ch.ChallengeID, DeviceID: id, Signature: base64.RawURLEncoding.EncodeToString(sig), DeviceName: device}
 }
 
-// Login logs c in as device, storing the session.
-func (c *Client) Login(device string) {
+// Login logs c's device in under name, storing the session.
+func (c *Client) Login(name string) {
 	c.T.Helper()
 	var ch schema.Challenge
 	c.Must("POST", "/v1/login/challenge", schema.ChallengeRequest{Handle: c.User.Handle}, &ch)
-	c.Must("POST", "/v1/login", SignChallenge(ch, c.Keys.Sign, device), &c.Session)
+	c.Must("POST", "/v1/login", SignChallenge(ch, c.Device, name), &c.Session)
 }
 
-// Device returns another client of the same user (same keys), logged in as
-// device name.
-func (c *Client) Device(name string) *Client {
+// NewDevice returns another device of the same user with its own device
+// key, added to the device list and logged in as name.
+func (c *Client) NewDevice(name string) *Client {
 	c.T.Helper()
-	d := &Client{T: c.T, BaseURL: c.BaseURL, Keys: c.Keys, User: c.User}
+	_, dk, _ := ed25519.GenerateKey(nil)
+	d := &Client{T: c.T, BaseURL: c.BaseURL, Acct: c.Acct, Device: dk, User: c.User}
+	c.PublishList(append(append([]ed25519.PublicKey(nil), c.Acct.Keys...), dk.Public().(ed25519.PublicKey)))
 	d.Login(name)
 	return d
 }

@@ -1,0 +1,171 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/mayfly-im/mayfly/schema"
+	"github.com/mayfly-im/mayfly/schema/envelope"
+)
+
+// fetchList returns userID's current device list from the server, parsed
+// but not verified; nil if the user has none yet.
+func (c *Client) fetchList(ctx context.Context, userID string) (*envelope.DeviceList, error) {
+	var r schema.DeviceListRequest
+	err := c.do(ctx, "fetch device list", call{method: "GET", path: "/v1/devicelist/" + pathEscape(userID), out: &r})
+	if schema.HasCode(err, schema.CodeNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	l, err := envelope.ParseDeviceList(r.List)
+	if err != nil {
+		return nil, fmt.Errorf("fetch device list: %w", err)
+	}
+	return l, nil
+}
+
+// addKey returns a list edit that adds key (if missing).
+func addKey(key ed25519.PublicKey) func([]ed25519.PublicKey) ([]ed25519.PublicKey, error) {
+	return func(l []ed25519.PublicKey) ([]ed25519.PublicKey, error) {
+		if slices.ContainsFunc(l, func(k ed25519.PublicKey) bool { return k.Equal(key) }) {
+			return l, nil
+		}
+		if len(l) >= envelope.MaxDevices {
+			return nil, schema.Errorf(schema.CodeDeviceLimit, fmt.Sprintf("at most %d devices; revoke one first", envelope.MaxDevices))
+		}
+		return append(l, key), nil
+	}
+}
+
+// updateOwnList signs and publishes the user's next device list: edit
+// applied to the current one's keys. It needs the identity key; the
+// current list must verify under it.
+func (c *Client) updateOwnList(ctx context.Context, edit func([]ed25519.PublicKey) ([]ed25519.PublicKey, error)) error {
+	if !c.keys.Primary() {
+		return ErrNotPrimary
+	}
+	me := c.Identity()
+	cur, err := c.fetchList(ctx, me.UserID)
+	if err != nil {
+		return err
+	}
+	var version int64
+	var keys []ed25519.PublicKey
+	if cur != nil {
+		if err := cur.VerifyFor(me.UserID, c.keys.IdentityPublic()); err != nil {
+			return fmt.Errorf("current device list: %w", err)
+		}
+		version = cur.Version
+		for _, d := range cur.Devices {
+			keys = append(keys, d.Key)
+		}
+	}
+	next, err := edit(keys)
+	if err != nil {
+		return err
+	}
+	if cur != nil && slices.EqualFunc(keys, next, func(a, b ed25519.PublicKey) bool { return a.Equal(b) }) {
+		return nil
+	}
+	b, err := envelope.SignDeviceList(me.UserID, version+1, time.Now(), next, c.keys.Identity)
+	if err != nil {
+		return fmt.Errorf("sign device list: %w", err)
+	}
+	var stored schema.DeviceListStored
+	if err := c.do(ctx, "publish device list", call{method: "POST", path: "/v1/devicelist",
+		body: schema.DeviceListRequest{List: b}, out: &stored}); err != nil {
+		return err
+	}
+	l, err := envelope.ParseDeviceList(b)
+	if err != nil {
+		return fmt.Errorf("publish device list: %w", err)
+	}
+	c.mu.Lock()
+	c.lists[me.UserID] = l
+	c.mu.Unlock()
+	return nil
+}
+
+// ownList returns the user's own device list, verified against the
+// identity key this device trusts; fresh from the server when refresh is
+// set or none is cached.
+func (c *Client) ownList(ctx context.Context, refresh bool) (*envelope.DeviceList, error) {
+	me := c.Identity()
+	c.mu.Lock()
+	l, ik := c.lists[me.UserID], c.ik
+	c.mu.Unlock()
+	if l != nil && !refresh {
+		return l, nil
+	}
+	if ik == nil {
+		return nil, fmt.Errorf("own identity key unknown: %w", ErrNotLoggedIn)
+	}
+	l, err := c.fetchList(ctx, me.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return nil, schema.Errorf(schema.CodeNotFound, "the account has no device list")
+	}
+	if err := l.VerifyFor(me.UserID, ik); err != nil {
+		return nil, fmt.Errorf("%w: own device list: %w", errUntrusted, err)
+	}
+	c.mu.Lock()
+	c.lists[me.UserID] = l
+	c.mu.Unlock()
+	return l, nil
+}
+
+// ResetIdentity replaces the account's identity key with a new one held by
+// this device, which becomes the primary; the new list names this device
+// only (link the others again). Every friend's client sees a changed
+// identity key and stops sending until its user accepts the new safety
+// number. For when the primary device is lost (docs/envelope.md). It
+// returns the new Keys, which the caller must store. Errors:
+// device_revoked, stale_device_list.
+func (c *Client) ResetIdentity(ctx context.Context) (Keys, error) {
+	me := c.Identity()
+	nk, err := NewKeys(true)
+	if err != nil {
+		return Keys{}, err
+	}
+	nk.Device = c.keys.Device
+	cur, err := c.fetchList(ctx, me.UserID)
+	if err != nil {
+		return Keys{}, err
+	}
+	var version int64
+	if cur != nil {
+		version = cur.Version
+	}
+	b, err := envelope.SignDeviceList(me.UserID, version+1, time.Now(), []ed25519.PublicKey{nk.DevicePublic()}, nk.Identity)
+	if err != nil {
+		return Keys{}, fmt.Errorf("reset identity: %w", err)
+	}
+	req := schema.IdentityResetRequest{IK: envelope.EncodeKey(nk.IdentityPublic()), List: b}
+	if err := c.do(ctx, "reset identity", call{method: "POST", path: "/v1/identity/reset", body: req, auth: withToken}); err != nil {
+		return Keys{}, err
+	}
+	c.mu.Lock()
+	c.keys, c.ik = nk, nk.IdentityPublic()
+	delete(c.lists, me.UserID)
+	c.mu.Unlock()
+	return nk, nil
+}
+
+// errUntrusted wraps every refusal to trust keys; callers see it as the
+// untrusted_keys code.
+var errUntrusted = schema.Errorf(schema.CodeUntrustedKeys, "keys are not signed by the pinned identity key")
+
+// untrusted reports err as untrusted_keys with a message naming handle.
+func untrusted(handle string, err error) error {
+	e := schema.Errorf(schema.CodeUntrustedKeys, fmt.Sprintf(
+		"%s's identity key changed or their devices are not signed by it; nothing was sent. Compare safety numbers: mayfly friend verify %s", handle, handle))
+	return fmt.Errorf("%w (%w)", e, errors.Unwrap(err))
+}

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"net/http"
 	"strings"
@@ -156,7 +157,7 @@ func TestWebRegisterAndFriends(t *testing.T) {
 	var au, bu schema.User
 	carol.Must("GET", "/v1/users/alice", nil, &au)
 	carol.Must("GET", "/v1/users/bob", nil, &bu)
-	want := envelope.SafetyNumber(publicKeys(t, au), publicKeys(t, bu))
+	want := envelope.IdentitySafetyNumber(identityKey(t, au), identityKey(t, bu))
 	for _, p := range []struct {
 		tb   *tab
 		peer string
@@ -178,15 +179,15 @@ func TestWebRegisterAndFriends(t *testing.T) {
 	alice.waitSignedIn("alice")
 	alice.waitSelector("friend list after reload", `#friends .friend[data-handle="bob"]`)
 
-	// Devices: this one is listed; logging out revokes it; logging in with
-	// the keys kept in the browser makes a new device.
+	// Devices: this one is listed (and in the signed device list).
 	alice.click("open devices", "#devices-btn")
 	alice.waitSelector("device list", "#devices .device")
 	alice.screenshot("devices")
 	alice.click("close devices", "#devices-close")
 
 	// A second tab of the same browser shares the session; logging out in
-	// one revokes the device, and the server closes the other's socket.
+	// one ends it in both. The device stays listed: logging in again with
+	// the keys kept in the browser is the same device.
 	alice2 := alice.sibling("alice-tab2")
 	alice2.do("open app", chromedp.Navigate("http://"+a.HTTPAddr()+"/"))
 	alice2.waitSignedIn("alice")
@@ -202,20 +203,21 @@ func TestWebRegisterAndFriends(t *testing.T) {
 	if n := alice.count("#devices .device"); n != 1 {
 		t.Errorf("alice has %d active devices after logging out and in, want 1", n)
 	}
+	if n := alice.count(`#devices .device[data-listed="true"]`); n != 1 {
+		t.Errorf("alice has %d devices in her signed list, want 1", n)
+	}
 	alice.checkNoErrors()
 	bob.checkNoErrors()
 }
 
-// publicKeys decodes a user's public keys as the server returns them.
-func publicKeys(t *testing.T, u schema.User) envelope.PublicKeys {
+// identityKey decodes a user's identity key as the server returns it.
+func identityKey(t *testing.T, u schema.User) ed25519.PublicKey {
 	t.Helper()
-	sign, err1 := b64.DecodeString(u.SignKey)
-	kex, err2 := b64.DecodeString(u.KexKey)
-	pk, err3 := envelope.NewPublicKeys(sign, kex)
-	if err1 != nil || err2 != nil || err3 != nil {
-		t.Fatalf("keys of %s: %v %v %v", u.Handle, err1, err2, err3)
+	ik, err := envelope.DecodeKey(u.IK, ed25519.PublicKeySize)
+	if err != nil {
+		t.Fatalf("identity key of %s: %v", u.Handle, err)
 	}
-	return pk
+	return ik
 }
 
 // count returns the number of elements matching sel.

@@ -119,7 +119,8 @@ async function sign(priv, bytes) {
 
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
 
-function base32(bytes) {
+/** base32 returns bytes in RFC 4648 base32 without padding, lower case. */
+export function base32(bytes) {
   let out = "", bits = 0, acc = 0;
   for (const b of bytes) {
     acc = (acc << 8) | b;

@@ -10,6 +10,7 @@ import * as b64 from "./b64.js";
 import * as identity from "./identity.js";
 import * as keystore from "./keystore.js";
 import { updateOwnList } from "./link.js";
+import * as prekeys from "./prekeys.js";
 
 /** register creates the account and logs this browser in: [identity record, session]. */
 export async function register(handle, deviceName) {
@@ -27,7 +28,13 @@ export async function register(handle, deviceName) {
   await keystore.saveIdentity(id);
   const l = await identity.signDeviceList(id.userID, 1, Date.now(), [dk.public], ik);
   await api.publishList(identity.encodeDeviceList(l));
-  return [id, await api.login(id.handle, id, deviceName)];
+  return [id, await withPrekeys(id, await api.login(id.handle, id, deviceName))];
+}
+
+/** withPrekeys brings the device's prekeys up to date (so friends can seal to it at once) and returns session. */
+async function withPrekeys(id, session) {
+  await prekeys.maintain(new api.Client(session), { ...id, userID: session.userID, deviceID: session.deviceID });
+  return session;
 }
 
 /**
@@ -36,7 +43,7 @@ export async function register(handle, deviceName) {
  */
 export async function login(id, deviceName) {
   try {
-    return await api.login(id.handle, id, deviceName);
+    return await withPrekeys(id, await api.login(id.handle, id, deviceName));
   } catch (err) {
     if (err.code !== "bad_signature" || !id.ik) throw err;
   }
@@ -44,7 +51,7 @@ export async function login(id, deviceName) {
     if (keys.some((k) => b64.encode(k) === b64.encode(id.dk.public))) return null;
     return [...keys, id.dk.public];
   });
-  return api.login(id.handle, id, deviceName);
+  return withPrekeys(id, await api.login(id.handle, id, deviceName));
 }
 
 /**
@@ -68,9 +75,10 @@ export async function upgrade(old) {
 /**
  * revokeDevice revokes one of the user's devices for good: on the primary
  * it signs a list without the device (which the server treats as the
- * revocation); otherwise, or when the device is not listed, it locks the
- * device out at the server (DELETE /v1/devices/{id}), which is all a linked
- * device can do. Either way the device can never log in again.
+ * revocation, its sessions end and its socket is closed); otherwise, or
+ * when the device is not listed, it locks the device out at the server
+ * (DELETE /v1/devices/{id}), which is all a linked device can do. Either
+ * way the device can never log in again.
  */
 export async function revokeDevice(client, id, deviceID) {
   let dropped = null;
@@ -81,9 +89,5 @@ export async function revokeDevice(client, id, deviceID) {
       return keep.length === keys.length || keep.length === 0 ? null : keep;
     });
   }
-  try {
-    await client.revokeDevice(deviceID);
-  } catch (err) {
-    if (!dropped) throw err; // the new list revoked it already
-  }
+  if (!dropped) await client.revokeDevice(deviceID); // a list without it revoked it already
 }

@@ -246,12 +246,7 @@ func get(t *testing.T, url string) response {
 
 func TestWebChat(t *testing.T) {
 	a := apptest.Start(t, app.Config{})
-	browser := startBrowser(t)
-	alice := openApp(t, browser, a.HTTPAddr(), "alice")
-	bob := openApp(t, browser, a.HTTPAddr(), "bob")
-	alice.register("alice")
-	bob.register("bob")
-	befriend(alice, bob, "alice", "bob")
+	_, alice, bob := friendsInBrowsers(t, a)
 	alice.waitOnline()
 	bob.waitOnline()
 

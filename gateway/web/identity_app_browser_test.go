@@ -40,6 +40,19 @@ func dbExec(t *testing.T, db *pgx.Conn, sql string, args ...any) {
 	}
 }
 
+// friendsInBrowsers opens a browser with two people, alice and bob, who
+// register on a and become friends.
+func friendsInBrowsers(t *testing.T, a *app.App) (browser context.Context, alice, bob *tab) {
+	t.Helper()
+	browser = startBrowser(t)
+	alice = openApp(t, browser, a.HTTPAddr(), "alice")
+	bob = openApp(t, browser, a.HTTPAddr(), "bob")
+	alice.register("alice")
+	bob.register("bob")
+	befriend(alice, bob, "alice", "bob")
+	return browser, alice, bob
+}
+
 // waitFailed waits until the open chat shows text as not sent with code.
 func (tb *tab) waitFailed(text, code string) {
 	tb.t.Helper()
@@ -56,12 +69,7 @@ func (tb *tab) waitFailed(text, code string) {
 // and checks that alice's page seals nothing to them until she accepts.
 func TestWebKeyChangeStopsSender(t *testing.T) {
 	a, db := startWithDB(t)
-	browser := startBrowser(t)
-	alice := openApp(t, browser, a.HTTPAddr(), "alice")
-	bob := openApp(t, browser, a.HTTPAddr(), "bob")
-	alice.register("alice")
-	bob.register("bob")
-	befriend(alice, bob, "alice", "bob")
+	_, alice, bob := friendsInBrowsers(t, a)
 	alice.openChat("bob")
 	bob.openChat("alice")
 	alice.send("before")
@@ -152,12 +160,7 @@ func TestWebKeyChangeStopsSender(t *testing.T) {
 // is closed, it cannot log in again, and it is not sealed for any more.
 func TestWebLinkAndRevoke(t *testing.T) {
 	a := apptest.Start(t, app.Config{})
-	browser := startBrowser(t)
-	alice := openApp(t, browser, a.HTTPAddr(), "alice")
-	bob := openApp(t, browser, a.HTTPAddr(), "bob")
-	alice.register("alice")
-	bob.register("bob")
-	befriend(alice, bob, "alice", "bob")
+	browser, alice, bob := friendsInBrowsers(t, a)
 
 	// bob's laptop: a new browser links to bob's account.
 	laptop := openApp(t, browser, a.HTTPAddr(), "bob-laptop")

@@ -8,23 +8,25 @@ import (
 )
 
 // TestLinkCode pins the code of docs/api.md's test vector: the X25519 key
-// of private key 0x07 x 32.
+// of private key 0x07 x 32 and the device key bytes 0x08 x 32.
 func TestLinkCode(t *testing.T) {
 	priv, err := ecdh.X25519().NewPrivateKey(bytes.Repeat([]byte{0x07}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := LinkCode(priv.PublicKey().Bytes()), "3MGDHHWX2N"; got != want {
+	dk := bytes.Repeat([]byte{0x08}, 32)
+	pub := priv.PublicKey().Bytes()
+	if got, want := LinkCode(pub, dk), "V2XSGSW2RB"; got != want {
 		t.Fatalf("LinkCode = %q, want %q", got, want)
 	}
 	// Another key (almost surely) has another code.
-	other := priv.PublicKey().Bytes()
+	other := bytes.Clone(dk)
 	other[0] ^= 1
-	if LinkCode(other) == LinkCode(priv.PublicKey().Bytes()) {
-		t.Fatal("different keys, same code")
+	if LinkCode(pub, other) == LinkCode(pub, dk) {
+		t.Fatal("different device keys, same code")
 	}
-	sum := sha256.Sum256(append([]byte(LinkCodeContext), priv.PublicKey().Bytes()...))
-	if c := LinkCode(priv.PublicKey().Bytes()); linkEncoding.EncodeToString(sum[:7])[:10] != c {
+	sum := sha256.Sum256(append(append([]byte(LinkCodeContext), pub...), dk...))
+	if c := LinkCode(pub, dk); linkEncoding.EncodeToString(sum[:7])[:10] != c {
 		t.Fatal("code is not a prefix of the digest's base32")
 	}
 }

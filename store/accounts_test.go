@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +27,7 @@ func randBytes(n int) []byte {
 func newUser(t *testing.T, db *store.DB, handle string) store.User {
 	t.Helper()
 	u, err := db.CreateUser(context.Background(), store.User{
-		ID: schema.NewUserID(), Handle: handle, SignKey: randBytes(32), KexKey: randBytes(32),
+		ID: schema.NewUserID(), Handle: handle, IK: randBytes(32),
 	})
 	if err != nil {
 		t.Fatalf("CreateUser(%q): %v", handle, err)
@@ -47,14 +49,54 @@ func hashOf(s string) []byte {
 	return h[:]
 }
 
-// login runs a login for device on a fresh challenge; the refresh token's
-// hash is hashOf(refresh).
+// deviceKey is the test's device key of u's device name.
+func deviceKey(u store.User, name string) []byte {
+	return hashOf(u.ID + "/" + name)
+}
+
+// listDevice puts u's device name into u's device list (publishing a new
+// list of every active device and it) and returns its id. The store takes
+// the list's bytes as given; the service checks the signature.
+func listDevice(t *testing.T, db *store.DB, u store.User, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	key := deviceKey(u, name)
+	id := "d" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(key[:16]))
+	var devs []store.ListedDevice
+	rows, err := db.Pool().Query(ctx, `SELECT id, sign_key FROM devices WHERE user_id = $1 AND revoked_at IS NULL`, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var d store.ListedDevice
+		if err := rows.Scan(&d.ID, &d.Key); err != nil {
+			t.Fatal(err)
+		}
+		if d.ID == id {
+			rows.Close()
+			return id
+		}
+		devs = append(devs, d)
+	}
+	var ver int64
+	if err := db.Pool().QueryRow(ctx, `SELECT list_version FROM users WHERE id = $1`, u.ID).Scan(&ver); err != nil {
+		t.Fatal(err)
+	}
+	devs = append(devs, store.ListedDevice{ID: id, Key: key})
+	if _, err := db.PublishDeviceList(ctx, store.ListParams{UserID: u.ID, Version: ver + 1, List: []byte("{}"), Devices: devs}); err != nil {
+		t.Fatalf("list device %s: %v", name, err)
+	}
+	return id
+}
+
+// login runs a login for device on a fresh challenge, listing the device
+// first if needed; the refresh token's hash is hashOf(refresh).
 func login(t *testing.T, db *store.DB, u store.User, device, refresh string) (store.Device, error) {
 	t.Helper()
 	return db.Login(context.Background(), store.LoginParams{
 		ChallengeID:    newChallenge(t, db, u.ID, time.Minute),
+		DeviceID:       listDevice(t, db, u, device),
 		DeviceName:     device,
-		NewDeviceID:    schema.NewDeviceID(),
 		RefreshHash:    hashOf(refresh),
 		RefreshExpires: time.Now().Add(time.Hour),
 	})
@@ -78,7 +120,7 @@ func TestStoreCreateUserRace(t *testing.T) {
 		wg.Go(func() {
 			handle := []string{"Race_1", "race_1", "RACE_1"}[i%3]
 			_, errs[i] = db.CreateUser(context.Background(), store.User{
-				ID: schema.NewUserID(), Handle: handle, SignKey: randBytes(32), KexKey: randBytes(32),
+				ID: schema.NewUserID(), Handle: handle, IK: randBytes(32),
 			})
 		})
 	}
@@ -147,8 +189,9 @@ func TestStoreLoginChallenge(t *testing.T) {
 	db := storetest.New(t)
 	ctx := context.Background()
 	u := newUser(t, db, "alice")
+	phone := listDevice(t, db, u, "phone")
 	params := func(ch string) store.LoginParams {
-		return store.LoginParams{ChallengeID: ch, DeviceName: "phone", NewDeviceID: schema.NewDeviceID(),
+		return store.LoginParams{ChallengeID: ch, DeviceName: "phone", DeviceID: phone,
 			RefreshHash: randBytes(32), RefreshExpires: time.Now().Add(time.Hour)}
 	}
 	ch := newChallenge(t, db, u.ID, time.Minute)
@@ -171,47 +214,69 @@ func TestStoreLoginChallenge(t *testing.T) {
 	}
 }
 
-func TestStoreLoginDeviceCap(t *testing.T) {
+func TestStoreLoginListedDevicesOnly(t *testing.T) {
 	db := storetest.New(t)
 	ctx := context.Background()
 	u := newUser(t, db, "alice")
-	first := map[string]store.Device{}
-	for i := range schema.MaxDevices {
-		name := fmt.Sprintf("dev%d", i)
-		d, err := login(t, db, u, name, "r"+name)
-		if err != nil {
-			t.Fatalf("login %s: %v", name, err)
-		}
-		first[name] = d
-	}
-	ch := newChallenge(t, db, u.ID, time.Minute)
-	_, err := db.Login(ctx, store.LoginParams{ChallengeID: ch, DeviceName: "sixth", NewDeviceID: schema.NewDeviceID(),
-		RefreshHash: randBytes(32), RefreshExpires: time.Now().Add(time.Hour)})
-	if !errors.Is(err, store.ErrDeviceLimit) {
-		t.Fatalf("sixth device: %v, want ErrDeviceLimit", err)
-	}
-	if c, err := db.ChallengeByID(ctx, ch); err != nil || c.Used {
-		t.Errorf("challenge after ErrDeviceLimit = %+v, %v; want unused", c, err)
-	}
-	again, err := login(t, db, u, "dev2", "again")
+	first, err := login(t, db, u, "dev0", "r0")
 	if err != nil {
-		t.Fatalf("re-login dev2: %v", err)
-	}
-	if again.ID != first["dev2"].ID || again.Generation != first["dev2"].Generation+1 {
-		t.Errorf("re-login = %+v, want device %s generation %d", again, first["dev2"].ID, first["dev2"].Generation+1)
-	}
-	if _, err := db.Refresh(ctx, hashOf("rdev2"), randBytes(32), time.Now().Add(time.Hour)); !errors.Is(err, store.ErrRefreshInvalid) {
-		t.Errorf("refresh of the ended session = %v, want ErrRefreshInvalid", err)
-	}
-	if err := db.RevokeDevice(ctx, u.ID, first["dev0"].ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := login(t, db, u, "sixth", "r6"); err != nil {
-		t.Errorf("login after a revocation freed a slot: %v", err)
+	ch := newChallenge(t, db, u.ID, time.Minute)
+	_, err = db.Login(ctx, store.LoginParams{ChallengeID: ch, DeviceName: "x", DeviceID: schema.NewDeviceID(),
+		RefreshHash: randBytes(32), RefreshExpires: time.Now().Add(time.Hour)})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unlisted device: %v, want ErrNotFound", err)
 	}
-	ds, err := db.Devices(ctx, u.ID)
-	if err != nil || len(ds) != schema.MaxDevices {
-		t.Errorf("Devices = %d, %v; want %d", len(ds), err, schema.MaxDevices)
+	if c, err := db.ChallengeByID(ctx, ch); err != nil || c.Used {
+		t.Errorf("challenge after a refused login = %+v, %v; want unused", c, err)
+	}
+	again, err := login(t, db, u, "dev0", "again")
+	if err != nil || again.ID != first.ID || again.Generation != first.Generation+1 {
+		t.Errorf("re-login = %+v, %v; want device %s generation %d", again, err, first.ID, first.Generation+1)
+	}
+	if _, err := db.Refresh(ctx, hashOf("r0"), randBytes(32), time.Now().Add(time.Hour)); !errors.Is(err, store.ErrRefreshInvalid) {
+		t.Errorf("refresh of the ended session = %v, want ErrRefreshInvalid", err)
+	}
+	if err := db.RevokeDevice(ctx, u.ID, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Login(ctx, store.LoginParams{ChallengeID: ch, DeviceName: "dev0", DeviceID: first.ID,
+		RefreshHash: randBytes(32), RefreshExpires: time.Now().Add(time.Hour)})
+	if !errors.Is(err, store.ErrDeviceRevoked) {
+		t.Errorf("login of a revoked device: %v, want ErrDeviceRevoked", err)
+	}
+}
+
+func TestStoreDeviceListRules(t *testing.T) {
+	db := storetest.New(t)
+	ctx := context.Background()
+	alice, bob := newUser(t, db, "alice"), newUser(t, db, "bob")
+	phone, laptop := listDevice(t, db, alice, "phone"), listDevice(t, db, alice, "laptop")
+	pd := store.ListedDevice{ID: phone, Key: deviceKey(alice, "phone")}
+	ld := store.ListedDevice{ID: laptop, Key: deviceKey(alice, "laptop")}
+	publish := func(u store.User, ver int64, devs ...store.ListedDevice) ([]string, error) {
+		return db.PublishDeviceList(ctx, store.ListParams{UserID: u.ID, Version: ver, List: []byte("{}"), Devices: devs})
+	}
+	if _, err := publish(alice, 2, pd); !errors.Is(err, store.ErrStaleList) {
+		t.Errorf("same version again: %v, want ErrStaleList", err)
+	}
+	if _, err := publish(bob, 1, ld); !errors.Is(err, store.ErrKeyTaken) {
+		t.Errorf("another user's key: %v, want ErrKeyTaken", err)
+	}
+	revoked, err := publish(alice, 3, pd)
+	if err != nil || len(revoked) != 1 || revoked[0] != laptop {
+		t.Fatalf("dropping the laptop: %v, %v", revoked, err)
+	}
+	if _, gone, err := db.DeviceKey(ctx, alice.ID, laptop); err != nil || !gone {
+		t.Errorf("dropped device: revoked %v, %v", gone, err)
+	}
+	if _, err := publish(alice, 4, pd, ld); !errors.Is(err, store.ErrDeviceRevoked) {
+		t.Errorf("relisting the revoked key: %v, want ErrDeviceRevoked", err)
+	}
+	var n int
+	if err := db.Pool().QueryRow(ctx, `SELECT list_version FROM users WHERE id = $1`, alice.ID).Scan(&n); err != nil || n != 3 {
+		t.Errorf("stored version %d, %v; want 3 (refused lists change nothing)", n, err)
 	}
 }
 
@@ -254,7 +319,7 @@ func TestStoreRefreshExpiredAndRevoked(t *testing.T) {
 	ctx := context.Background()
 	u := newUser(t, db, "alice")
 	_, err := db.Login(ctx, store.LoginParams{ChallengeID: newChallenge(t, db, u.ID, time.Minute), DeviceName: "phone",
-		NewDeviceID: schema.NewDeviceID(), RefreshHash: hashOf("old"), RefreshExpires: time.Now().Add(-time.Second)})
+		DeviceID: listDevice(t, db, u, "phone"), RefreshHash: hashOf("old"), RefreshExpires: time.Now().Add(-time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +438,7 @@ func TestStoreRefreshKeepsBoundedHistory(t *testing.T) {
 	u := newUser(t, db, "alice")
 	tok := hashOf("r0")
 	if _, err := db.Login(ctx, store.LoginParams{ChallengeID: newChallenge(t, db, u.ID, time.Minute), DeviceName: "phone",
-		NewDeviceID: schema.NewDeviceID(), RefreshHash: tok, RefreshExpires: time.Now().Add(time.Hour)}); err != nil {
+		DeviceID: listDevice(t, db, u, "phone"), RefreshHash: tok, RefreshExpires: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 40; i++ {

@@ -35,7 +35,8 @@ type ListParams struct {
 // be listed by another user (ErrKeyTaken). Devices new to the list get a
 // row; active devices that are not in it are revoked (their keys recorded
 // as revoked, their tokens and prekeys dropped) and returned, for the
-// caller to end their live connections. An unknown user is ErrNotFound.
+// caller to end their live connections. A new device's row has
+// generation 0 until its first login. An unknown user is ErrNotFound.
 func (db *DB) PublishDeviceList(ctx context.Context, p ListParams) (revoked []string, err error) {
 	err = db.inTx(ctx, func(tx pgx.Tx) error {
 		revoked = nil
@@ -63,7 +64,7 @@ func (db *DB) PublishDeviceList(ctx context.Context, p ListParams) (revoked []st
 		}
 		for _, d := range p.Devices {
 			if _, err := tx.Exec(ctx, `
-				INSERT INTO devices (id, user_id, name, sign_key) VALUES ($1, $2, $1, $3)
+				INSERT INTO devices (id, user_id, name, sign_key, generation) VALUES ($1, $2, $1, $3, 0)
 				ON CONFLICT (id) DO NOTHING`, d.ID, p.UserID, d.Key); err != nil {
 				return fmt.Errorf("insert device: %w", err)
 			}

@@ -16,8 +16,8 @@ import (
 func newLink(t *testing.T, db *store.DB, ttl time.Duration) (code string, secretHash []byte) {
 	t.Helper()
 	pub := randBytes(32)
-	code, secretHash = schema.LinkCode(pub), randBytes(32)
-	if _, err := db.CreateLink(context.Background(), code, pub, secretHash, time.Now().Add(ttl)); err != nil {
+	code, secretHash = schema.LinkCode(pub, pub), randBytes(32)
+	if _, err := db.CreateLink(context.Background(), code, pub, pub, secretHash, time.Now().Add(ttl)); err != nil {
 		t.Fatalf("CreateLink: %v", err)
 	}
 	return code, secretHash
@@ -101,11 +101,11 @@ func TestLinksConcurrentApprove(t *testing.T) {
 	ctx := context.Background()
 	alice := newUser(t, db, "alice")
 	pub := randBytes(32)
-	code := schema.LinkCode(pub)
-	if _, err := db.CreateLink(ctx, code, pub, randBytes(32), time.Now().Add(time.Minute)); err != nil {
+	code := schema.LinkCode(pub, pub)
+	if _, err := db.CreateLink(ctx, code, pub, pub, randBytes(32), time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateLink(ctx, code, pub, randBytes(32), time.Now().Add(time.Minute)); !errors.Is(err, store.ErrLinkExists) {
+	if _, err := db.CreateLink(ctx, code, pub, pub, randBytes(32), time.Now().Add(time.Minute)); !errors.Is(err, store.ErrLinkExists) {
 		t.Fatalf("duplicate code: %v", err)
 	}
 	var wg sync.WaitGroup

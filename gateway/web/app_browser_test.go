@@ -213,7 +213,7 @@ func TestWebRegisterAndFriends(t *testing.T) {
 // identityKey decodes a user's identity key as the server returns it.
 func identityKey(t *testing.T, u schema.User) ed25519.PublicKey {
 	t.Helper()
-	ik, err := envelope.DecodeKey(u.IK, ed25519.PublicKeySize)
+	ik, err := envelope.DecodeKey(u.IK, envelope.SignKeySize)
 	if err != nil {
 		t.Fatalf("identity key of %s: %v", u.Handle, err)
 	}

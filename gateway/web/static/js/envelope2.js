@@ -75,7 +75,7 @@ async function kek(dhs, salt) {
 
 /** wrap encrypts the content key for one target {d, spk, opk|null}. */
 async function wrap(contentKey, t, rnd) {
-  const eph = await importPrivate("X25519", rnd(KEY_SIZE), false);
+  const eph = await importPrivate("X25519", rnd(KEY_SIZE), true); // used for this wrap only
   const dhs = [await dh(eph.private, t.spk)];
   const salt = [eph.public, t.spk];
   if (t.opk) {

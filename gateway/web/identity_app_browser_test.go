@@ -53,6 +53,29 @@ func friendsInBrowsers(t *testing.T, a *app.App) (browser context.Context, alice
 	return browser, alice, bob
 }
 
+// usedOPKs counts the one-time prekey private keys the page holds that
+// opened a message (and are deleted once it burned).
+const usedOPKs = `(await (await import("/assets/js/keystore.js")).get("prekeys")).opks.filter((k) => k.seq).length`
+
+// waitAsync polls an async JavaScript expression (the body of an async
+// function's return) until it is true.
+func (tb *tab) waitAsync(what, expr string) {
+	tb.t.Helper()
+	deadline := time.Now().Add(actionTimeout)
+	for {
+		var ok bool
+		tb.eval(`(async () => `+expr+`)()`, &ok)
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.screenshot("timeout-" + strings.ReplaceAll(what, " ", "-"))
+			tb.t.Fatalf("%s: waiting for %s (%s)", tb.name, what, expr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // waitFailed waits until the open chat shows text as not sent with code.
 func (tb *tab) waitFailed(text, code string) {
 	tb.t.Helper()
@@ -71,9 +94,16 @@ func TestWebKeyChangeStopsSender(t *testing.T) {
 	a, db := startWithDB(t)
 	_, alice, bob := friendsInBrowsers(t, a)
 	alice.openChat("bob")
-	bob.openChat("alice")
 	alice.send("before")
+
+	// Forward secrecy on the page: bob's device opened the message with a
+	// one-time prekey (noted with the message's seq); once he has read it
+	// (the burn), that private key is gone from his browser.
+	bob.waitJS("unread badge", `document.querySelector('#friends .friend[data-handle="alice"] .badge.unread')?.textContent === "1"`)
+	bob.waitAsync("a one-time prekey noted as used", usedOPKs+" > 0")
+	bob.openChat("alice")
 	bob.waitMessage("before", "read")
+	bob.waitAsync("the used one-time prekey deleted", usedOPKs+" === 0")
 
 	var bobID string
 	var oldIK, oldList []byte

@@ -246,7 +246,7 @@ func get(t *testing.T, url string) response {
 
 func TestWebChat(t *testing.T) {
 	a := apptest.Start(t, app.Config{})
-	_, alice, bob := friendsInBrowsers(t, a)
+	alice, bob := friendsInBrowsers(t, startBrowser(t), a, "alice", "bob")
 	alice.waitOnline()
 	bob.waitOnline()
 

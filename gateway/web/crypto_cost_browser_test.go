@@ -7,13 +7,12 @@ import (
 )
 
 // costHelpers defines window.C in the page: it seals and opens envelopes
-// of both versions in a loop, timing each call with performance.now(), and
+// in a loop, timing each call with performance.now(), and
 // returns the median and 90th percentile in milliseconds with the envelope
 // size in bytes.
 const costHelpers = `(async () => {
   const id = await import("/assets/js/identity.js");
-  const env2 = await import("/assets/js/envelope2.js");
-  const env1 = await import("/assets/js/envelope.js");
+  const env2 = await import("/assets/js/envelope.js");
   const b64 = await import("/assets/js/b64.js");
   const d = (s) => b64.decode(s);
   const stats = async (n, fn) => {
@@ -45,17 +44,6 @@ const costHelpers = `(async () => {
       const open = await stats(n, async () => (await env2.open(last, list, reader.device, async (k) => (k === "spk" ? spk : opk))).plaintext.length);
       return { seal, open, wraps: targets.length };
     },
-    async v1(n, sender, recipientKex, reader) {
-      const s = await env1.importIdentity(d(sender.sign_seed), d(sender.kex_private));
-      const r = await env1.importIdentity(d(reader.sign_seed), d(reader.kex_private));
-      let last;
-      const seal = await stats(n, async (i) => {
-        last = await env1.seal({ from: "u_alice", to: "u_bob", mid: "m" + i, ts: 1750000000000 + i }, s, d(recipientKex), payload);
-        return last.length;
-      });
-      const open = await stats(n, async () => (await env1.open(last, r, s.signPublic)).plaintext.length);
-      return { seal, open, wraps: 2 };
-    },
   };
   return true;
 })()`
@@ -71,7 +59,7 @@ type costResult struct {
 }
 
 // TestWebCryptoCost measures what sealing and opening a 100-byte message
-// costs in the browser, for envelope v1 and for v2 at 1, 5 and 10 wraps
+// costs in the browser, for envelope v2 at 1, 5 and 10 wraps
 // (every target with a one-time prekey), and the envelope sizes; the
 // figures go to BENCHMARKS.md. It asserts nothing about speed and runs
 // only when MAYFLY_BENCH is set:
@@ -106,10 +94,5 @@ func TestWebCryptoCost(t *testing.T) {
 		t.Logf("v2 %-3s devices (%2d wraps): seal median %.2f ms p90 %.2f ms, open median %.2f ms p90 %.2f ms, envelope %d bytes",
 			c.name, r.Wraps, r.Seal.Median, r.Seal.P90, r.Open.Median, r.Open.P90, r.Seal.Bytes)
 	}
-	a1, b1 := seedKeys(t, 1), seedKeys(t, 2)
-	var r costResult
-	tb.eval(fmt.Sprintf(`C.v1(%d, %s, %q, %s)`, n, toJS(a1), b64.EncodeToString(b1.Public().Kex), toJS(b1)), &r)
-	t.Logf("v1 (2 wraps): seal median %.2f ms p90 %.2f ms, open median %.2f ms p90 %.2f ms, envelope %d bytes",
-		r.Seal.Median, r.Seal.P90, r.Open.Median, r.Open.P90, r.Seal.Bytes)
 	tb.checkNoErrors()
 }

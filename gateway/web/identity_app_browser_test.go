@@ -40,17 +40,26 @@ func dbExec(t *testing.T, db *pgx.Conn, sql string, args ...any) {
 	}
 }
 
-// friendsInBrowsers opens a browser with two people, alice and bob, who
-// register on a and become friends.
-func friendsInBrowsers(t *testing.T, a *app.App) (browser context.Context, alice, bob *tab) {
+// friendsInBrowsers opens two people in browser, who register on a with
+// the handles h1 and h2 and become friends.
+func friendsInBrowsers(t *testing.T, browser context.Context, a *app.App, h1, h2 string) (*tab, *tab) {
 	t.Helper()
-	browser = startBrowser(t)
-	alice = openApp(t, browser, a.HTTPAddr(), "alice")
-	bob = openApp(t, browser, a.HTTPAddr(), "bob")
-	alice.register("alice")
-	bob.register("bob")
-	befriend(alice, bob, "alice", "bob")
-	return browser, alice, bob
+	one := openApp(t, browser, a.HTTPAddr(), h1)
+	two := openApp(t, browser, a.HTTPAddr(), h2)
+	one.register(h1)
+	two.register(h2)
+	befriend(one, two, h1, h2)
+	return one, two
+}
+
+// TestWebIdentityApp runs the identity v2 flows of the app on one mayflyd
+// and one browser: key changes that stop the sender (alice and bob), and
+// linking and revoking a second browser (erin and dave).
+func TestWebIdentityApp(t *testing.T) {
+	a, db := startWithDB(t)
+	browser := startBrowser(t)
+	t.Run("KeyChangeStopsSender", func(t *testing.T) { keyChangeStopsSender(t, a, db, browser) })
+	t.Run("LinkAndRevoke", func(t *testing.T) { linkAndRevoke(t, a, browser) })
 }
 
 // usedOPKs counts the one-time prekey private keys the page holds that
@@ -87,12 +96,11 @@ func (tb *tab) waitFailed(text, code string) {
 	}
 }
 
-// TestWebKeyChangeStopsSender changes bob's keys in Postgres behind the
+// keyChangeStopsSender changes bob's keys in Postgres behind the
 // clients' backs, as a server that wants to read alice's messages would,
 // and checks that alice's page seals nothing to them until she accepts.
-func TestWebKeyChangeStopsSender(t *testing.T) {
-	a, db := startWithDB(t)
-	_, alice, bob := friendsInBrowsers(t, a)
+func keyChangeStopsSender(t *testing.T, a *app.App, db *pgx.Conn, browser context.Context) {
+	alice, bob := friendsInBrowsers(t, browser, a, "alice", "bob")
 	alice.openChat("bob")
 	alice.send("before")
 
@@ -185,15 +193,14 @@ func TestWebKeyChangeStopsSender(t *testing.T) {
 	bob.checkNoErrors()
 }
 
-// TestWebLinkAndRevoke links a second browser to a web account (the
+// linkAndRevoke links a second browser to a web account (the
 // primary approves its code), chats from both, then revokes it: its page
 // is closed, it cannot log in again, and it is not sealed for any more.
-func TestWebLinkAndRevoke(t *testing.T) {
-	a := apptest.Start(t, app.Config{})
-	browser, alice, bob := friendsInBrowsers(t, a)
+func linkAndRevoke(t *testing.T, a *app.App, browser context.Context) {
+	alice, bob := friendsInBrowsers(t, browser, a, "erin", "dave")
 
 	// bob's laptop: a new browser links to bob's account.
-	laptop := openApp(t, browser, a.HTTPAddr(), "bob-laptop")
+	laptop := openApp(t, browser, a.HTTPAddr(), "dave-laptop")
 	laptop.click("link", "#link-start")
 	laptop.waitSelector("link code", "#link-code")
 	code := laptop.text("#link-code")
@@ -202,7 +209,7 @@ func TestWebLinkAndRevoke(t *testing.T) {
 	bob.waitSelector("approve form", "#link-approve-code")
 	bob.do("type code", chromedp.SendKeys(chromedp.CSS("#link-approve-code"), code),
 		chromedp.Click(chromedp.CSS("#link-approve button")))
-	laptop.waitSignedIn("bob")
+	laptop.waitSignedIn("dave")
 	laptop.waitOnline()
 	bob.waitJS("two listed devices", `document.querySelectorAll('#devices .device[data-listed="true"]').length === 2`)
 	bob.screenshot("devices-linked")
@@ -213,14 +220,14 @@ func TestWebLinkAndRevoke(t *testing.T) {
 
 	// Both of bob's browsers read alice's message; what the laptop sends
 	// reaches alice and bob's first browser (a sync copy).
-	alice.openChat("bob")
+	alice.openChat("dave")
 	alice.send("to both of bob's devices")
-	laptop.waitSelector("friend alice", `#friends .friend[data-handle="alice"]`)
-	laptop.openChat("alice")
+	laptop.waitSelector("friend erin", `#friends .friend[data-handle="erin"]`)
+	laptop.openChat("erin")
 	laptop.waitMessage("to both of bob's devices", "read")
 	laptop.send("from bob's laptop")
 	alice.waitMessage("from bob's laptop", "read")
-	bob.openChat("alice")
+	bob.openChat("erin")
 	bob.waitJS("sync copy", `[...document.querySelectorAll("#messages .msg.out")].some(li => li.querySelector(".text")?.textContent === "from bob's laptop")`)
 
 	// A linked device cannot add devices; the primary revokes the laptop.
@@ -243,7 +250,7 @@ func TestWebLinkAndRevoke(t *testing.T) {
 	bob.waitMessage("after the revocation", "read")
 	var u schema.User
 	carol := apptest.NewUser(t, a.HTTPAddr(), "carol")
-	carol.Must("GET", "/v1/users/bob", nil, &u)
+	carol.Must("GET", "/v1/users/dave", nil, &u)
 	l, err := envelope.ParseDeviceList(u.DeviceList)
 	if err != nil {
 		t.Fatal(err)

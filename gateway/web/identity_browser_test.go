@@ -4,24 +4,32 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/mayfly-im/mayfly/gateway/web"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
+var b64 = base64.RawURLEncoding
+
 // identityHelpers defines window.T2 in the page: thin wrappers over the
-// client's identity v2 modules (identity.js, envelope2.js), taking and
+// client's identity v2 modules (identity.js, envelope.js), taking and
 // returning JSON-friendly values (keys as base64url, private keys as their
 // raw 32 bytes).
 const identityHelpers = `(async () => {
   const id = await import("/assets/js/identity.js");
-  const env = await import("/assets/js/envelope2.js");
+  const env = await import("/assets/js/envelope.js");
   const b64 = await import("/assets/js/b64.js");
   const d = (s) => b64.decode(s);
   const e = (b) => b64.encode(b);
@@ -73,10 +81,13 @@ const identityHelpers = `(async () => {
 })()`
 
 // identityPage opens the client's identity modules in a page served by the
-// web handler alone and installs the helpers.
+// web handler alone (no server needed) and installs the helpers.
 func identityPage(t *testing.T) *tab {
 	t.Helper()
-	tb := envelopePage(t)
+	srv := httptest.NewServer(web.New())
+	t.Cleanup(srv.Close)
+	tb := newTab(t, startBrowser(t), "interop")
+	tb.do("load page", chromedp.Navigate(srv.URL+"/"))
 	tb.eval(identityHelpers, nil)
 	return tb
 }
@@ -133,8 +144,18 @@ func jsJSON(v any) string {
 	return string(b)
 }
 
-func TestWebIdentityVectors(t *testing.T) {
+// TestWebIdentity checks the client's identity v2 code against Go's in
+// one page: the test vectors, interop both ways, and the parsers.
+func TestWebIdentity(t *testing.T) {
 	tb := identityPage(t)
+	t.Run("Vectors", func(t *testing.T) { identityVectors(t, tb) })
+	t.Run("Interop", func(t *testing.T) { envelopeInterop(t, tb) })
+	t.Run("Parse", func(t *testing.T) { identityParse(t, tb) })
+	tb.checkNoErrors()
+}
+
+// identityVectors reproduces schema/envelope/testdata/v2-vectors.json.
+func identityVectors(t *testing.T, tb *tab) {
 	v := loadV2Vectors(t)
 	var bob1, bob2, alice, aliceIK, bobIK string
 	tb.eval(fmt.Sprintf(`T2.pub("Ed25519", %q)`, hexB64(t, v.Bob1DeviceSeed)), &bob1)
@@ -190,7 +211,6 @@ func TestWebIdentityVectors(t *testing.T) {
 	if fp != v.AliceFP || safety != v.SafetyNumber {
 		t.Errorf("JS fingerprint %q and safety number %q, want %q and %q", fp, safety, v.AliceFP, v.SafetyNumber)
 	}
-	tb.checkNoErrors()
 }
 
 // v2User is a test user: an identity key and devices, each with a signing
@@ -277,8 +297,8 @@ func (u v2User) targets(t *testing.T, opk bool, skip string) []envelope.Target {
 
 func priv(k *ecdh.PrivateKey) string { return b64.EncodeToString(k.Bytes()) }
 
-func TestWebEnvelopeV2Interop(t *testing.T) {
-	tb := identityPage(t)
+// envelopeInterop seals in Go and opens in the page, and the other way.
+func envelopeInterop(t *testing.T, tb *tab) {
 	alice, bob, carol := newV2User(t, "u_alice", 2), newV2User(t, "u_bob", 2), newV2User(t, "u_carol", 1)
 	aliceList := string(alice.list(t))
 
@@ -416,15 +436,13 @@ func TestWebEnvelopeV2Interop(t *testing.T) {
 			t.Errorf("JS bundle check, swapped prekeys: error %q, want signature", got.Error)
 		}
 	})
-	tb.checkNoErrors()
 }
 
-// TestWebIdentityParse checks that the JS shape checks of envelopes, device
+// identityParse checks that the JS shape checks of envelopes, device
 // lists, prekeys and bundles agree with Go's parsers on mutated inputs,
 // with the same error kind (except duplicate members, which JSON.parse
 // cannot see; the server refuses those).
-func TestWebIdentityParse(t *testing.T) {
-	tb := identityPage(t)
+func identityParse(t *testing.T, tb *tab) {
 	v := loadV2Vectors(t)
 	var bu map[string]any
 	json.Unmarshal([]byte(v.BobBundle), &bu)
@@ -522,5 +540,39 @@ func TestWebIdentityParse(t *testing.T) {
 			}
 		})
 	}
-	tb.checkNoErrors()
+}
+
+// interopOpen is what T.open returns.
+type interopOpen struct {
+	Header struct {
+		From, To, Mid string
+		TS            int64
+	}
+	Text, Error string
+}
+
+func goKind(err error) string {
+	switch {
+	case errors.Is(err, envelope.ErrVersion):
+		return "version"
+	case errors.Is(err, envelope.ErrTooLarge):
+		return "too_large"
+	case errors.Is(err, envelope.ErrMalformed):
+		return "malformed"
+	case errors.Is(err, envelope.ErrKey):
+		return "key"
+	}
+	return err.Error()
+}
+
+// mutateJSON decodes the JSON object in (numbers kept exact), lets f change
+// it and returns it encoded again.
+func mutateJSON(in string, f func(m map[string]any)) string {
+	var m map[string]any
+	dec := json.NewDecoder(strings.NewReader(in))
+	dec.UseNumber()
+	dec.Decode(&m)
+	f(m)
+	b, _ := json.Marshal(m)
+	return string(b)
 }

@@ -5,7 +5,7 @@
 // server's events. Views listen for "change" and re-render.
 
 import * as b64 from "./b64.js";
-import * as envelope from "./envelope2.js";
+import * as envelope from "./envelope.js";
 import * as identity from "./identity.js";
 import * as prekeys from "./prekeys.js";
 import { Peers, UntrustedError } from "./peers.js";

@@ -49,30 +49,54 @@ function toSession(s) {
   };
 }
 
-/** register creates an account for the identity's public keys. */
-export function register(handle, identity) {
-  return call("POST", "/v1/register", {
-    handle, sign_key: b64.encode(identity.signPublic), kex_key: b64.encode(identity.kexPublic),
-  });
+/** register creates an account for the identity key (raw Ed25519 public key). */
+export function register(handle, ikPublic) {
+  return call("POST", "/v1/register", { handle, ik: b64.encode(ikPublic) });
+}
+
+/** publishList stores a device list signed by the identity key (its canonical JSON); no token needed. */
+export function publishList(listJSON) {
+  return call("POST", "/v1/devicelist", { list: JSON.parse(listJSON) });
+}
+
+/** deviceList returns user userID's newest signed device list as a JSON object, or null when none. */
+export async function deviceList(userID) {
+  try {
+    return (await call("GET", `/v1/devicelist/${encodeURIComponent(userID)}`)).list;
+  } catch (err) {
+    if (err instanceof ApiError && err.code === "not_found") return null;
+    throw err;
+  }
 }
 
 /**
- * login answers a fresh challenge for handle by signing it with the
- * identity's Ed25519 key and stores the new session.
+ * login answers a fresh challenge for handle by signing
+ * "mayfly login v2\0" || challenge_id || "\0" || device_id || "\0" || nonce
+ * with the device key, and stores the new session.
  */
 export async function login(handle, identity, deviceName) {
   const ch = await call("POST", "/v1/login/challenge", { handle });
   const nonce = b64.decode(ch.nonce);
-  const ctx = new TextEncoder().encode("mayfly login v1\0" + ch.challenge_id + "\0");
+  const ctx = new TextEncoder().encode("mayfly login v2\0" + ch.challenge_id + "\0" + identity.deviceID + "\0");
   const msg = new Uint8Array(ctx.length + nonce.length);
   msg.set(ctx);
   msg.set(nonce, ctx.length);
-  const sig = await crypto.subtle.sign({ name: "Ed25519" }, identity.signPrivate, msg);
+  const sig = await crypto.subtle.sign({ name: "Ed25519" }, identity.dk.private, msg);
   const s = toSession(await call("POST", "/v1/login", {
-    challenge_id: ch.challenge_id, signature: b64.encode(sig), device_name: deviceName,
+    challenge_id: ch.challenge_id, device_id: identity.deviceID, signature: b64.encode(sig), device_name: deviceName,
   }));
   await keystore.saveSession(s);
   return s;
+}
+
+/** startLink asks for a link request for a new device's link key and device key (raw). */
+export function startLink(linkPublic, deviceKey) {
+  return call("POST", "/v1/link", { public_key: b64.encode(linkPublic), device_key: b64.encode(deviceKey) });
+}
+
+/** linkStatus polls a link request with its secret: {status, user_id, handle, bundle}. */
+export function linkStatus(code, secret) {
+  return call("GET", `/v1/link/${encodeURIComponent(code)}/bundle`, undefined, secret);
 }
 
 /**
@@ -134,4 +158,9 @@ export class Client {
   /** deleteAccount deletes the account for good; handle confirms it. */
   deleteAccount(handle) { return this.do("DELETE", "/v1/account", { handle }); }
   lookup(handle) { return this.do("GET", `/v1/users/${encodeURIComponent(handle)}`); }
+  prekeyStatus() { return this.do("GET", "/v1/prekeys"); }
+  putPrekeys(upload) { return this.do("PUT", "/v1/prekeys", upload); }
+  claimBundle(userID) { return this.do("POST", `/v1/users/${encodeURIComponent(userID)}/bundle`); }
+  linkInfo(code) { return this.do("GET", `/v1/link/${encodeURIComponent(code)}`); }
+  approveLink(code, bundle) { return this.do("POST", `/v1/link/${encodeURIComponent(code)}/approve`, { bundle }); }
 }

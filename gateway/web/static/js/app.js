@@ -2,7 +2,7 @@
 // shell. Chats are rendered by chatview.js, state lives in messenger.js.
 
 import * as api from "./api.js";
-import * as envelope from "./envelope.js";
+import * as account from "./account.js";
 import * as keystore from "./keystore.js";
 import { h, replace } from "./dom.js";
 import { Messenger } from "./messenger.js";
@@ -10,6 +10,7 @@ import { ChatView, presenceOf } from "./chatview.js";
 import { ConnectionBanner } from "./connection.js";
 import { DevicesDialog } from "./devices.js";
 import { errorText, showError, toast, toastError } from "./notify.js";
+import { PendingLink, formatCode } from "./link.js";
 
 const HANDLE = /^[A-Za-z0-9_]{3,32}$/;
 const root = document.getElementById("app");
@@ -20,7 +21,7 @@ function defaultDeviceName() {
 }
 
 async function boot() {
-  const identity = await keystore.loadIdentity();
+  const identity = await account.upgrade(await keystore.loadIdentity());
   const session = await keystore.loadSession();
   if (identity && session && session.userID === identity.userID) return signedIn(identity, session);
   welcome(identity);
@@ -44,7 +45,7 @@ function welcome(identity) {
       e.preventDefault();
       busy(form, true);
       try {
-        const s = await api.login(identity.handle, identity, device.value.trim());
+        const s = await account.login(identity, device.value.trim());
         signedIn(identity, s);
       } catch (x) { showError(err, x); busy(form, false); }
     });
@@ -67,26 +68,42 @@ function welcome(identity) {
       if (!HANDLE.test(handle.value)) { err.textContent = "A handle is 3-32 letters, digits or underscores."; return; }
       busy(form, true);
       try {
-        signedIn(...await register(handle.value, device.value.trim()));
+        signedIn(...await account.register(handle.value, device.value.trim()));
       } catch (x) { showError(err, x); busy(form, false); }
     });
     body = [h("h2", {}, "Create your account"),
       h("p", { class: "muted" }, "No phone number, no e-mail: just a handle. Your keys are made in this browser with WebCrypto and the private halves never leave it."),
-      form];
+      form, h("button", { class: "link", id: "link-start", type: "button", onclick: () => linkDevice(device.value.trim()) },
+        "Link this browser to an account you already have")];
   }
   replace(root, h("main", { class: "welcome" }, h("div", { class: "card" },
     brand(), h("p", { class: "tagline" }, "Private one-to-one messages that burn after reading."), body, err)));
 }
 
-/** register makes non-extractable keys, registers them and logs in. */
-async function register(handle, deviceName) {
-  const keys = await envelope.generateIdentity(false);
-  const user = await api.register(handle, keys);
-  const identity = { ...keys, userID: user.user_id, handle: user.handle, extractable: false };
-  identity.fingerprint = await envelope.fingerprint(keys.signPublic, keys.kexPublic);
-  await keystore.saveIdentity(identity);
-  const session = await api.login(user.handle, identity, deviceName);
-  return [identity, session];
+/**
+ * linkDevice makes this browser a new device of an existing account: it
+ * shows the link code to approve on the primary device (web: Devices, Add
+ * a device; CLI: mayfly device approve CODE), waits, and logs in.
+ */
+async function linkDevice(deviceName) {
+  const err = h("p", { class: "error", id: "welcome-error", role: "alert" });
+  const cancel = h("button", { class: "link", id: "link-cancel", type: "button" }, "Cancel");
+  const show = (...body) => replace(root, h("main", { class: "welcome" }, h("div", { class: "card" }, brand(), ...body, err, cancel)));
+  let pending = null;
+  cancel.onclick = () => { if (pending) pending.stopped = true; welcome(null); };
+  show(h("p", { class: "muted" }, "Asking the server for a link code…"));
+  try {
+    pending = await PendingLink.start();
+    show(h("h2", {}, "Link this browser"),
+      h("p", { class: "muted" }, "On the device that created the account, approve this code: in the web client under Devices, Add a device; with the CLI, mayfly device approve CODE. It expires in ten minutes."),
+      h("p", { class: "fingerprint big", id: "link-code" }, formatCode(pending.code)));
+    const id = await pending.wait();
+    await keystore.saveIdentity(id);
+    signedIn(id, await account.login(id, deviceName));
+  } catch (x) {
+    if (pending && pending.stopped) return;
+    err.textContent = errorText(x);
+  }
 }
 
 /** signedIn builds the main shell for a session. */
@@ -94,13 +111,13 @@ function signedIn(identity, session) {
   const client = new api.Client(session, () => endSession("Your session on this device has ended."));
   const m = new Messenger(identity, session, client);
   const status = h("span", { id: "conn-status", class: "status" });
-  const devices = new DevicesDialog(client, session, () => endSession("This device was revoked."), deleteAccount);
+  const devices = new DevicesDialog(client, session, () => endSession("This device was revoked."), identity, deleteAccount);
   const topbar = h("header", { class: "topbar" }, brand(),
     h("div", { class: "me" }, h("span", { id: "me-handle" }, "@" + identity.handle),
       h("span", { class: "fingerprint small", title: "Your key fingerprint" }, identity.fingerprint)),
     status,
     h("button", { id: "devices-btn", onclick: () => devices.open() }, "Devices"),
-    h("button", { id: "logout-btn", onclick: () => logout(client, session).then(() => endSession("Logged out.")) }, "Log out"));
+    h("button", { id: "logout-btn", onclick: () => { tabs.postMessage(session.deviceID); endSession("Logged out."); } }, "Log out"));
   const sidebar = h("aside", { class: "sidebar" });
   const chat = new ChatView(m);
   const banner = new ConnectionBanner(m.conn);
@@ -110,6 +127,7 @@ function signedIn(identity, session) {
   function endSession(why) {
     if (ended || deleting) return;
     ended = true;
+    tabs.close();
     m.stop();
     keystore.clearSession(session.deviceID).then(() => { welcome(identity); toast(why, "warn"); });
   }
@@ -129,6 +147,14 @@ function signedIn(identity, session) {
     toast(`The account @${handle} was deleted.`, "warn");
   }
   m.conn.addEventListener("revoked", () => endSession("This device was revoked."));
+  // Logging out in one tab ends the session in the others too.
+  const tabs = new BroadcastChannel("mayfly-session");
+  tabs.onmessage = (e) => { if (e.data === session.deviceID) endSession("Logged out."); };
+  // A page left for another keeps running in the back/forward cache: close
+  // the socket (the device goes offline, as the person left), and start
+  // afresh if the page is shown again.
+  addEventListener("pagehide", () => { tabs.close(); m.conn.stop(); });
+  addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });
   m.addEventListener("devices", () => devices.refresh());
   m.addEventListener("change", () => {
     status.textContent = m.conn.status;
@@ -138,14 +164,6 @@ function signedIn(identity, session) {
   });
   const tick = setInterval(() => { if (ended) clearInterval(tick); else { m.expire(); chat.tick(); banner.tick(); } }, 1000);
   m.start().catch((x) => toastError(x));
-}
-
-async function logout(client, session) {
-  try {
-    await client.revokeDevice(session.deviceID); // ends the session chain on the server
-  } catch (x) {
-    // a session that is gone already is as good as logged out
-  }
 }
 
 function renderSidebar(el, m) {

@@ -39,6 +39,7 @@ const STATUS_TEXT = {
   recalled: "recalled",
   failed: "not sent",
   unread: "new",
+  unreadable: "cannot be opened here",
 };
 
 export class ChatView {
@@ -108,6 +109,7 @@ export class ChatView {
 
   renderHead(f) {
     const sig = JSON.stringify([f.user_id, presenceOf(this.m, f), f.lastSeen, f.keysChanged, f.safetyNumber, f.fingerprint, this.showSafety]);
+    const accept = () => this.m.acceptKeys(f.user_id).then(() => toast(`Accepted @${f.handle}'s identity key.`));
     if (this.headSig === sig) return;
     this.headSig = sig;
     const safety = this.showSafety && h("div", { class: "safety", id: "safety" },
@@ -115,7 +117,9 @@ export class ChatView {
       h("p", { class: "fingerprint big", id: "safety-number" }, f.safetyNumber),
       h("dl", {},
         h("dt", {}, "You"), h("dd", { class: "fingerprint" }, this.m.me.fingerprint),
-        h("dt", {}, "@" + f.handle), h("dd", { class: "fingerprint" }, f.localFingerprint)),
+        h("dt", {}, "@" + f.handle), h("dd", { class: "fingerprint" }, f.localFingerprint),
+        f.keysChanged && [h("dt", {}, "before"), h("dd", { class: "fingerprint", id: "pinned-fingerprint" }, f.pinnedFingerprint)]),
+      f.keysChanged && h("button", { class: "primary", id: "accept-keys", onclick: accept }, "The numbers match: accept the new key"),
       f.fingerprint !== f.localFingerprint && h("p", { class: "error" }, "The server's fingerprint for this friend differs from the keys it sent. Do not trust this chat."));
     replace(this.head,
       h("div", { class: "who" },
@@ -128,8 +132,9 @@ export class ChatView {
         h("button", { class: "danger", id: "unfriend-btn", onclick: () => this.unfriend(f) }, "Remove")),
       safety);
     replace(this.notice, f.keysChanged && h("div", { class: "warning", id: "keys-changed" },
-      `@${f.handle}'s keys changed. Compare the safety number again before you trust new messages.`,
-      h("button", { onclick: () => this.m.acceptKeys(f.user_id) }, "I compared it")));
+      `@${f.handle}'s identity key changed, or their devices are not signed by it. Nothing is sent to them until you compare the new safety number and accept it.`,
+      h("button", { id: "verify-keys", onclick: () => { this.showSafety = true; this.headSig = null; this.render(); } }, "Compare safety number"),
+      h("button", { id: "accept-keys-anyway", onclick: accept }, "Accept without comparing")));
   }
 
   async unfriend(f) {

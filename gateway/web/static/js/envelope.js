@@ -1,142 +1,45 @@
-// Mayfly envelope v1 in WebCrypto: seal, parse, verify, open, fingerprints
-// and safety numbers. Byte for byte the format of docs/envelope.md and the
-// Go package schema/envelope; gateway/web's browser test checks both
-// directions (Go seals, JS opens; JS seals, Go opens).
-//
-// Keys are CryptoKey objects. A user's identity is
-//   { signPrivate: CryptoKey (Ed25519, "sign"),
-//     kexPrivate:  CryptoKey (X25519, "deriveBits"),
-//     signPublic:  Uint8Array(32), kexPublic: Uint8Array(32) }
-// and the private keys may be non-extractable: nothing here exports them.
+// Mayfly envelope v2 in WebCrypto (docs/envelope.md, version 2): a payload
+// sealed under a fresh content key, wrapped for every target device with an
+// ephemeral X25519 key combined with the device's signed prekey and, when
+// the server had one, a one-time prekey (X3DH-style), signed by the sending
+// device's key. Byte for byte the Go package schema/envelope (SealV2,
+// ParseV2, EnvelopeV2.Open); gateway/web's browser tests check the test
+// vectors and both directions of interop.
 
 import * as b64 from "./b64.js";
+import { importPrivate, importX25519Public, keyID, listedKey } from "./identity.js";
+import {
+  KEY_ID_SIZE, KEY_SIZE, NONCE_SIZE, SIG_SIZE, TAG_SIZE, WRAPPED_KEY_SIZE, bytesField, checkID, checkInt, checkVersion, concat, equalBytes, exactMembers, fail, jsonObject,
+  lp, random, u32, u64, utf8,
+} from "./wire.js";
 
-export const VERSION = 1;
+export const VERSION = 2;
 export const MAX_PLAINTEXT = 64 << 10;
 export const MAX_ENCODED = 96 << 10;
-export const MAX_ID_LEN = 64;
-export const MAX_SENT_AT = 2 ** 53 - 1;
+export const MAX_WRAPS = 10;
 
-const KEY_ID_SIZE = 8;
-const KEY_SIZE = 32;
-const NONCE_SIZE = 12;
-const WRAPPED_KEY_SIZE = 48;
-const SIG_SIZE = 64;
-const TAG_SIZE = 16;
 
-const WRAP_INFO = "mayfly envelope v1 wrap";
-const AAD_DOMAIN = "mayfly envelope v1 aad";
-const SIG_DOMAIN = "mayfly envelope v1 sig";
-const FINGERPRINT_DOMAIN = "mayfly fingerprint v1";
+const WRAP_INFO = "mayfly envelope v2 wrap";
+const AAD_DOMAIN = "mayfly envelope v2 aad";
+const SIG_DOMAIN = "mayfly envelope v2 sig";
 
 const subtle = globalThis.crypto.subtle;
-const utf8 = new TextEncoder();
-const idPattern = /^[A-Za-z0-9_-]{1,64}$/;
-
-/**
- * EnvelopeError is thrown for every failure; kind is one of "malformed",
- * "version", "too_large", "key", "signature", "no_wrap", "decrypt", matching
- * the Go sentinel errors (ErrMalformed, ...).
- */
-export class EnvelopeError extends Error {
-  constructor(kind, message) {
-    super(`envelope: ${kind}: ${message}`);
-    this.name = "EnvelopeError";
-    this.kind = kind;
-  }
-}
-
-const fail = (kind, msg) => { throw new EnvelopeError(kind, msg); };
-
-/** concat joins byte arrays. */
-function concat(parts) {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) { out.set(p, off); off += p.length; }
-  return out;
-}
-
-function u32(x) {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, x, false);
-  return b;
-}
-
-function u64(x) {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(x), false);
-  return b;
-}
-
-/** lp returns x (bytes or an ASCII string) prefixed with its 4-byte length. */
-function lp(x) {
-  const b = typeof x === "string" ? utf8.encode(x) : x;
-  return concat([u32(b.length), b]);
-}
+const ZERO_NONCE = new Uint8Array(NONCE_SIZE);
 
 function headerBytes(domain, e) {
-  return [lp(domain), u32(VERSION), lp(e.from), lp(e.to), lp(e.mid), u64(e.ts)];
+  return [lp(domain), u32(VERSION), lp(e.from), lp(e.fd), lp(e.to), lp(e.mid), u64(e.ts)];
 }
 
-/** aad returns the associated data of the payload AEAD. */
 function aad(e) {
   return concat(headerBytes(AAD_DOMAIN, e));
 }
 
-/** signedBytes returns SIG_INPUT: every field except the signature. */
 function signedBytes(e) {
   const parts = headerBytes(SIG_DOMAIN, e);
   parts.push(u32(e.wraps.length));
-  for (const w of e.wraps) parts.push(lp(w.kid), lp(w.epk), lp(w.n), lp(w.k));
+  for (const w of e.wraps) parts.push(lp(w.d), lp(w.spk), lp(w.opk), lp(w.epk), lp(w.k));
   parts.push(lp(e.n), lp(e.ct));
   return concat(parts);
-}
-
-/** keyID returns the 8-byte key id of a raw X25519 public key. */
-export async function keyID(kexPublic) {
-  return new Uint8Array(await subtle.digest("SHA-256", kexPublic)).slice(0, KEY_ID_SIZE);
-}
-
-function equalBytes(a, b) {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
-  return d === 0;
-}
-
-function random(n) {
-  return crypto.getRandomValues(new Uint8Array(n));
-}
-
-async function importX25519Public(raw) {
-  if (!(raw instanceof Uint8Array) || raw.length !== KEY_SIZE) fail("key", "X25519 public key must be 32 bytes");
-  return subtle.importKey("raw", raw, { name: "X25519" }, true, []);
-}
-
-/** importSignPublic imports a raw Ed25519 public key for verifying. */
-export async function importSignPublic(raw) {
-  if (!(raw instanceof Uint8Array) || raw.length !== KEY_SIZE) fail("key", "Ed25519 public key must be 32 bytes");
-  return subtle.importKey("raw", raw, { name: "Ed25519" }, true, ["verify"]);
-}
-
-/** x25519 returns the 32-byte shared secret; a low-order peer key is a key error. */
-async function x25519(priv, pubKey) {
-  let shared;
-  try {
-    shared = new Uint8Array(await subtle.deriveBits({ name: "X25519", public: pubKey }, priv, 256));
-  } catch (err) {
-    fail("key", "X25519 failed (low-order point?): " + err.message);
-  }
-  if (shared.every((b) => b === 0)) fail("key", "X25519 shared secret is zero");
-  return shared;
-}
-
-/** wrappingKey derives HKDF-SHA256(shared, salt = epk || recipient, info). */
-async function wrappingKey(shared, epk, recipient) {
-  const ikm = await subtle.importKey("raw", shared, "HKDF", false, ["deriveKey"]);
-  return subtle.deriveKey(
-    { name: "HKDF", hash: "SHA-256", salt: concat([epk, recipient]), info: utf8.encode(WRAP_INFO) },
-    ikm, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
 }
 
 function gcm(iv, additionalData) {
@@ -145,231 +48,191 @@ function gcm(iv, additionalData) {
   return p;
 }
 
-/** wrapContentKey encrypts the raw content key for one X25519 public key. */
-async function wrapContentKey(contentKey, recipientRaw) {
-  const recipient = await importX25519Public(recipientRaw);
-  const eph = await subtle.generateKey({ name: "X25519" }, false, ["deriveBits"]);
-  const epk = new Uint8Array(await subtle.exportKey("raw", eph.publicKey));
-  const shared = await x25519(eph.privateKey, recipient);
-  const kek = await wrappingKey(shared, epk, recipientRaw);
-  const n = random(NONCE_SIZE);
-  const k = new Uint8Array(await subtle.encrypt(gcm(n), kek, contentKey));
-  return { kid: await keyID(recipientRaw), epk, n, k };
-}
-
-/**
- * checkHeader validates {from, to, mid, ts} the way Go's Header.Validate
- * does (ids of 1-64 [A-Za-z0-9_-], ts an integer in [1, 2^53-1]).
- */
-function checkHeader(h) {
-  for (const f of ["from", "to", "mid"]) {
-    if (typeof h[f] !== "string" || !idPattern.test(h[f])) fail("malformed", `${f} must be 1-64 characters of [A-Za-z0-9_-]`);
+async function dh(priv, pubRaw) {
+  let shared;
+  try {
+    shared = new Uint8Array(await subtle.deriveBits({ name: "X25519", public: await importX25519Public(pubRaw) }, priv, 256));
+  } catch (err) {
+    if (err.kind) throw err;
+    fail("key", "X25519 failed (low-order point?)");
   }
-  if (!Number.isSafeInteger(h.ts) || h.ts < 1 || h.ts > MAX_SENT_AT) fail("malformed", "ts out of range");
+  if (shared.every((b) => b === 0)) fail("key", "X25519 shared secret is zero");
+  return shared;
 }
 
 /**
- * seal encrypts plaintext (Uint8Array, at most MAX_PLAINTEXT bytes) from
- * header.from to header.to and returns the encoded envelope as a string.
- * header is {from, to, mid, ts} with ts in unix milliseconds; sender is the
- * sender's identity (see the top of this file); recipientKex is the
- * recipient's raw X25519 public key. wraps[0] is for the recipient, wraps[1]
- * for the sender's own devices.
+ * kek derives a wrap's key-encryption key: HKDF-SHA256 over
+ * ikm = dh1 || dh2 with salt = E || SPK || OPK (dh2 and OPK only with a
+ * one-time prekey). The sender passes the ephemeral private key and the
+ * target's prekeys; the reader its prekeys' private keys and E (X25519 is
+ * symmetric), so dhs and salt come in already.
  */
-export async function seal(header, sender, recipientKex, plaintext) {
+async function kek(dhs, salt) {
+  const ikm = await subtle.importKey("raw", concat(dhs), "HKDF", false, ["deriveKey"]);
+  return subtle.deriveKey({ name: "HKDF", hash: "SHA-256", salt, info: utf8.encode(WRAP_INFO) },
+    ikm, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+}
+
+/** wrap encrypts the content key for one target {d, spk, opk|null}. */
+async function wrap(contentKey, t, rnd) {
+  const eph = await importPrivate("X25519", rnd(KEY_SIZE), true); // used for this wrap only
+  const dhs = [await dh(eph.private, t.spk)];
+  const salt = [eph.public, t.spk];
+  if (t.opk) {
+    dhs.push(await dh(eph.private, t.opk));
+    salt.push(t.opk);
+  }
+  const key = await kek(dhs, concat(salt));
+  return {
+    d: t.d, spk: await keyID(t.spk), opk: t.opk ? await keyID(t.opk) : new Uint8Array(0), epk: eph.public,
+    k: new Uint8Array(await subtle.encrypt(gcm(ZERO_NONCE), key, contentKey)),
+  };
+}
+
+function checkHeader(h) {
+  for (const f of ["from", "fd", "to", "mid"]) checkID(h[f], f);
+  checkInt(h.ts, "ts");
+}
+
+/**
+ * seal encrypts plaintext (Uint8Array, at most MAX_PLAINTEXT bytes) and
+ * returns the canonical encoded envelope. header is {from, fd, to, mid, ts}
+ * (fd the sending device's id, ts unix ms); dk the sending device's Ed25519
+ * private CryptoKey; targets come from verifyBundle of the recipient and of
+ * the sender's own other devices, 1 to MAX_WRAPS distinct devices. rnd(n)
+ * returns n random bytes; only test vectors replace it. Random bytes are
+ * read as docs/envelope.md says: content key, payload nonce, then one
+ * ephemeral private key per wrap.
+ */
+export async function seal(header, dk, targets, plaintext, rnd = random) {
   checkHeader(header);
   if (!(plaintext instanceof Uint8Array)) fail("malformed", "plaintext must be a Uint8Array");
   if (plaintext.length > MAX_PLAINTEXT) fail("too_large", `plaintext ${plaintext.length} bytes, limit ${MAX_PLAINTEXT}`);
-  const contentKey = random(KEY_SIZE);
-  const e = { v: VERSION, from: header.from, to: header.to, mid: header.mid, ts: header.ts };
-  e.wraps = [await wrapContentKey(contentKey, recipientKex), await wrapContentKey(contentKey, sender.kexPublic)];
-  e.n = random(NONCE_SIZE);
+  if (targets.length < 1 || targets.length > MAX_WRAPS) fail("malformed", `${targets.length} targets, want 1 to ${MAX_WRAPS}`);
+  const e = { v: VERSION, from: header.from, fd: header.fd, to: header.to, mid: header.mid, ts: header.ts, wraps: [] };
+  const contentKey = rnd(KEY_SIZE);
+  e.n = rnd(NONCE_SIZE);
+  for (const t of targets) {
+    checkID(t.d, "target device id");
+    if (e.wraps.some((w) => w.d === t.d)) fail("malformed", "target device given twice");
+    e.wraps.push(await wrap(contentKey, t, rnd));
+  }
   const ck = await subtle.importKey("raw", contentKey, "AES-GCM", false, ["encrypt"]);
   contentKey.fill(0);
   e.ct = new Uint8Array(await subtle.encrypt(gcm(e.n, aad(e)), ck, plaintext));
-  e.sig = new Uint8Array(await subtle.sign({ name: "Ed25519" }, sender.signPrivate, signedBytes(e)));
+  e.sig = new Uint8Array(await subtle.sign({ name: "Ed25519" }, dk, signedBytes(e)));
   return encode(e);
 }
 
-/** encode returns the canonical JSON of a parsed envelope (Go's MarshalJSON order). */
+/** encode returns the canonical JSON of a parsed envelope (Go's MarshalJSON). */
 export function encode(e) {
   return JSON.stringify({
-    v: VERSION, from: e.from, to: e.to, mid: e.mid, ts: e.ts,
-    wraps: e.wraps.map((w) => ({ kid: b64.encode(w.kid), epk: b64.encode(w.epk), n: b64.encode(w.n), k: b64.encode(w.k) })),
+    v: VERSION, from: e.from, fd: e.fd, to: e.to, mid: e.mid, ts: e.ts,
+    wraps: e.wraps.map((w) => ({ d: w.d, spk: b64.encode(w.spk), opk: b64.encode(w.opk), epk: b64.encode(w.epk), k: b64.encode(w.k) })),
     n: b64.encode(e.n), ct: b64.encode(e.ct), sig: b64.encode(e.sig),
   });
 }
 
-const envelopeMembers = ["v", "from", "to", "mid", "ts", "wraps", "n", "ct", "sig"];
-const wrapMembers = ["kid", "epk", "n", "k"];
+const MEMBERS = ["v", "from", "fd", "to", "mid", "ts", "wraps", "n", "ct", "sig"];
+const WRAP_MEMBERS = ["d", "spk", "opk", "epk", "k"];
 
-function exactMembers(o, names, what) {
-  if (o === null || typeof o !== "object" || Array.isArray(o)) fail("malformed", `${what} is not an object`);
-  const keys = Object.keys(o);
-  if (keys.length !== names.length || !names.every((n) => Object.hasOwn(o, n))) {
-    fail("malformed", `${what} must have exactly the members ${names.join(", ")}`);
-  }
-}
-
-function bytesField(v, size, name) {
-  try {
-    return b64.decode(v, size);
-  } catch (err) {
-    return fail("malformed", `${name}: ${err.message}`);
-  }
-}
-
-/**
- * parse checks the shape of an encoded envelope (a string, or an object as
- * carried inside a protocol frame) as the server does and returns it with
- * byte fields decoded. It does not verify the signature. Duplicate JSON
- * members cannot be seen through JSON.parse; the server refuses them.
- */
-export function parse(input) {
-  let o = input;
-  if (typeof input === "string") {
-    if (utf8.encode(input).length > MAX_ENCODED) fail("too_large", `encoded envelope over ${MAX_ENCODED} bytes`);
-    try { o = JSON.parse(input); } catch { fail("malformed", "not JSON"); }
-  }
-  if (o === null || typeof o !== "object" || Array.isArray(o)) fail("malformed", "not a JSON object");
-  if (!Number.isInteger(o.v)) fail("malformed", "v must be an integer");
-  if (o.v !== VERSION) fail("version", `version ${o.v}`);
-  exactMembers(o, envelopeMembers, "envelope");
-  checkHeader(o);
-  if (!Array.isArray(o.wraps) || o.wraps.length !== 2) fail("malformed", "want exactly 2 wraps");
-  const wraps = o.wraps.map((w, i) => {
-    exactMembers(w, wrapMembers, `wraps[${i}]`);
-    return {
-      kid: bytesField(w.kid, KEY_ID_SIZE, `wraps[${i}].kid`),
-      epk: bytesField(w.epk, KEY_SIZE, `wraps[${i}].epk`),
-      n: bytesField(w.n, NONCE_SIZE, `wraps[${i}].n`),
-      k: bytesField(w.k, WRAPPED_KEY_SIZE, `wraps[${i}].k`),
-    };
-  });
-  const ct = bytesField(o.ct, undefined, "ct");
-  if (ct.length < TAG_SIZE) fail("malformed", "ct shorter than its tag");
-  if (ct.length > MAX_PLAINTEXT + TAG_SIZE) fail("too_large", "ct over the payload limit");
+function parseWrap(w, i) {
+  exactMembers(w, WRAP_MEMBERS, `wraps[${i}]`);
+  checkID(w.d, `wraps[${i}].d`);
+  const opk = bytesField(w.opk, undefined, `wraps[${i}].opk`);
+  if (opk.length !== 0 && opk.length !== KEY_ID_SIZE) fail("malformed", `wraps[${i}].opk must be 0 or 8 bytes`);
   return {
-    v: VERSION, from: o.from, to: o.to, mid: o.mid, ts: o.ts, wraps,
-    n: bytesField(o.n, NONCE_SIZE, "n"), ct, sig: bytesField(o.sig, SIG_SIZE, "sig"),
+    d: w.d, spk: bytesField(w.spk, KEY_ID_SIZE, `wraps[${i}].spk`), opk,
+    epk: bytesField(w.epk, KEY_SIZE, `wraps[${i}].epk`), k: bytesField(w.k, WRAPPED_KEY_SIZE, `wraps[${i}].k`),
   };
 }
 
-/** verify checks a parsed envelope's signature with the sender's raw Ed25519 key. */
-export async function verify(e, senderSign) {
-  const key = await importSignPublic(senderSign);
-  if (!(await subtle.verify({ name: "Ed25519" }, key, e.sig, signedBytes(e)))) {
-    fail("signature", "signature does not verify with the sender's key");
+/**
+ * parse checks an envelope's shape as the server does (Go's ParseV2) and
+ * returns it with byte fields decoded. It does not verify the signature.
+ * A v1 envelope is a "version" error.
+ */
+export function parse(input) {
+  const o = jsonObject(input, MAX_ENCODED, "envelope");
+  checkVersion(o, VERSION);
+  exactMembers(o, MEMBERS, "envelope");
+  for (const f of ["from", "fd", "to", "mid"]) if (typeof o[f] !== "string") fail("malformed", `${f} is not a string`);
+  checkInt(o.ts, "ts");
+  checkHeader(o);
+  if (!Array.isArray(o.wraps) || o.wraps.length < 1 || o.wraps.length > MAX_WRAPS) fail("malformed", `want 1 to ${MAX_WRAPS} wraps`);
+  const wraps = [];
+  for (const [i, w] of o.wraps.entries()) {
+    const pw = parseWrap(w, i);
+    if (wraps.some((x) => x.d === pw.d)) fail("malformed", `wraps[${i}]: device given twice`);
+    wraps.push(pw);
   }
-}
-
-/** unwrap returns the content key from the first wrap for reader that decrypts. */
-async function unwrap(e, reader) {
-  const kid = await keyID(reader.kexPublic);
-  let found = false;
-  for (const w of e.wraps) {
-    if (!equalBytes(w.kid, kid)) continue;
-    found = true;
-    try {
-      const shared = await x25519(reader.kexPrivate, await importX25519Public(w.epk));
-      const kek = await wrappingKey(shared, w.epk, reader.kexPublic);
-      return new Uint8Array(await subtle.decrypt(gcm(w.n), kek, w.k));
-    } catch {
-      // try the other wrap (a user writing to themself has two)
-    }
-  }
-  if (!found) fail("no_wrap", "no wrap for this reader's key");
-  return fail("decrypt", "content key does not decrypt");
+  const n = bytesField(o.n, NONCE_SIZE, "n");
+  const sig = bytesField(o.sig, SIG_SIZE, "sig");
+  const ct = bytesField(o.ct, undefined, "ct");
+  if (ct.length < TAG_SIZE) fail("malformed", "ct shorter than its tag");
+  if (ct.length > MAX_PLAINTEXT + TAG_SIZE) fail("too_large", "ct over the payload limit");
+  return { v: VERSION, from: o.from, fd: o.fd, to: o.to, mid: o.mid, ts: o.ts, wraps, n, ct, sig };
 }
 
 /**
- * open parses input (see parse), verifies it with senderSign (the raw
- * Ed25519 public key of the user named in "from"), then decrypts it with
- * reader's keys. It returns {header: {from, to, mid, ts}, plaintext}.
- * Nothing is decrypted unless the signature verifies.
+ * verify checks e's signature with the sending device's key, looked up by
+ * e.fd in senderList (the sender's device list, verified against their
+ * pinned identity key by the caller). An unlisted device (revoked or
+ * unknown) and a bad signature are "signature" errors.
  */
-export async function open(input, reader, senderSign) {
+export async function verify(e, senderList) {
+  if (senderList.uid !== e.from) fail("signature", "device list of another user");
+  const dk = listedKey(senderList, e.fd);
+  if (!dk) fail("signature", "sending device is not in the sender's device list");
+  const key = await subtle.importKey("raw", dk, { name: "Ed25519" }, true, ["verify"]);
+  if (!(await subtle.verify({ name: "Ed25519" }, key, e.sig, signedBytes(e)))) fail("signature", "signature does not verify");
+}
+
+/** wrapFor returns e's wrap for device id, or null. */
+export function wrapFor(e, id) {
+  return e.wraps.find((w) => w.d === id) || null;
+}
+
+/**
+ * open parses input, verifies it against senderList (see verify), then
+ * unwraps the content key of device deviceID's wrap and decrypts the
+ * payload. prekey(kind, keyID) returns the device's private prekey
+ * {private: CryptoKey, public: Uint8Array} of kind "spk" or "opk" with that
+ * 8-byte key id, or null when it is gone (deleted after a burn or expired):
+ * then the message is "no_wrap", never guessed at. It returns
+ * {header: {from, fd, to, mid, ts}, plaintext, wrap} where wrap names the
+ * prekeys used ({spk, opk} key ids, opk empty when none), so the caller can
+ * delete the one-time prekey once the message burned.
+ */
+export async function open(input, senderList, deviceID, prekey) {
   const e = parse(input);
-  await verify(e, senderSign);
-  const contentKey = await unwrap(e, reader);
+  await verify(e, senderList);
+  const w = wrapFor(e, deviceID);
+  if (!w) fail("no_wrap", "no wrap for this device");
+  const spk = await prekey("spk", w.spk);
+  const opk = w.opk.length > 0 ? await prekey("opk", w.opk) : null;
+  if (!spk || (w.opk.length > 0 && !opk)) fail("no_wrap", "the prekey this wrap needs is gone");
+  if (!equalBytes(await keyID(spk.public), w.spk) || (opk && !equalBytes(await keyID(opk.public), w.opk))) {
+    fail("no_wrap", "prekey is not the one the wrap names");
+  }
+  let contentKey, plaintext;
+  try {
+    const dhs = [await dh(spk.private, w.epk)];
+    const salt = [w.epk, spk.public];
+    if (opk) {
+      dhs.push(await dh(opk.private, w.epk));
+      salt.push(opk.public);
+    }
+    contentKey = new Uint8Array(await subtle.decrypt(gcm(ZERO_NONCE), await kek(dhs, concat(salt)), w.k));
+  } catch {
+    fail("decrypt", "content key does not decrypt");
+  }
   const ck = await subtle.importKey("raw", contentKey, "AES-GCM", false, ["decrypt"]);
   contentKey.fill(0);
-  let plaintext;
   try {
     plaintext = new Uint8Array(await subtle.decrypt(gcm(e.n, aad(e)), ck, e.ct));
   } catch {
     fail("decrypt", "payload does not decrypt");
   }
-  return { header: { from: e.from, to: e.to, mid: e.mid, ts: e.ts }, plaintext };
-}
-
-/** fingerprintDigits returns the 30 fingerprint digits without spaces. */
-async function fingerprintDigits(signPublic, kexPublic) {
-  const d = new Uint8Array(await subtle.digest("SHA-256", concat([lp(FINGERPRINT_DOMAIN), lp(signPublic), lp(kexPublic)])));
-  let out = "";
-  for (let i = 0; i < 6; i++) {
-    let x = 0;
-    for (let j = 0; j < 5; j++) x = x * 256 + d[5 * i + j];
-    out += String(x % 100000).padStart(5, "0");
-  }
-  return out;
-}
-
-function groups(digits) {
-  return digits.match(/.{1,5}/g).join(" ");
-}
-
-/** fingerprint returns a user's 30-digit fingerprint in 6 groups of 5. */
-export async function fingerprint(signPublic, kexPublic) {
-  return groups(await fingerprintDigits(signPublic, kexPublic));
-}
-
-/**
- * safetyNumber returns the 60-digit number two users compare: both
- * fingerprints (as returned by fingerprint), sorted and joined. It is the
- * same whichever side computes it.
- */
-export function safetyNumber(fingerprintA, fingerprintB) {
-  const [a, b] = [fingerprintA.replace(/ /g, ""), fingerprintB.replace(/ /g, "")].sort();
-  return groups(a + b);
-}
-
-/**
- * generateIdentity makes fresh identity keys. With extractable false (the
- * web client's choice) the private keys can be used but never read back.
- */
-export async function generateIdentity(extractable = false) {
-  const sign = await subtle.generateKey({ name: "Ed25519" }, extractable, ["sign", "verify"]);
-  const kex = await subtle.generateKey({ name: "X25519" }, extractable, ["deriveBits"]);
-  return {
-    signPrivate: sign.privateKey,
-    kexPrivate: kex.privateKey,
-    signPublic: new Uint8Array(await subtle.exportKey("raw", sign.publicKey)),
-    kexPublic: new Uint8Array(await subtle.exportKey("raw", kex.publicKey)),
-  };
-}
-
-// PKCS #8 prefixes for a 32-byte Ed25519 seed and X25519 private key (RFC 8410).
-const PKCS8_ED25519 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
-const PKCS8_X25519 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20]);
-
-/**
- * importIdentity builds an identity from raw private keys: the 32-byte
- * Ed25519 seed and the 32-byte X25519 private key (Go's
- * ed25519.PrivateKey.Seed() and ecdh.PrivateKey.Bytes()). Used for test
- * vectors and for keys received from another device.
- */
-export async function importIdentity(signSeed, kexPrivate, extractable = false) {
-  if (signSeed.length !== KEY_SIZE || kexPrivate.length !== KEY_SIZE) fail("key", "private keys must be 32 bytes");
-  const signPrivate = await subtle.importKey("pkcs8", concat([PKCS8_ED25519, signSeed]), { name: "Ed25519" }, true, ["sign"]);
-  const kexPriv = await subtle.importKey("pkcs8", concat([PKCS8_X25519, kexPrivate]), { name: "X25519" }, true, ["deriveBits"]);
-  // Public halves come from the JWK form of the (briefly extractable) keys.
-  const signPublic = b64.decode((await subtle.exportKey("jwk", signPrivate)).x, KEY_SIZE);
-  const kexPublic = b64.decode((await subtle.exportKey("jwk", kexPriv)).x, KEY_SIZE);
-  if (extractable) return { signPrivate, kexPrivate: kexPriv, signPublic, kexPublic };
-  return {
-    signPrivate: await subtle.importKey("pkcs8", concat([PKCS8_ED25519, signSeed]), { name: "Ed25519" }, false, ["sign"]),
-    kexPrivate: await subtle.importKey("pkcs8", concat([PKCS8_X25519, kexPrivate]), { name: "X25519" }, false, ["deriveBits"]),
-    signPublic, kexPublic,
-  };
+  return { header: { from: e.from, fd: e.fd, to: e.to, mid: e.mid, ts: e.ts }, plaintext, wrap: { spk: w.spk, opk: w.opk } };
 }

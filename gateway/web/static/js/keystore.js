@@ -1,7 +1,9 @@
 // Persistent state of the web client in IndexedDB (database "mayfly",
 // object store "kv"): the identity (CryptoKey objects, stored as such
 // through structured clone, so non-extractable private keys stay
-// non-extractable) and the device's session tokens.
+// non-extractable), the device's session tokens, its prekeys and the
+// friends' pinned identity keys. A CryptoKey is deleted by deleting (or
+// overwriting) the record that holds it.
 
 const DB_NAME = "mayfly";
 const STORE = "kv";
@@ -47,16 +49,36 @@ export function del(key) {
 }
 
 /**
- * Identity record under "identity":
- *   {userID, handle, signPrivate, kexPrivate (CryptoKey),
- *    signPublic, kexPublic (Uint8Array), fingerprint, extractable}
+ * Identity record under "identity" (identity v2, docs/envelope.md):
+ *   {v: 2, userID, handle, deviceID,
+ *    dk: {private: CryptoKey (Ed25519), public: Uint8Array},   this device's key
+ *    ik: {private, public} or null,   the identity key, only on the primary device
+ *    ikPublic: Uint8Array,            the account's identity key this device trusts
+ *    fingerprint}                     of ikPublic
+ * A record without v (identity v1) is not usable any more: the page offers
+ * to forget it.
  * Session record under "session":
  *   {userID, handle, deviceID, accessToken, expiresAt (ms), refreshToken}
+ * Prekeys under "prekeys" (prekeys.js); pinned identity keys of friends
+ * under "pins" (peers.js).
  */
 export const loadIdentity = () => get("identity");
 export const saveIdentity = (id) => put("identity", id);
 export const loadSession = () => get("session");
 export const saveSession = (s) => put("session", s);
+
+/**
+ * update runs fn on the value under key and stores what it returns (if not
+ * undefined), holding the Web Lock "mayfly-<key>" so that the page's tabs
+ * never overwrite each other's changes. It returns fn's result.
+ */
+export function update(key, fn) {
+  return navigator.locks.request("mayfly-" + key, async () => {
+    const next = await fn(await get(key));
+    if (next !== undefined) await put(key, next);
+    return next;
+  });
+}
 
 /**
  * clearSession removes the stored session if it is deviceID's: another tab
@@ -67,8 +89,7 @@ export async function clearSession(deviceID) {
   if (s && s.deviceID === deviceID) await del("session");
 }
 
-/** forget removes the identity and the session: the keys are gone for good. */
+/** forget removes the identity, the session, the prekeys and the pins: the keys are gone for good. */
 export async function forget() {
-  await del("session");
-  await del("identity");
+  for (const k of ["session", "identity", "prekeys", "pins", "known_keys"]) await del(k);
 }

@@ -6,12 +6,17 @@
 
 import * as b64 from "./b64.js";
 import * as envelope from "./envelope.js";
-import * as keystore from "./keystore.js";
+import * as identity from "./identity.js";
+import * as prekeys from "./prekeys.js";
+import { Peers, UntrustedError } from "./peers.js";
 import { decodeText, encodeText } from "./payload.js";
 import { Conn } from "./ws.js";
 
 /** MESSAGE_TTL_MS is how long the server keeps an unread message. */
 export const MESSAGE_TTL_MS = 60 * 60 * 1000;
+
+/** PREKEY_EVERY_MS is how often prekeys are maintained while the page is open (SPK rotation, OPK refill). */
+const PREKEY_EVERY_MS = 5 * 60 * 1000;
 
 const FRIEND_EVENTS = new Set(["friend_request", "friend_accepted", "friend_removed", "request_declined",
   "request_cancelled", "friend_keys_changed", "user_blocked", "user_unblocked"]);
@@ -23,7 +28,9 @@ function newMsgID() {
 /**
  * A message in a chat:
  *   {key, mid, self, ts (ms), text, seq (own mailbox seq, once known), status}
- * status of a received message: "unread" | "read" (shown, burned)
+ * status of a received message: "unread" | "read" (shown, burned) |
+ * "unreadable" (not sealed for this device, or its prekey is gone; never
+ * marked read here, so it does not burn for the user's other devices)
  * status of a sent one: "sending" | "sent" (stored) | "delivered" (on a
  * device of the friend, unread) | "read" (the
  * friend read it; burned) | "recalled" | "failed" (error set)
@@ -33,6 +40,7 @@ export class Messenger extends EventTarget {
     super();
     this.me = { ...identity, userID: session.userID, handle: session.handle, deviceID: session.deviceID };
     this.api = api;
+    this.peers = new Peers(api, this.me);
     this.friends = new Map(); // user id -> friend (with decoded keys and presence)
     this.presence = new Map(); // user id -> {online, lastSeen}: the last heard, also before the friend list has them
     this.requests = { incoming: [], outgoing: [] };
@@ -49,6 +57,7 @@ export class Messenger extends EventTarget {
       // subscription) sent events nobody received: reload on every connect.
       if (this.conn.status === "online") {
         this.enqueue(() => Promise.all([this.loadFriends(), this.loadRequests()]));
+        this.maintainPrekeys();
         this.markShownRead(); // reads that failed while the socket was down
       }
       this.changed();
@@ -67,44 +76,63 @@ export class Messenger extends EventTarget {
 
   async start() {
     await Promise.all([this.loadFriends(), this.loadRequests()]);
+    this.prekeyTimer = setInterval(() => this.maintainPrekeys(), PREKEY_EVERY_MS);
     this.conn.start();
   }
 
   stop() {
     document.removeEventListener("visibilitychange", this.onVisible);
+    clearInterval(this.prekeyTimer);
     this.conn.stop();
   }
 
-  /** loadFriends fetches the friend list, decoding keys and checking fingerprints locally. */
+  /** maintainPrekeys rotates the signed prekey and refills the one-time prekeys (prekeys.js). */
+  maintainPrekeys() {
+    if (this.maintaining) return this.maintaining;
+    this.maintaining = prekeys.maintain(this.api, this.me)
+      .catch((err) => console.warn("mayfly: prekeys:", err.code || "", err.message))
+      .finally(() => { this.maintaining = null; });
+    return this.maintaining;
+  }
+
+  /**
+   * loadFriends fetches the friend list and checks each friend's identity
+   * key against the one pinned in this browser (peers.js); a changed key
+   * flags the friend, and nothing is sealed to them until the user accepts.
+   */
   async loadFriends() {
     const { friends } = await this.api.friends();
-    const known = (await keystore.get("known_keys")) || {};
+    const checks = await this.peers.check(friends);
     const next = new Map();
     for (const f of friends) {
+      const prev = this.friends.get(f.user_id);
       const pr = this.presence.get(f.user_id);
+      const c = checks.get(f.user_id);
       const fr = {
-        ...f, signPublic: b64.decode(f.sign_key, 32), kexPublic: b64.decode(f.kex_key, 32),
+        ...f, ikPublic: c.served, pinnedIK: c.pinned, fingerprintOK: c.fingerprintOK,
+        keysChanged: c.changed || Boolean(prev && prev.untrusted),
+        untrusted: prev ? prev.untrusted : false,
         online: pr ? pr.online : false, lastSeen: pr ? pr.lastSeen : null,
       };
-      fr.localFingerprint = await envelope.fingerprint(fr.signPublic, fr.kexPublic);
-      fr.safetyNumber = envelope.safetyNumber(this.me.fingerprint, fr.localFingerprint);
-      fr.keysChanged = known[f.user_id] !== undefined && known[f.user_id] !== fr.localFingerprint;
-      if (!fr.keysChanged) known[f.user_id] = fr.localFingerprint;
+      fr.localFingerprint = await identity.identityFingerprint(fr.ikPublic);
+      fr.pinnedFingerprint = await identity.identityFingerprint(fr.pinnedIK);
+      fr.safetyNumber = await identity.safetyNumber(this.me.ikPublic, fr.ikPublic);
+      if (c.changed) this.peers.forgetList(f.user_id);
       next.set(f.user_id, fr);
     }
-    await keystore.put("known_keys", known);
     this.friends = next;
     this.changed();
   }
 
-  /** acceptKeys records a friend's changed keys as the ones to expect from now on. */
+  /**
+   * acceptKeys pins the identity key the server now serves for a friend:
+   * the user compared the safety number (or chose to accept it).
+   */
   async acceptKeys(peerID) {
     const fr = this.friends.get(peerID);
     if (!fr) return;
-    const known = (await keystore.get("known_keys")) || {};
-    known[peerID] = fr.localFingerprint;
-    await keystore.put("known_keys", known);
-    fr.keysChanged = false;
+    await this.peers.accept(peerID, fr.ikPublic);
+    Object.assign(fr, { pinnedIK: fr.ikPublic, pinnedFingerprint: fr.localFingerprint, keysChanged: false, untrusted: false });
     this.changed();
   }
 
@@ -153,32 +181,58 @@ export class Messenger extends EventTarget {
     }
   }
 
+  /** handleOf returns the handle of the user or of a friend, for messages. */
+  handleOf(userID) {
+    if (userID === this.me.userID) return this.me.handle;
+    const fr = this.friends.get(userID);
+    return fr ? fr.handle : userID;
+  }
+
+  /**
+   * openFrame verifies and opens a msg frame's envelope with this device's
+   * prekeys. It returns {text} or {unreadable: why}; it throws when the
+   * message must be dropped (forged, or from someone not trusted).
+   */
+  async openFrame(f) {
+    const e = envelope.parse(f.envelope);
+    if (e.from !== f.from || e.to !== f.to || e.mid !== f.msg_id) throw new Error("envelope header differs from the server's");
+    if (e.fd === this.me.deviceID) return { sentHere: true };
+    const list = await this.peers.list(e.from, this.handleOf(e.from), e.fd);
+    try {
+      const opened = await envelope.open(f.envelope, list, this.me.deviceID, prekeys.find);
+      await prekeys.used(opened.wrap.opk, f.seq);
+      return { text: decodeText(opened.plaintext) };
+    } catch (err) {
+      if (err.kind === "no_wrap") return { unreadable: err.message };
+      throw err;
+    }
+  }
+
   async onMsg(f) {
     const self = f.self || f.from === this.me.userID;
     const peerID = self ? f.to : f.from;
-    let signKey = this.me.signPublic;
-    if (!self) {
-      if (!this.friends.has(peerID)) await this.loadFriends();
-      const fr = this.friends.get(peerID);
-      if (!fr) return; // not (or no longer) a friend: nothing to verify it with
-      signKey = fr.signPublic;
-    }
+    if (!self && !this.friends.has(peerID)) await this.loadFriends();
+    if (!self && !this.friends.has(peerID)) return; // not (or no longer) a friend: nothing to verify it with
     let opened;
     try {
-      opened = await envelope.open(f.envelope, this.me, signKey);
+      opened = await this.openFrame(f);
     } catch (err) {
       console.warn("mayfly: dropped a message that does not open:", err.message);
       return;
     }
-    const h = opened.header;
-    if (h.from !== f.from || h.to !== f.to || h.mid !== f.msg_id) {
-      console.warn("mayfly: dropped a message whose envelope header differs from the server's");
-      return;
-    }
-    const key = (self ? "o:" : "i:") + h.mid;
+    const key = (self ? "o:" : "i:") + f.msg_id;
     const c = this.chat(peerID);
-    const m = c.get(key) || { key, mid: h.mid, self };
-    Object.assign(m, { ts: Date.parse(f.sent_at) || h.ts, text: decodeText(opened.plaintext), seq: f.seq });
+    const m = c.get(key) || { key, mid: f.msg_id, self };
+    if (opened.sentHere && m.text === undefined) {
+      m.text = "(sent from this browser; its text is not kept)";
+    } else if (opened.unreadable) {
+      m.text = "(this message cannot be opened on this device: " + opened.unreadable + ")";
+      m.status = self ? m.status : "unreadable";
+    } else if (!opened.sentHere) {
+      m.text = opened.text;
+    }
+    m.ts = Date.parse(f.sent_at) || m.ts || Date.now();
+    m.seq = f.seq;
     if (!m.status || m.status === "sending") m.status = self ? "sent" : "unread";
     c.set(key, m);
     this.bySeq.set(f.seq, m);
@@ -197,11 +251,13 @@ export class Messenger extends EventTarget {
         for (const p of ev.presences || []) this.setPresence(p);
         return;
       case "burned":
+        return prekeys.burned(ev.seq).then(() => this.messageGone(ev));
       case "recalled":
       case "withdrawn":
       case "delivered":
         return this.messageGone(ev);
       case "device_revoked":
+        this.peers.forgetList(this.me.userID);
         this.dispatchEvent(new CustomEvent("devices"));
     }
   }
@@ -261,7 +317,7 @@ export class Messenger extends EventTarget {
       if (m.self || m.status !== "unread" || m.reading) continue;
       m.reading = true;
       this.conn.request({ type: "read", seq: m.seq }).then(
-        () => { m.status = "read"; this.changed(); },
+        () => { m.status = "read"; this.changed(); return prekeys.burned(m.seq); },
         (err) => {
           m.reading = false;
           if (err.code === "unknown_message") { m.status = "read"; this.changed(); }
@@ -269,7 +325,12 @@ export class Messenger extends EventTarget {
     }
   }
 
-  /** send seals text for the friend and sends it; the message shows at once as "sending". */
+  /**
+   * send seals text for every listed device of the friend and the user's
+   * other devices, and sends it; the message shows at once as "sending".
+   * A friend whose identity key changed, or whose bundle is not signed by
+   * the pinned one, gets nothing: the message fails with untrusted_keys.
+   */
   async send(peerID, text) {
     const fr = this.friends.get(peerID);
     if (!fr) throw new Error("not a friend");
@@ -278,15 +339,24 @@ export class Messenger extends EventTarget {
     this.chat(peerID).set(m.key, m);
     this.changed();
     try {
-      const header = { from: this.me.userID, to: peerID, mid, ts: m.ts };
-      m.envelope = JSON.parse(await envelope.seal(header, this.me, fr.kexPublic, encodeText(text)));
+      m.envelope = JSON.parse(await this.seal(fr, mid, m.ts, text));
     } catch (err) {
-      Object.assign(m, { status: "failed", error: err.message });
+      Object.assign(m, { status: "failed", error: err.code || err.kind || err.message });
+      if (err instanceof UntrustedError) Object.assign(fr, { untrusted: true, keysChanged: true });
       this.changed();
       return m;
     }
     await this.deliver(peerID, m);
     return m;
+  }
+
+  /** seal claims the bundles, verifies them against the pinned keys and seals. */
+  async seal(fr, mid, ts, text) {
+    if (fr.keysChanged) throw new UntrustedError(fr.handle, "the identity key changed since it was pinned");
+    const targets = [...await this.peers.targets(fr.user_id, fr.handle), ...await this.peers.ownTargets()];
+    if (targets.length === 0) throw Object.assign(new Error(`no device of @${fr.handle} can receive messages yet`), { code: "no_devices" });
+    const header = { from: this.me.userID, fd: this.me.deviceID, to: fr.user_id, mid, ts };
+    return envelope.seal(header, this.me.dk.private, targets.slice(0, envelope.MAX_WRAPS), encodeText(text));
   }
 
   /** deliver sends (or resends, with the same message id) a sealed message. */

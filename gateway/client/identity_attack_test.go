@@ -24,6 +24,7 @@ import (
 // atkServer is a mayflyd whose database the test can edit behind it.
 type atkServer struct {
 	t   *testing.T
+	app *app.App
 	url string
 	db  *pgx.Conn
 }
@@ -37,7 +38,7 @@ func atkStart(t *testing.T) *atkServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close(context.Background()) })
-	return &atkServer{t: t, url: "http://" + a.HTTPAddr(), db: db}
+	return &atkServer{t: t, app: a, url: "http://" + a.HTTPAddr(), db: db}
 }
 
 // exec runs an operator's SQL statement.
@@ -89,8 +90,9 @@ func (s *atkServer) atkUser(ctx context.Context, handle string, dir *client.Dir)
 	return c
 }
 
-// atkLink links a second device to primary's user and logs it in.
-func (s *atkServer) atkLink(ctx context.Context, primary *client.Client) *client.Client {
+// atkLink links a second device to primary's user and logs it in. With
+// dir, the device keeps its state there.
+func (s *atkServer) atkLink(ctx context.Context, primary *client.Client, dir *client.Dir) *client.Client {
 	s.t.Helper()
 	k, err := client.NewKeys(false)
 	if err != nil {
@@ -118,6 +120,9 @@ func (s *atkServer) atkLink(ctx context.Context, primary *client.Client) *client
 	}
 	c := s.atkClient(k, func(cfg *client.Config) {
 		cfg.UserID, cfg.Handle, cfg.IdentityKey = r.l.UserID, r.l.Handle, r.l.IdentityKey
+		if dir != nil {
+			cfg.Storage = dir
+		}
 	})
 	if _, err := c.Login(ctx); err != nil {
 		s.t.Fatalf("login linked device: %v", err)
@@ -160,7 +165,7 @@ func TestClientAttackOwnListRollback(t *testing.T) {
 	alice := s.atkUser(ctx, "alice", home)
 	bob := s.atkUser(ctx, "bob", nil)
 	bobPeer := atkBefriend(ctx, t, alice, bob)
-	laptop := s.atkLink(ctx, alice)
+	laptop := s.atkLink(ctx, alice, nil)
 	thief := laptop.Keys() // the full copy of the laptop's home
 	laptopID := thief.DeviceID()
 
@@ -231,7 +236,7 @@ func TestClientAttackRevokedCopy(t *testing.T) {
 	alice := s.atkUser(ctx, "alice", nil)
 	bob := s.atkUser(ctx, "bob", nil)
 	atkBefriend(ctx, t, alice, bob)
-	laptop := s.atkLink(ctx, alice)
+	laptop := s.atkLink(ctx, alice, nil)
 	id := laptop.Identity()
 	copyOf := func() *client.Client {
 		return s.atkClient(laptop.Keys(), func(cfg *client.Config) {

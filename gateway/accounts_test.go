@@ -27,12 +27,15 @@ func TestAccountRegisterLoginLookup(t *testing.T) {
 	if st != http.StatusCreated || err != nil {
 		t.Fatalf("register = %d %v, want 201", st, err)
 	}
-	pk := alice.Keys.Public()
+	ik := alice.Acct.IK.Public().(ed25519.PublicKey)
 	u := alice.User
-	if !schema.ValidUserID(u.UserID) || u.Handle != "Alice" || u.SignKey != b64.EncodeToString(pk.Sign) ||
-		u.KexKey != b64.EncodeToString(pk.Kex) || u.Fingerprint != envelope.Fingerprint(pk) || u.CreatedAt.IsZero() {
+	if !schema.ValidUserID(u.UserID) || u.Handle != "Alice" || u.IK != b64.EncodeToString(ik) ||
+		u.Fingerprint != envelope.IdentityFingerprint(ik) || u.CreatedAt.IsZero() || u.DeviceList != nil {
 		t.Fatalf("registered user = %+v", u)
 	}
+	list := alice.SignList([]ed25519.PublicKey{alice.DK.Public().(ed25519.PublicKey)})
+	alice.Must(http.MethodPost, "/v1/devicelist", schema.DeviceListRequest{List: list}, nil)
+	alice.Acct.Version++
 
 	var ch schema.Challenge
 	alice.Must(http.MethodPost, "/v1/login/challenge", schema.ChallengeRequest{Handle: "aLiCe"}, &ch)
@@ -42,9 +45,9 @@ func TestAccountRegisterLoginLookup(t *testing.T) {
 	if d := time.Until(ch.ExpiresAt); d <= 0 || d > time.Minute {
 		t.Errorf("challenge expires in %v, want within a minute", d)
 	}
-	alice.Must(http.MethodPost, "/v1/login", apptest.SignChallenge(ch, alice.Keys.Sign, "phone"), &alice.Session)
+	alice.Must(http.MethodPost, "/v1/login", apptest.SignChallenge(ch, alice.DK, "phone"), &alice.Session)
 	s := alice.Session
-	if s.UserID != u.UserID || s.Handle != "Alice" || !schema.ValidDeviceID(s.DeviceID) ||
+	if s.UserID != u.UserID || s.Handle != "Alice" || s.DeviceID != alice.DeviceID() ||
 		s.AccessToken == "" || !strings.HasPrefix(s.RefreshToken, "mfr_") {
 		t.Fatalf("session = %+v", s)
 	}
@@ -62,7 +65,10 @@ func TestAccountRegisterLoginLookup(t *testing.T) {
 	for _, h := range []string{"alice", "ALICE", "Alice"} {
 		var got schema.User
 		bob.Must(http.MethodGet, "/v1/users/"+h, nil, &got)
-		if got != u {
+		if string(got.DeviceList) != string(list) {
+			t.Errorf("lookup %q: device list %s, want %s", h, got.DeviceList, list)
+		}
+		if got.UserID != u.UserID || got.Handle != u.Handle || got.IK != u.IK || got.Fingerprint != u.Fingerprint || !got.CreatedAt.Equal(u.CreatedAt) {
 			t.Errorf("lookup %q = %+v, want %+v", h, got, u)
 		}
 	}
@@ -95,10 +101,11 @@ func TestAccountRegisterBadInput(t *testing.T) {
 		{"not an object", `["carol"]`, schema.CodeBadRequest},
 		{"null", `null`, schema.CodeBadRequest},
 		{"wrong type", `{"handle":5}`, schema.CodeBadRequest},
-		{"unknown field", `{"handle":"carol","sign_key":"` + good.SignKey + `","kex_key":"` + good.KexKey + `","phone":"1"}`, schema.CodeBadRequest},
+		{"unknown field", `{"handle":"carol","ik":"` + good.IK + `","phone":"1"}`, schema.CodeBadRequest},
+		{"a v1 registration", `{"handle":"carol","sign_key":"` + good.IK + `","kex_key":"` + good.IK + `"}`, schema.CodeBadRequest},
 		{"trailing data", mustJSON(t, good) + `{}`, schema.CodeBadRequest},
 		{"trailing garbage", mustJSON(t, good) + `x`, schema.CodeBadRequest},
-		{"oversized body", `{"handle":"carol","sign_key":"` + strings.Repeat("A", 17<<10) + `"}`, schema.CodeBodyTooLarge},
+		{"oversized body", `{"handle":"carol","ik":"` + strings.Repeat("A", 17<<10) + `"}`, schema.CodeBodyTooLarge},
 		{"oversized trailing whitespace", mustJSON(t, good) + strings.Repeat(" ", 17<<10), schema.CodeBodyTooLarge},
 		{"handle too short", with(func(r *schema.RegisterRequest) { r.Handle = "ab" }), schema.CodeInvalidHandle},
 		{"handle too long", with(func(r *schema.RegisterRequest) { r.Handle = strings.Repeat("a", 33) }), schema.CodeInvalidHandle},
@@ -109,14 +116,11 @@ func TestAccountRegisterBadInput(t *testing.T) {
 		{"handle missing", with(func(r *schema.RegisterRequest) { r.Handle = "" }), schema.CodeInvalidHandle},
 		{"handle taken", with(func(r *schema.RegisterRequest) { r.Handle = "alice" }), schema.CodeHandleTaken},
 		{"handle taken, other case", with(func(r *schema.RegisterRequest) { r.Handle = "ALIce" }), schema.CodeHandleTaken},
-		{"sign key short", with(func(r *schema.RegisterRequest) { r.SignKey = key(31) }), schema.CodeInvalidKey},
-		{"sign key long", with(func(r *schema.RegisterRequest) { r.SignKey = key(33) }), schema.CodeInvalidKey},
-		{"sign key not base64", with(func(r *schema.RegisterRequest) { r.SignKey = "!!" + good.SignKey[2:] }), schema.CodeInvalidKey},
-		{"sign key padded base64", with(func(r *schema.RegisterRequest) { r.SignKey = good.SignKey + "=" }), schema.CodeInvalidKey},
-		{"sign key missing", with(func(r *schema.RegisterRequest) { r.SignKey = "" }), schema.CodeInvalidKey},
-		{"kex key short", with(func(r *schema.RegisterRequest) { r.KexKey = key(16) }), schema.CodeInvalidKey},
-		{"kex key not base64", with(func(r *schema.RegisterRequest) { r.KexKey = strings.Repeat("*", 43) }), schema.CodeInvalidKey},
-		{"kex key of low order", with(func(r *schema.RegisterRequest) { r.KexKey = key(32) }), schema.CodeInvalidKey},
+		{"identity key short", with(func(r *schema.RegisterRequest) { r.IK = key(31) }), schema.CodeInvalidKey},
+		{"identity key long", with(func(r *schema.RegisterRequest) { r.IK = key(33) }), schema.CodeInvalidKey},
+		{"identity key not base64", with(func(r *schema.RegisterRequest) { r.IK = "!!" + good.IK[2:] }), schema.CodeInvalidKey},
+		{"identity key padded base64", with(func(r *schema.RegisterRequest) { r.IK = good.IK + "=" }), schema.CodeInvalidKey},
+		{"identity key missing", with(func(r *schema.RegisterRequest) { r.IK = "" }), schema.CodeInvalidKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,7 +193,7 @@ func TestAccountLoginBadInput(t *testing.T) {
 	bob := apptest.NewUser(t, e.addr, "bob")
 	var ch schema.Challenge
 	alice.Must(http.MethodPost, "/v1/login/challenge", schema.ChallengeRequest{Handle: "alice"}, &ch)
-	good := apptest.SignChallenge(ch, alice.Keys.Sign, "phone")
+	good := apptest.SignChallenge(ch, alice.DK, "phone")
 	with := func(f func(*schema.LoginRequest)) schema.LoginRequest {
 		r := good
 		f(&r)
@@ -215,12 +219,21 @@ func TestAccountLoginBadInput(t *testing.T) {
 		{"login: random signature", "/v1/login", with(func(r *schema.LoginRequest) { r.Signature = b64.EncodeToString(random) }), schema.CodeBadSignature},
 		{"login: short signature", "/v1/login", with(func(r *schema.LoginRequest) { r.Signature = good.Signature[:40] }), schema.CodeBadSignature},
 		{"login: signature not base64", "/v1/login", with(func(r *schema.LoginRequest) { r.Signature = "%%" + good.Signature[2:] }), schema.CodeBadSignature},
-		{"login: signed by another user's key", "/v1/login", apptest.SignChallenge(ch, bob.Keys.Sign, "phone"), schema.CodeBadSignature},
+		{"login: another user's device", "/v1/login", apptest.SignChallenge(ch, bob.DK, "phone"), schema.CodeBadSignature},
+		{"login: another user's device, claiming to be alice's", "/v1/login", with(func(r *schema.LoginRequest) {
+			r.Signature = apptest.SignChallenge(ch, bob.DK, "phone").Signature
+		}), schema.CodeBadSignature},
+		{"login: signed by the identity key", "/v1/login", with(func(r *schema.LoginRequest) {
+			r.Signature = b64.EncodeToString(ed25519.Sign(alice.Acct.IK, schema.LoginMessage(ch.ChallengeID, good.DeviceID, nonce)))
+		}), schema.CodeBadSignature},
+		{"login: unlisted device", "/v1/login", apptest.SignChallenge(ch, e.client().DK, "phone"), schema.CodeBadSignature},
+		{"login: malformed device id", "/v1/login", with(func(r *schema.LoginRequest) { r.DeviceID = "d'; --" }), schema.CodeBadSignature},
+		{"login: no device id", "/v1/login", with(func(r *schema.LoginRequest) { r.DeviceID = "" }), schema.CodeBadRequest},
 		{"login: signed without the context", "/v1/login", with(func(r *schema.LoginRequest) {
-			r.Signature = b64.EncodeToString(ed25519.Sign(alice.Keys.Sign, nonce))
+			r.Signature = b64.EncodeToString(ed25519.Sign(alice.DK, nonce))
 		}), schema.CodeBadSignature},
 		{"login: signed over another nonce", "/v1/login", with(func(r *schema.LoginRequest) {
-			r.Signature = b64.EncodeToString(ed25519.Sign(alice.Keys.Sign, schema.LoginMessage(ch.ChallengeID, otherNonce)))
+			r.Signature = b64.EncodeToString(ed25519.Sign(alice.DK, schema.LoginMessage(ch.ChallengeID, good.DeviceID, otherNonce)))
 		}), schema.CodeBadSignature},
 		{"login: no challenge id", "/v1/login", with(func(r *schema.LoginRequest) { r.ChallengeID = "" }), schema.CodeBadRequest},
 		{"login: unknown challenge", "/v1/login", with(func(r *schema.LoginRequest) { r.ChallengeID = schema.NewID('c') }), schema.CodeNotFound},
@@ -256,11 +269,11 @@ func TestAccountLoginChallengeExpired(t *testing.T) {
 		t.Fatalf("challenge expires in %v, want ChallengeTTL", d)
 	}
 	time.Sleep(time.Until(ch.ExpiresAt) + 10*time.Millisecond) // wait for the expiry itself, not a guess
-	e.refused(t, alice, http.MethodPost, "/v1/login", apptest.SignChallenge(ch, alice.Keys.Sign, "phone"), schema.CodeChallengeExpired)
+	e.refused(t, alice, http.MethodPost, "/v1/login", apptest.SignChallenge(ch, alice.DK, "phone"), schema.CodeChallengeExpired)
 }
 
-// TestAccountDeviceCap logs in five devices; a sixth name is refused, an
-// existing name is reused.
+// TestAccountDeviceCap lists five devices; a sixth is refused (the list
+// format holds five), a listed device logs in again as itself.
 func TestAccountDeviceCap(t *testing.T) {
 	e := startAcctEnv(t, app.Config{})
 	alice := apptest.NewUser(t, e.addr, "alice")
@@ -271,9 +284,10 @@ func TestAccountDeviceCap(t *testing.T) {
 	if len(ids) != schema.MaxDevices {
 		t.Fatalf("%d distinct devices, want %d", len(ids), schema.MaxDevices)
 	}
-	var ch schema.Challenge
-	alice.Must(http.MethodPost, "/v1/login/challenge", schema.ChallengeRequest{Handle: "alice"}, &ch)
-	e.refused(t, alice, http.MethodPost, "/v1/login", apptest.SignChallenge(ch, alice.Keys.Sign, "sixth"), schema.CodeDeviceLimit)
+	sixth := append(append([]ed25519.PublicKey(nil), alice.Acct.Keys...), e.client().DK.Public().(ed25519.PublicKey))
+	if _, err := envelope.SignDeviceList(alice.User.UserID, alice.Acct.Version+1, time.Now(), sixth, alice.Acct.IK); err == nil {
+		t.Fatal("a list of six devices was signed")
+	}
 
 	old := alice.Session
 	again := alice.Device("phone")

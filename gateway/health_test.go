@@ -71,13 +71,13 @@ func TestGatewayHealthReadyMetrics(t *testing.T) {
 // address (refreshes in a bucket ten times as large); authenticated ones are
 // not.
 func TestGatewayAnonRateLimit(t *testing.T) {
-	e := startAcctEnv(t, app.Config{AnonRate: 0.001, AnonBurst: 4})
-	alice := apptest.NewUser(t, e.addr, "alice") // register, challenge, login: 3 of the burst
+	e := startAcctEnv(t, app.Config{AnonRate: 0.001, AnonBurst: 5})
+	alice := apptest.NewUser(t, e.addr, "alice") // register, device list, challenge, login: 4 of the burst
 	alice.Must(http.MethodPost, "/v1/login/challenge", schema.ChallengeRequest{Handle: "alice"}, nil)
 	e.refused(t, e.client(), http.MethodPost, "/v1/register", e.client().RegisterRequest("bob"), schema.CodeRateLimited)
 	// Refreshes have their own bucket, ten times the size.
 	tok := alice.Session.RefreshToken
-	for i := range 40 {
+	for i := range 50 {
 		var sess schema.Session
 		if st, err := e.client().Do(http.MethodPost, "/v1/refresh", schema.RefreshRequest{RefreshToken: tok}, &sess); err != nil {
 			t.Fatalf("refresh %d within the refresh burst: %d %v", i, st, err)

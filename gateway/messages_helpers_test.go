@@ -252,17 +252,10 @@ func (d *wsDevice) sync(cursor uint64) *schema.SyncedFrame {
 	return mustAnswer[*schema.SyncedFrame](d, d.request(schema.FrameSync, map[string]any{"cursor": cursor}))
 }
 
-// seal seals text from d's user to peer.
+// seal seals text from d's user to peer's devices.
 func (d *wsDevice) seal(peer *apptest.Client, msgID, text string) []byte {
 	d.t.Helper()
-	pk := publicKeys(d.t, peer)
-	env, err := envelope.Seal(envelope.Header{
-		From: d.c.User.UserID, To: peer.User.UserID, MsgID: msgID, SentAt: time.Now(),
-	}, d.c.Keys, pk, []byte(text))
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return env
+	return d.c.Seal(peer, msgID, []byte(text))
 }
 
 var msgIDs atomic.Int64
@@ -325,33 +318,16 @@ func (d *wsDevice) checkChain(from uint64) {
 	}
 }
 
-// publicKeys looks up c's public keys through the API, as a peer would.
-func publicKeys(t testing.TB, c *apptest.Client) envelope.PublicKeys {
-	t.Helper()
-	var u schema.User
-	c.Must(http.MethodGet, "/v1/users/"+c.User.Handle, nil, &u)
-	sign, err1 := envelope.DecodeKey(u.SignKey, envelope.SignKeySize)
-	kex, err2 := envelope.DecodeKey(u.KexKey, envelope.KexKeySize)
-	if err := errors.Join(err1, err2); err != nil {
-		t.Fatal(err)
-	}
-	pk, err := envelope.NewPublicKeys(sign, kex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pk
-}
-
-// open opens m as d's user, verifying the signature with the sender's key
-// from the API, and checks the signed header matches the server's fields.
+// open opens m as d's device, verifying the signature with the sender's
+// device key, and checks the signed header matches the server's fields.
 func (d *wsDevice) open(m *schema.MsgFrame, sender *apptest.Client) string {
 	d.t.Helper()
-	pk := publicKeys(d.t, sender)
-	h, text, err := envelope.Open(m.Envelope, d.c.Keys, pk.Sign)
+	text, err := d.c.Open(m.Envelope, sender)
 	if err != nil {
 		d.t.Fatalf("%v: open msg %d: %v", d.c, m.Seq, err)
 	}
-	if h.From != m.From || h.To != m.To || h.MsgID != m.MsgID {
+	e, _ := envelope.ParseV2(m.Envelope)
+	if h := e.Header(); h.From != m.From || h.To != m.To || h.MsgID != m.MsgID {
 		d.t.Fatalf("%v: msg %d: signed header %+v does not match frame %s", d.c, m.Seq, h, frameJSON(m))
 	}
 	return string(text)

@@ -30,8 +30,8 @@ func TestGatewayMessagesBadInput(t *testing.T) {
 	good := a.send(bob, "the only message")
 
 	env := a.seal(bob, "bad-1", "x")
-	toCarol := a.seal(carol, "bad-2", "x")
-	selfEnv := a.seal(alice, "bad-3", "x")
+	toCarol := alice.SealDirect(carol, "bad-2", []byte("x"))
+	selfEnv := alice.SealDirect(alice, "bad-3", []byte("x"))
 	requests := []struct {
 		name string
 		to   string
@@ -41,9 +41,9 @@ func TestGatewayMessagesBadInput(t *testing.T) {
 		{"not a friend", carol.User.UserID, toCarol, schema.CodeNotFriend},
 		{"to yourself", alice.User.UserID, selfEnv, schema.CodeSelfSend},
 		{"header names another recipient", carol.User.UserID, env, schema.CodeInvalidEnvelope},
-		{"wrong version", bob.User.UserID, bytes.Replace(env, []byte(`"v":1`), []byte(`"v":2`), 1), schema.CodeInvalidEnvelope},
+		{"unknown version", bob.User.UserID, bytes.Replace(env, []byte(`"v":2`), []byte(`"v":3`), 1), schema.CodeUnsupportedVersion},
 		{"short signature", bob.User.UserID, shortenSig(t, env), schema.CodeInvalidEnvelope},
-		{"unknown field", bob.User.UserID, bytes.Replace(env, []byte(`{"v":1`), []byte(`{"x":0,"v":1`), 1), schema.CodeInvalidEnvelope},
+		{"unknown field", bob.User.UserID, bytes.Replace(env, []byte(`{"v":2`), []byte(`{"x":0,"v":2`), 1), schema.CodeInvalidEnvelope},
 		{"over the envelope limit", bob.User.UserID, hugeCT(t, env), schema.CodeMessageTooLarge},
 		{"unknown user", schema.NewUserID(), env, schema.CodeInvalidEnvelope},
 	}

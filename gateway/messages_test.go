@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"github.com/mayfly-im/mayfly/schema/envelope"
 	"testing"
 
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
@@ -9,8 +10,9 @@ import (
 
 // TestGatewayMessagesLive: two users with two devices each, all synced.
 // A message reaches both recipient devices and the sender's other device
-// (self copy) live, opens with the sender's published key on every device,
-// and every connection's msg frames form an unbroken chain.
+// (self copy) live, opens with the sending device's listed key on each of
+// them (the sending device itself has no wrap: it keeps what it sent), and
+// every connection's msg frames form an unbroken chain.
 func TestGatewayMessagesLive(t *testing.T) {
 	e := startMsgEnv(t, app.Config{})
 	alice, bob := e.friends("alice", "bob")
@@ -41,7 +43,15 @@ func TestGatewayMessagesLive(t *testing.T) {
 		if !m.Self || m.From != alice.User.UserID || m.To != bob.User.UserID {
 			t.Fatalf("%v: self copy = %s", d.c, frameJSON(m))
 		}
-		if got := d.open(m, alice); got != "hello bob" {
+		if d == alicePhone {
+			if e, _ := envelope.ParseV2(m.Envelope); e == nil || len(e.Wraps()) != 3 {
+				t.Fatalf("%v: own copy without the 2 + 1 wraps", d.c)
+			} else if _, ok := e.WrapFor(alice.DeviceID()); ok {
+				t.Fatalf("%v: the sending device wrapped for itself", d.c)
+			}
+			continue
+		}
+		if got := d.open(m, alicePhone.c); got != "hello bob" {
 			t.Fatalf("%v: opened own copy %q", d.c, got)
 		}
 	}

@@ -137,14 +137,16 @@ func TestAccountRevokeDevice(t *testing.T) {
 		t.Error("phone got no device_revoked event for the laptop")
 	}
 
-	// A device may revoke itself; a new login under the name is a new device.
+	// The revoked device cannot log in again, nor be listed again.
+	var ch schema.Challenge
+	alice.Must(http.MethodPost, "/v1/login/challenge", schema.ChallengeRequest{Handle: "alice"}, &ch)
+	e.refused(t, laptop, http.MethodPost, "/v1/login", apptest.SignChallenge(ch, laptop.DK, "laptop"), schema.CodeDeviceRevoked)
+	e.refused(t, alice, http.MethodPost, "/v1/devicelist", schema.DeviceListRequest{List: alice.SignList(alice.Acct.Keys)}, schema.CodeDeviceRevoked)
+
+	// A device may revoke itself.
 	alice.Must(http.MethodDelete, "/v1/devices/"+alice.Session.DeviceID, nil, nil)
 	if code := wsCloseCode(phoneWS, time.Now().Add(time.Second)); code != schema.CloseTokenRevoked {
 		t.Errorf("phone websocket after self-revoke: close code %d, want %d", code, schema.CloseTokenRevoked)
-	}
-	again := alice.Device("laptop")
-	if again.Session.DeviceID == laptop.Session.DeviceID {
-		t.Error("login after revocation reused the revoked device")
 	}
 }
 

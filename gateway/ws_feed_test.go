@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -34,7 +36,7 @@ type feedFixture struct {
 	mb         *mailbox.Service
 	c          *wsConn
 	alice, bob string
-	keys       envelope.Keys // both users share keys; the feed never opens envelopes
+	dk         ed25519.PrivateKey // alice's device key; the feed never opens envelopes
 	dlv        *nats.Subscription
 	n          int
 }
@@ -53,7 +55,7 @@ func newFeedFixture(t *testing.T) *feedFixture {
 	f := &feedFixture{t: t, mb: mb, alice: schema.NewUserID(), bob: schema.NewUserID()}
 	f.c = &wsConn{s: s, p: account.Principal{UserID: f.bob}, quit: make(chan struct{})}
 	f.c.writing = true // frames stay queued for take
-	if f.keys, err = envelope.NewKeys(); err != nil {
+	if _, f.dk, err = ed25519.GenerateKey(nil); err != nil {
 		t.Fatal(err)
 	}
 	subj, _ := mb.DeliverySubject(f.bob)
@@ -71,12 +73,14 @@ func newFeedFixture(t *testing.T) *feedFixture {
 func (f *feedFixture) send() (*mailbox.Message, uint64) {
 	f.t.Helper()
 	f.n++
-	env, err := envelope.Seal(envelope.Header{From: f.alice, To: f.bob, MsgID: fmt.Sprintf("m%d", f.n), SentAt: time.Now()},
-		f.keys, f.keys.Public(), []byte("x"))
+	dev := envelope.DeviceID(f.dk.Public().(ed25519.PublicKey))
+	spk, _ := ecdh.X25519().GenerateKey(nil)
+	env, err := envelope.SealV2(envelope.HeaderV2{From: f.alice, FromDevice: dev, To: f.bob, MsgID: fmt.Sprintf("m%d", f.n), SentAt: time.Now()},
+		f.dk, []envelope.Target{{DeviceID: "dbob", SPK: spk.PublicKey().Bytes()}}, []byte("x"))
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if _, err := f.mb.Send(context.Background(), f.alice, f.bob, env); err != nil {
+	if _, err := f.mb.Send(context.Background(), f.alice, dev, f.bob, env); err != nil {
 		f.t.Fatal(err)
 	}
 	raw, err := f.dlv.NextMsg(5 * time.Second)

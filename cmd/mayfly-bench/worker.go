@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
 )
 
 // WorkerConfig tells one generator which users it owns and where they

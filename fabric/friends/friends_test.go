@@ -49,7 +49,7 @@ func TestFriendsRequestAccept(t *testing.T) {
 		t.Fatal(err)
 	}
 	pa := account.PublicUser(a)
-	if f.UserID != a.ID || f.Handle != a.Handle || f.SignKey != pa.SignKey || f.KexKey != pa.KexKey ||
+	if f.UserID != a.ID || f.Handle != a.Handle || f.IK != pa.IK ||
 		f.Fingerprint != pa.Fingerprint || f.Fingerprint == "" || f.Since.IsZero() {
 		t.Fatalf("friend = %+v, want %+v", f, pa)
 	}

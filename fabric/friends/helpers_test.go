@@ -2,6 +2,7 @@ package friends_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,7 +17,6 @@ import (
 	"github.com/mayfly-im/mayfly/fabric/natstest"
 	"github.com/mayfly-im/mayfly/fabric/node"
 	"github.com/mayfly-im/mayfly/schema"
-	"github.com/mayfly-im/mayfly/schema/envelope"
 	"github.com/mayfly-im/mayfly/store"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
@@ -64,13 +64,12 @@ func (e *env) serviceOn(nc *nats.Conn, cfg friends.Config) *friends.Service {
 // user registers a user with a unique handle starting with prefix.
 func (e *env) user(prefix string) store.User {
 	e.t.Helper()
-	k, err := envelope.NewKeys()
+	ik, _, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	pk := k.Public()
 	u, err := e.db.CreateUser(context.Background(), store.User{
-		ID: schema.NewUserID(), Handle: fmt.Sprintf("%s_%d", prefix, e.seq.Add(1)), SignKey: pk.Sign, KexKey: pk.Kex,
+		ID: schema.NewUserID(), Handle: fmt.Sprintf("%s_%d", prefix, e.seq.Add(1)), IK: ik,
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -64,7 +64,7 @@ func benchSend(b *testing.B, f *fixture, x, y user) {
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := range b.N {
-		if _, err := f.svc.Send(ctx, x.id, y.id, envs[i]); err != nil {
+		if _, err := f.svc.Send(ctx, x.id, x.device, y.id, envs[i]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -94,7 +94,7 @@ func BenchmarkMailboxSendParallel(b *testing.B) {
 		for pb.Next() {
 			i := next.Add(1) - 1
 			p := i % pairs
-			if _, err := f.svc.Send(ctx, froms[p].id, tos[p].id, envs[i]); err != nil {
+			if _, err := f.svc.Send(ctx, froms[p].id, froms[p].device, tos[p].id, envs[i]); err != nil {
 				b.Error(err)
 				return
 			}
@@ -112,7 +112,7 @@ func BenchmarkMailboxRead(b *testing.B) {
 	ctx := context.Background()
 	seqs := make([]uint64, b.N)
 	for i := range b.N {
-		res, err := f.svc.Send(ctx, x.id, y.id, envs[i])
+		res, err := f.svc.Send(ctx, x.id, x.device, y.id, envs[i])
 		if err != nil {
 			b.Fatal(err)
 		}

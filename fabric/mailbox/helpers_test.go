@@ -2,6 +2,8 @@ package mailbox
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -78,19 +80,26 @@ func testContext(t testing.TB) context.Context {
 	return ctx
 }
 
-// user is a registered user with keys, as a client holds them.
+// user is a registered user with one device: its signing key and signed
+// prekey, as a client holds them.
 type user struct {
-	id   string
-	keys envelope.Keys
+	id     string
+	device string // device id
+	dk     ed25519.PrivateKey
+	spk    *ecdh.PrivateKey
 }
 
 func newUser(t testing.TB) user {
 	t.Helper()
-	k, err := envelope.NewKeys()
+	_, dk, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return user{id: schema.NewUserID(), keys: k}
+	spk, err := ecdh.X25519().GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return user{id: schema.NewUserID(), device: envelope.DeviceID(dk.Public().(ed25519.PublicKey)), dk: dk, spk: spk}
 }
 
 // friendsPair returns two users who are friends.
@@ -103,8 +112,8 @@ func (f *fixture) friendsPair(t testing.TB) (user, user) {
 // seal seals text from a to b under msgID.
 func seal(t testing.TB, from, to user, msgID, text string) []byte {
 	t.Helper()
-	b, err := envelope.Seal(envelope.Header{From: from.id, To: to.id, MsgID: msgID, SentAt: time.Now()},
-		from.keys, to.keys.Public(), []byte(text))
+	b, err := envelope.SealV2(envelope.HeaderV2{From: from.id, FromDevice: from.device, To: to.id, MsgID: msgID, SentAt: time.Now()},
+		from.dk, []envelope.Target{{DeviceID: to.device, SPK: to.spk.PublicKey().Bytes()}}, []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +135,7 @@ func nextMsgID() string {
 // send seals and sends text from a to b and fails t on error.
 func (f *fixture) send(t testing.TB, from, to user, text string) SendResult {
 	t.Helper()
-	res, err := f.svc.Send(testContext(t), from.id, to.id, seal(t, from, to, nextMsgID(), text))
+	res, err := f.svc.Send(testContext(t), from.id, from.device, to.id, seal(t, from, to, nextMsgID(), text))
 	if err != nil {
 		t.Fatalf("Send: %v", err)
 	}

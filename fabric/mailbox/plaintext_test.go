@@ -18,7 +18,7 @@ func TestMailboxNoPlaintextAtRest(t *testing.T) {
 	a, b := f.friendsPair(t)
 	const marker = "MAYFLY-PLAINTEXT-MARKER-7f3a9c"
 	env := seal(t, a, b, "m-marker", "the secret is "+marker)
-	if _, err := f.svc.Send(testContext(t), a.id, b.id, env); err != nil {
+	if _, err := f.svc.Send(testContext(t), a.id, a.device, b.id, env); err != nil {
 		t.Fatal(err)
 	}
 	var wire struct {

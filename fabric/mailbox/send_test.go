@@ -30,7 +30,7 @@ func TestMailboxSendStoresBothCopies(t *testing.T) {
 	a, b := f.friendsPair(t)
 	env := seal(t, a, b, "m-both", "hello")
 	before := time.Now().UTC()
-	res, err := f.svc.Send(testContext(t), a.id, b.id, env)
+	res, err := f.svc.Send(testContext(t), a.id, a.device, b.id, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,14 +83,14 @@ func TestMailboxSendDuplicate(t *testing.T) {
 	f := newFixture(t, nil)
 	a, b := f.friendsPair(t)
 	env := seal(t, a, b, "m-dup", "once")
-	first, err := f.svc.Send(testContext(t), a.id, b.id, env)
+	first, err := f.svc.Send(testContext(t), a.id, a.device, b.id, env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The same envelope again, then a re-sealed one with the same message id
 	// (a client that lost its first envelope): both are the same message.
 	for i, e := range [][]byte{env, seal(t, a, b, "m-dup", "twice")} {
-		again, err := f.svc.Send(testContext(t), a.id, b.id, e)
+		again, err := f.svc.Send(testContext(t), a.id, a.device, b.id, e)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +106,7 @@ func TestMailboxSendDuplicate(t *testing.T) {
 	// The same message id to another recipient is another message.
 	c := newUser(t)
 	f.friends.befriend(a.id, c.id)
-	other, err := f.svc.Send(testContext(t), a.id, c.id, seal(t, a, c, "m-dup", "to c"))
+	other, err := f.svc.Send(testContext(t), a.id, a.device, c.id, seal(t, a, c, "m-dup", "to c"))
 	if err != nil || other.Duplicate {
 		t.Fatalf("same id to another recipient = %+v, %v", other, err)
 	}
@@ -116,7 +116,7 @@ func TestMailboxSendDuplicateAfterBurn(t *testing.T) {
 	f := newFixture(t, nil)
 	a, b := f.friendsPair(t)
 	env := seal(t, a, b, "m-late", "read fast")
-	first, err := f.svc.Send(testContext(t), a.id, b.id, env)
+	first, err := f.svc.Send(testContext(t), a.id, a.device, b.id, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestMailboxSendDuplicateAfterBurn(t *testing.T) {
 	}
 	// A retry that arrives after the recipient read the message (the first
 	// acknowledgement was lost) must not resurrect it.
-	again, err := f.svc.Send(testContext(t), a.id, b.id, env)
+	again, err := f.svc.Send(testContext(t), a.id, a.device, b.id, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestMailboxSendOrder(t *testing.T) {
 			from, to = b, a
 		}
 		id := nextMsgID()
-		if _, err := f.svc.Send(testContext(t), from.id, to.id, seal(t, from, to, id, "x")); err != nil {
+		if _, err := f.svc.Send(testContext(t), from.id, from.device, to.id, seal(t, from, to, id, "x")); err != nil {
 			t.Fatal(err)
 		}
 		sent = append(sent, id)
@@ -173,26 +173,32 @@ func TestMailboxSendBadInput(t *testing.T) {
 	stranger := newUser(t)
 	good := seal(t, a, b, "m-good", "fine")
 	huge := bytes.Repeat([]byte{' '}, envelope.MaxEncoded+1)
-	v2 := bytes.Replace(good, []byte(`"v":1`), []byte(`"v":2`), 1)
+	v3 := bytes.Replace(good, []byte(`"v":2`), []byte(`"v":3`), 1)
+	v1, err := envelope.Seal(envelope.Header{From: a.id, To: b.id, MsgID: "m-v1", SentAt: time.Now()}, v1Keys(t), v1Keys(t).Public(), []byte("old"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
-		name     string
-		from, to string
-		env      []byte
-		code     schema.Code
+		name             string
+		from, device, to string
+		env              []byte
+		code             schema.Code
 	}{
-		{"malformed sender", "alice", b.id, good, schema.CodeBadRequest},
-		{"malformed recipient", a.id, "mbx.>", good, schema.CodeBadRequest},
-		{"self send", a.id, a.id, seal(t, a, a, "m-self", "me"), schema.CodeSelfSend},
-		{"not json", a.id, b.id, []byte("hello"), schema.CodeInvalidEnvelope},
-		{"empty", a.id, b.id, nil, schema.CodeInvalidEnvelope},
-		{"unknown version", a.id, b.id, v2, schema.CodeInvalidEnvelope},
-		{"oversized", a.id, b.id, huge, schema.CodeMessageTooLarge},
-		{"from is not the caller", b.id, a.id, seal(t, a, b, "m-spoof", "x"), schema.CodeInvalidEnvelope},
-		{"to does not match", a.id, b.id, seal(t, a, stranger, "m-to", "x"), schema.CodeInvalidEnvelope},
-		{"not a friend", a.id, stranger.id, seal(t, a, stranger, "m-stranger", "x"), schema.CodeNotFriend},
+		{"malformed sender", "alice", a.device, b.id, good, schema.CodeBadRequest},
+		{"malformed recipient", a.id, a.device, "mbx.>", good, schema.CodeBadRequest},
+		{"self send", a.id, a.device, a.id, seal(t, a, a, "m-self", "me"), schema.CodeSelfSend},
+		{"not json", a.id, a.device, b.id, []byte("hello"), schema.CodeInvalidEnvelope},
+		{"empty", a.id, a.device, b.id, nil, schema.CodeInvalidEnvelope},
+		{"unknown version", a.id, a.device, b.id, v3, schema.CodeUnsupportedVersion},
+		{"v1 after the cut-over", a.id, a.device, b.id, v1, schema.CodeUnsupportedVersion},
+		{"oversized", a.id, a.device, b.id, huge, schema.CodeMessageTooLarge},
+		{"from is not the caller", b.id, b.device, a.id, seal(t, a, b, "m-spoof", "x"), schema.CodeInvalidEnvelope},
+		{"sealed on another device", a.id, stranger.device, b.id, seal(t, a, b, "m-dev", "x"), schema.CodeInvalidEnvelope},
+		{"to does not match", a.id, a.device, b.id, seal(t, a, stranger, "m-to", "x"), schema.CodeInvalidEnvelope},
+		{"not a friend", a.id, a.device, stranger.id, seal(t, a, stranger, "m-stranger", "x"), schema.CodeNotFriend},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := f.svc.Send(testContext(t), c.from, c.to, c.env)
+			_, err := f.svc.Send(testContext(t), c.from, c.device, c.to, c.env)
 			wantCode(t, err, c.code)
 		})
 	}
@@ -208,7 +214,7 @@ func TestMailboxSendRateLimited(t *testing.T) {
 	a, b := f.friendsPair(t)
 	f.send(t, a, b, "1")
 	f.send(t, a, b, "2")
-	_, err := f.svc.Send(testContext(t), a.id, b.id, seal(t, a, b, nextMsgID(), "3"))
+	_, err := f.svc.Send(testContext(t), a.id, a.device, b.id, seal(t, a, b, nextMsgID(), "3"))
 	wantCode(t, err, schema.CodeRateLimited)
 	f.send(t, b, a, "b has its own bucket")
 	if got := f.fetchAll(t, b.id); len(got) != 3 {
@@ -227,7 +233,7 @@ func TestMailboxFull(t *testing.T) {
 	}
 	events := f.subscribeEvents(t, a.id)
 	env := seal(t, a, b, "m-full", "no room")
-	_, err := f.svc.Send(testContext(t), a.id, b.id, env)
+	_, err := f.svc.Send(testContext(t), a.id, a.device, b.id, env)
 	wantCode(t, err, schema.CodeMailboxFull)
 	if got := f.fetchAll(t, a.id); len(got) != 0 {
 		t.Fatalf("sender's mailbox = %+v, want the sync copy withdrawn", got)
@@ -242,11 +248,11 @@ func TestMailboxFull(t *testing.T) {
 	if _, err := f.svc.Read(testContext(t), b.id, fromC[0].PeerSeq); err != nil {
 		t.Fatal(err)
 	}
-	res, err := f.svc.Send(testContext(t), a.id, b.id, env)
+	res, err := f.svc.Send(testContext(t), a.id, a.device, b.id, env)
 	if err != nil || res.Duplicate {
 		t.Fatalf("retry = %+v, %v", res, err)
 	}
-	again, err := f.svc.Send(testContext(t), a.id, b.id, env)
+	again, err := f.svc.Send(testContext(t), a.id, a.device, b.id, env)
 	if err != nil || !again.Duplicate || again.Seq != res.Seq || again.PeerSeq != res.PeerSeq {
 		t.Fatalf("second retry = %+v, %v; want Duplicate of %+v", again, err, res)
 	}
@@ -262,7 +268,7 @@ func TestMailboxFull(t *testing.T) {
 	// The sender's own mailbox counts too: 3 live sync copies fill it.
 	f.send(t, a, c0(t, f, a), "2")
 	f.send(t, a, c0(t, f, a), "3")
-	_, err = f.svc.Send(testContext(t), a.id, b.id, seal(t, a, b, nextMsgID(), "4"))
+	_, err = f.svc.Send(testContext(t), a.id, a.device, b.id, seal(t, a, b, nextMsgID(), "4"))
 	wantCode(t, err, schema.CodeMailboxFull)
 }
 
@@ -271,4 +277,13 @@ func c0(t *testing.T, f *fixture, a user) user {
 	u := newUser(t)
 	f.friends.befriend(a.id, u.id)
 	return u
+}
+
+// v1Keys returns v1 identity keys, to make an envelope of the retired format.
+func v1Keys(t *testing.T) envelope.Keys {
+	k, err := envelope.NewKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -1,6 +1,7 @@
 package natsapi_test
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"log"
@@ -21,8 +22,8 @@ func Example_nativeClient() {
 		accessToken = "<access token from POST /v1/login or `mayfly token`>"
 		userID      = "<your user id>"
 		deviceID    = "<this device's id>"
-		myKeys      envelope.Keys       // this user's identity keys
-		bob         envelope.PublicKeys // a friend's keys, from keys.lookup
+		deviceKey   ed25519.PrivateKey // this device's signing key (its id is envelope.DeviceID of its public half)
+		bobIK       ed25519.PublicKey  // bob's identity key, pinned when you became friends (keys.lookup)
 		bobID       = "<bob's user id>"
 	)
 	nc, err := nats.Connect("nats://127.0.0.1:4222",
@@ -63,13 +64,28 @@ func Example_nativeClient() {
 	}
 	for _, m := range synced.Messages {
 		if !m.Self {
-			// Open with envelope.Open(m.Envelope, myKeys, senderSignKey), show it, then burn it:
+			// Open with envelope.ParseV2 and EnvelopeV2.Open (the sending device's key from the
+			// sender's verified device list, keys.list; this device's prekeys), show it, then burn it:
 			call("read", map[string]any{"seq": m.Seq}, &struct{}{})
 		}
 	}
 
-	env, err := envelope.Seal(envelope.Header{From: userID, To: bobID, MsgID: "m1", SentAt: time.Now()},
-		myKeys, bob, []byte(`{"text":"hello bob"}`))
+	// Claim bob's prekeys (one one-time prekey per device of his), verify
+	// them against his pinned identity key, seal for each of his devices.
+	var bundle json.RawMessage
+	if err := call("keys.claim", map[string]string{"user_id": bobID}, &bundle); err != nil {
+		log.Fatal(err)
+	}
+	bu, err := envelope.ParseBundle(bundle)
+	if err != nil {
+		log.Fatal(err)
+	}
+	targets, err := bu.Verify(bobID, bobIK, "")
+	if err != nil {
+		log.Fatal("untrusted_keys: ", err) // bob's identity key changed: compare safety numbers first
+	}
+	env, err := envelope.SealV2(envelope.HeaderV2{From: userID, FromDevice: deviceID, To: bobID, MsgID: "m1", SentAt: time.Now()},
+		deviceKey, targets, []byte(`{"text":"hello bob"}`))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/mayfly-im/mayfly/fabric/account"
 	"github.com/mayfly-im/mayfly/fabric/friends"
+	"github.com/mayfly-im/mayfly/fabric/keyrate"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/fabric/presence"
 	"github.com/mayfly-im/mayfly/schema"
@@ -67,13 +68,27 @@ type Service struct {
 	// goroutines keeps one slow JetStream publish from stalling the rest.
 	work chan struct{}
 	wg   sync.WaitGroup // one per request in progress
+	// claims limits keys.claim per user, as the HTTP API does.
+	claims *keyrate.Limiter
 }
+
+// Prekey claims per user and second, and their burst: a send claims at
+// most two bundles.
+const (
+	claimRate  = 10
+	claimBurst = 40
+)
 
 // maxInFlight is how many requests one Service handles at once.
 const maxInFlight = 256
 
 // caller is who sent a request, from its subject.
 type caller struct{ userID, deviceID string }
+
+// principal is the caller as the identity service names a device.
+func (c caller) principal() account.Principal {
+	return account.Principal{UserID: c.userID, DeviceID: c.deviceID}
+}
 
 // handler does one operation: it decodes body and returns the answer.
 type handler func(ctx context.Context, c caller, body []byte) (any, error)
@@ -89,7 +104,7 @@ func Start(cfg Config) (*Service, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, work: make(chan struct{}, maxInFlight)}
+	s := &Service{cfg: cfg, log: cfg.Logger, work: make(chan struct{}, maxInFlight), claims: keyrate.New(claimRate, claimBurst)}
 	svc, err := micro.AddService(cfg.NATS, micro.Config{
 		Name:        "mayfly",
 		Version:     Version,

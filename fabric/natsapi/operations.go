@@ -55,12 +55,24 @@ func (s *Service) maxAnswer() int {
 
 func (s *Service) operations() map[string]handler {
 	return map[string]handler{
-		"send":         s.send,
-		"sync":         s.sync,
-		"read":         s.read,
-		"recall":       s.recall,
-		"unread":       s.unread,
-		"keys.lookup":  s.lookup,
+		"send":        s.send,
+		"sync":        s.sync,
+		"read":        s.read,
+		"recall":      s.recall,
+		"unread":      s.unread,
+		"keys.lookup": s.lookup,
+		"keys.claim":  s.claim,
+		"keys.list":   s.deviceList,
+		"prekeys.status": func(ctx context.Context, c caller, _ []byte) (any, error) {
+			return s.cfg.Accounts.PrekeyStatus(ctx, c.principal())
+		},
+		"prekeys.put": func(ctx context.Context, c caller, body []byte) (any, error) {
+			var req schema.PrekeysUpload
+			if err := decode(body, &req); err != nil {
+				return nil, err
+			}
+			return s.cfg.Accounts.PutPrekeys(ctx, c.principal(), req)
+		},
 		"friends.list": func(ctx context.Context, c caller, _ []byte) (any, error) { return s.cfg.Friends.List(ctx, c.userID) },
 		"friends.requests": func(ctx context.Context, c caller, _ []byte) (any, error) {
 			return s.cfg.Friends.Requests(ctx, c.userID)
@@ -179,6 +191,32 @@ func (s *Service) lookup(ctx context.Context, c caller, body []byte) (any, error
 		return nil, err
 	}
 	return s.cfg.Accounts.Lookup(ctx, req.Handle)
+}
+
+// UserRequest names a user by id: the body of keys.claim and keys.list.
+type UserRequest struct {
+	UserID string `json:"user_id"`
+}
+
+// claim hands out a user's prekey bundle (docs/envelope.md, Bundles), at
+// most claimRate per second per caller, like the HTTP API.
+func (s *Service) claim(ctx context.Context, c caller, body []byte) (any, error) {
+	var req UserRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if !s.claims.Allow(c.userID) {
+		return nil, schema.Errorf(schema.CodeRateLimited, "too many prekey claims; slow down")
+	}
+	return s.cfg.Accounts.ClaimBundle(ctx, c.principal(), req.UserID)
+}
+
+func (s *Service) deviceList(ctx context.Context, c caller, body []byte) (any, error) {
+	var req UserRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	return s.cfg.Accounts.DeviceListOf(ctx, req.UserID)
 }
 
 // presenceOp wraps a presence operation: it answers unavailable when

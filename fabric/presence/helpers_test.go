@@ -86,7 +86,7 @@ func newEnv(t *testing.T, friends *testFriends) *env {
 func (e *env) user(handle string) string {
 	e.t.Helper()
 	key := func() []byte { b := make([]byte, 32); rand.Read(b); return b }
-	u, err := e.db.CreateUser(context.Background(), store.User{ID: schema.NewUserID(), Handle: handle, SignKey: key(), KexKey: key()})
+	u, err := e.db.CreateUser(context.Background(), store.User{ID: schema.NewUserID(), Handle: handle, IK: key()})
 	if err != nil {
 		e.t.Fatalf("CreateUser: %v", err)
 	}

@@ -47,9 +47,9 @@ func (c *Client) Register(ctx context.Context, handle string) (schema.User, erro
 // the account's device list), rate_limited.
 func (c *Client) Login(ctx context.Context) (schema.Session, error) {
 	s, err := c.login(ctx)
-	if schema.HasCode(err, schema.CodeBadSignature) && c.keys.Primary() {
+	if schema.HasCode(err, schema.CodeBadSignature) && c.keys.Primary() && c.Identity().UserID != "" {
 		if lerr := c.updateOwnList(ctx, addKey(c.keys.DevicePublic())); lerr != nil {
-			return schema.Session{}, fmt.Errorf("login: list this device: %w", lerr)
+			return schema.Session{}, fmt.Errorf("%w (listing this device failed: %v)", err, lerr)
 		}
 		s, err = c.login(ctx)
 	}

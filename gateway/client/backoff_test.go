@@ -3,14 +3,12 @@ package client
 import (
 	"testing"
 	"time"
-
-	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
 // TestClientBackoff: delays double from MinBackoff up to MaxBackoff, with
 // jitter in the upper half of each step.
 func TestClientBackoff(t *testing.T) {
-	k, _ := envelope.NewKeys()
+	k, _ := NewKeys(false)
 	c, err := New(Config{Server: "http://127.0.0.1:1", Keys: k, MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)

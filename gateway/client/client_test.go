@@ -25,7 +25,7 @@ func TestClientRegisterLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := envelope.Fingerprint(c.Keys().Public()); u.Fingerprint != want {
+	if want := envelope.IdentityFingerprint(c.Keys().IdentityPublic()); u.Fingerprint != want {
 		t.Fatalf("fingerprint %q, want %q", u.Fingerprint, want)
 	}
 	if _, err := c.Devices(ctx); !errors.Is(err, client.ErrNotLoggedIn) {
@@ -86,7 +86,7 @@ func TestClientTokenRefresh(t *testing.T) {
 	}
 	c := newClient(t, url, "phone", func(cfg *client.Config) { cfg.Storage = dir })
 	register(t, c, "alice")
-	if err := dir.SaveIdentity(c.Identity().UserID, "alice", c.Keys()); err != nil {
+	if err := dir.SaveIdentity(c.Identity().UserID, "alice", c.Keys(), nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -197,31 +197,29 @@ func TestClientFriendsAndKeys(t *testing.T) {
 		t.Fatalf("safety numbers differ")
 	}
 
-	// A pin from an earlier run with other keys: the server's keys win and
-	// the change is flagged.
-	old, _ := envelope.NewKeys()
+	// A pin from an earlier run with another identity key: the pin stays,
+	// the server's key is flagged, and only AcceptKey adopts it.
+	oldKeys, _ := client.NewKeys(true)
+	oldIK := oldKeys.IdentityPublic()
 	oldPeer := client.Peer{UserID: bob.Identity().UserID, Handle: "bob",
-		SignKey: envelope.EncodeKey(old.Public().Sign), KexKey: envelope.EncodeKey(old.Public().Kex),
-		Fingerprint: envelope.Fingerprint(old.Public())}
-	alice2 := newClient(t, s.url, "tablet", func(c *client.Config) {
-		c.Keys, c.Handle, c.Peers = alice.Keys(), "alice", []client.Peer{oldPeer}
-	})
-	if _, err := alice2.Login(ctx); err != nil {
-		t.Fatal(err)
-	}
+		IK: envelope.EncodeKey(oldIK), Fingerprint: envelope.IdentityFingerprint(oldIK)}
+	alice2 := s.link(alice, "tablet", func(c *client.Config) { c.Peers = []client.Peer{oldPeer} })
 	fs, err = alice2.Friends(ctx)
-	if err != nil || len(fs) != 1 || !fs[0].KeyChanged || fs[0].PreviousFingerprint != oldPeer.Fingerprint {
+	if err != nil || len(fs) != 1 || !fs[0].KeyChanged {
 		t.Fatalf("changed key not flagged: %+v, %v", fs, err)
 	}
 	p, err := alice2.Lookup(ctx, "bob")
-	if err != nil || !p.KeyChanged || p.Fingerprint != bob.Identity().Fingerprint {
+	if err != nil || !p.KeyChanged || p.Fingerprint != oldPeer.Fingerprint || p.NewFingerprint != bob.Identity().Fingerprint {
 		t.Fatalf("lookup %+v, %v", p, err)
 	}
-	if err := alice2.ConfirmKey("bob"); err != nil {
+	if sn := alice2.SafetyNumber(p); sn != bob.SafetyNumber(mustPeer(t, bob, "alice")) {
+		t.Fatalf("safety number to verify %q, bob shows %q", sn, bob.SafetyNumber(mustPeer(t, bob, "alice")))
+	}
+	if _, err := alice2.AcceptKey("bob"); err != nil {
 		t.Fatal(err)
 	}
 	if fs, _ = alice2.Friends(ctx); fs[0].KeyChanged {
-		t.Fatal("flag stayed after ConfirmKey")
+		t.Fatal("flag stayed after AcceptKey")
 	}
 
 	// Lookup of a non-friend verifies but does not pin.

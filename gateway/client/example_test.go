@@ -13,14 +13,14 @@ import (
 
 	"github.com/mayfly-im/mayfly/gateway/client"
 	"github.com/mayfly-im/mayfly/schema"
-	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
-// Register a new user with fresh keys and log this device in. Keep the keys
-// (client.Dir does) or the account is lost.
+// Register a new user with a fresh identity key and device key (this device
+// is the primary) and log it in. Keep the keys (client.Dir does) or the
+// account is lost.
 func Example_register() {
 	ctx := context.Background()
-	keys, err := envelope.NewKeys()
+	keys, err := client.NewKeys(true)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -102,16 +102,22 @@ func ExampleClient_FriendRequest() {
 	}
 	for _, f := range friends {
 		if f.KeyChanged {
-			fmt.Printf("%s has new keys (was %s): verify before trusting\n", f.Handle, f.PreviousFingerprint)
+			p, _ := c.Peer(f.UserID)
+			fmt.Printf("%s has a new identity key; sending is refused until you compare %s and accept\n", f.Handle, c.SafetyNumber(p))
 		}
 	}
 }
 
-// Link a new device: the new device shows a code, an existing device of the
-// user approves it, and the new device logs in with the keys it received.
+// Link a new device: the new device makes its own key and shows a code, the
+// user's primary device approves it (adding the key to the signed device
+// list), and the new device logs in.
 func ExampleStartLink() {
 	ctx := context.Background()
-	pl, err := client.StartLink(ctx, client.LinkConfig{Server: "http://127.0.0.1:8080"})
+	keys, err := client.NewKeys(false)
+	if err != nil {
+		log.Fatal(err)
+	}
+	pl, err := client.StartLink(ctx, client.LinkConfig{Server: "http://127.0.0.1:8080", Keys: keys})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -120,7 +126,8 @@ func ExampleStartLink() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	c, err := client.New(client.Config{Server: "http://127.0.0.1:8080", Keys: linked.Keys, Handle: linked.Handle, DeviceName: "laptop"})
+	c, err := client.New(client.Config{Server: "http://127.0.0.1:8080", Keys: linked.Keys, IdentityKey: linked.IdentityKey,
+		UserID: linked.UserID, Handle: linked.Handle, DeviceName: "laptop"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +14,6 @@ import (
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/gateway/client"
 	"github.com/mayfly-im/mayfly/schema"
-	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
 // server is a mayflyd running for one test.
@@ -36,10 +37,11 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// newClient returns a client with fresh keys for url, not registered.
+// newClient returns a client with a fresh identity key and device key for
+// url (a primary device), not registered.
 func newClient(t *testing.T, url, device string, mod ...func(*client.Config)) *client.Client {
 	t.Helper()
-	k, err := envelope.NewKeys()
+	k, err := client.NewKeys(true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +75,53 @@ func (s *server) user(handle string, mod ...func(*client.Config)) *client.Client
 	register(s.t, c, handle)
 	return c
 }
+
+// directHTTP sends a client's HTTP requests (claims, lookups) straight to
+// the server, so a test proxy between it and the server carries only its
+// WebSocket.
+func (s *server) directHTTP(c *client.Config) {
+	addr := strings.TrimPrefix(s.url, "http://")
+	c.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+// link adds a device named name to primary's user through the real link
+// flow and logs it in.
+func (s *server) link(primary *client.Client, name string, mod ...func(*client.Config)) *client.Client {
+	s.t.Helper()
+	ctx := testCtx(s.t)
+	keys, err := client.NewKeys(false)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	pl, err := client.StartLink(ctx, client.LinkConfig{Server: s.url, Keys: keys, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := primary.ApproveLink(ctx, pl.Code()); err != nil {
+		s.t.Fatalf("approve link of %s: %v", name, err)
+	}
+	l, err := pl.Wait(ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	c := newClient(s.t, s.url, name, append([]func(*client.Config){func(c *client.Config) {
+		c.Keys, c.IdentityKey, c.UserID, c.Handle = l.Keys, l.IdentityKey, l.UserID, l.Handle
+	}}, mod...)...)
+	if _, err := c.Login(ctx); err != nil {
+		s.t.Fatalf("login %s: %v", name, err)
+	}
+	return c
+}
+
+// noCursor is a Dir that does not save the cursor.
+type noCursor struct{ *client.Dir }
+
+func (noCursor) SaveCursor(uint64) error { return nil }
 
 // befriend makes a and b friends (a asks, b accepts).
 func befriend(t *testing.T, a, b *client.Client) {

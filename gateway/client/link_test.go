@@ -24,16 +24,17 @@ import (
 )
 
 // TestClientLink: a new device links to an existing user: the code commits
-// to its key, the approving device seals the identity keys to it, and the
-// new device logs in as a second device of the user and reads messages
-// sent afterwards. The request is single use.
+// to its keys, the primary lists its device key and seals who the user is
+// to it, and the new device logs in as a second device of the user and
+// reads messages sent afterwards. The request is single use.
 func TestClientLink(t *testing.T) {
 	s := startServer(t)
 	ctx := testCtx(t)
 	alice, bob := s.user("alice"), s.user("bob")
 	befriend(t, alice, bob)
 
-	pl, err := client.StartLink(ctx, client.LinkConfig{Server: s.url, PollInterval: 20 * time.Millisecond})
+	newKeys, _ := client.NewKeys(false)
+	pl, err := client.StartLink(ctx, client.LinkConfig{Server: s.url, PollInterval: 20 * time.Millisecond, Keys: newKeys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,13 +59,15 @@ func TestClientLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	linked := <-got
-	if linked.UserID != alice.Identity().UserID || linked.Handle != "alice" ||
-		!linked.Keys.Sign.Equal(alice.Keys().Sign) || !bytes.Equal(linked.Keys.Kex.Bytes(), alice.Keys().Kex.Bytes()) {
+	if linked.UserID != alice.Identity().UserID || linked.Handle != "alice" || linked.Keys.Primary() ||
+		!linked.IdentityKey.Equal(alice.Keys().IdentityPublic()) || linked.Keys.DeviceID() == alice.Identity().DeviceID {
 		t.Fatalf("linked %v %v", linked.UserID, linked.Handle)
 	}
 	isCode(t, alice.ApproveLink(ctx, pl.Code()), schema.CodeNotFound) // single use
 
-	laptop := newClient(t, s.url, "laptop", func(c *client.Config) { c.Keys, c.Handle = linked.Keys, linked.Handle })
+	laptop := newClient(t, s.url, "laptop", func(c *client.Config) {
+		c.Keys, c.IdentityKey, c.UserID, c.Handle = linked.Keys, linked.IdentityKey, linked.UserID, linked.Handle
+	})
 	if _, err := laptop.Login(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +126,10 @@ func TestClientLinkErrors(t *testing.T) {
 			return post("/v1/link", `{"public_key":"AAAA"}`, "")
 		}},
 		{"create with low-order key", 400, schema.CodeInvalidKey, func() (int, *schema.Error) {
-			return post("/v1/link", `{"public_key":"`+envelope.EncodeKey(make([]byte, 32))+`"}`, "")
+			return post("/v1/link", `{"public_key":"`+envelope.EncodeKey(make([]byte, 32))+`","device_key":"`+envelope.EncodeKey(make([]byte, 32))+`"}`, "")
+		}},
+		{"create without a device key", 400, schema.CodeInvalidKey, func() (int, *schema.Error) {
+			return post("/v1/link", `{"public_key":"`+envelope.EncodeKey(bytes.Repeat([]byte{9}, 32))+`"}`, "")
 		}},
 		{"info without token", 401, schema.CodeUnauthorized, func() (int, *schema.Error) { return get("/v1/link/ABCDEFGHIJ", "") }},
 		{"info of unknown code", 404, schema.CodeNotFound, func() (int, *schema.Error) { return get("/v1/link/ABCDEFGHIJ", tok) }},
@@ -144,14 +150,16 @@ func TestClientLinkErrors(t *testing.T) {
 
 	// A real request: a wrong secret, a malformed bundle, then a pending poll.
 	priv, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	dk := bytes.Repeat([]byte{7}, 32)
+	lr := schema.LinkRequest{PublicKey: envelope.EncodeKey(priv.PublicKey().Bytes()), DeviceKey: envelope.EncodeKey(dk)}
 	var created schema.LinkCreated
-	if st, e := postJSON(t, ctx, s.url+"/v1/link", schema.LinkRequest{PublicKey: envelope.EncodeKey(priv.PublicKey().Bytes())}, "", &created); st != 201 {
+	if st, e := postJSON(t, ctx, s.url+"/v1/link", lr, "", &created); st != 201 {
 		t.Fatalf("create: %d %v", st, e)
 	}
-	if created.Code != schema.LinkCode(priv.PublicKey().Bytes()) || !strings.HasPrefix(created.Secret, "mfl_") {
+	if created.Code != schema.LinkCode(priv.PublicKey().Bytes(), dk) || !strings.HasPrefix(created.Secret, "mfl_") {
 		t.Fatalf("created %+v", created)
 	}
-	if st, e := postJSON(t, ctx, s.url+"/v1/link", schema.LinkRequest{PublicKey: envelope.EncodeKey(priv.PublicKey().Bytes())}, "", nil); st != 400 {
+	if st, e := postJSON(t, ctx, s.url+"/v1/link", lr, "", nil); st != 400 {
 		t.Fatalf("second request for one key: %d %v", st, e)
 	}
 	if st, e := get("/v1/link/"+created.Code+"/bundle", "mfl_wrong"); st != 404 {
@@ -175,6 +183,8 @@ func TestClientLinkSubstitutedKey(t *testing.T) {
 	s := startServer(t)
 	ctx := testCtx(t)
 	evil, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	evilKeys, _ := client.NewKeys(false)
+	evilDK := evilKeys.DevicePublic()
 	target, _ := url.Parse(s.url)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	var approved atomic.Bool
@@ -189,6 +199,7 @@ func TestClientLinkSubstitutedKey(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		if json.Unmarshal(b, &info) == nil && info.PublicKey != "" {
 			info.PublicKey = envelope.EncodeKey(evil.PublicKey().Bytes())
+			info.DeviceKey = envelope.EncodeKey(evilDK)
 			b, _ = json.Marshal(info)
 		}
 		r.Body = io.NopCloser(bytes.NewReader(b))
@@ -201,7 +212,8 @@ func TestClientLinkSubstitutedKey(t *testing.T) {
 
 	alice := newClient(t, mitm.URL, "phone")
 	register(t, alice, "alice")
-	pl, err := client.StartLink(ctx, client.LinkConfig{Server: s.url})
+	nk, _ := client.NewKeys(false)
+	pl, err := client.StartLink(ctx, client.LinkConfig{Server: s.url, Keys: nk})
 	if err != nil {
 		t.Fatal(err)
 	}

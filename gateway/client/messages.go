@@ -63,6 +63,7 @@ func (c *Client) open(ctx context.Context, f *schema.MsgFrame) Message {
 	me := c.Identity()
 	m.FromHandle, m.ToHandle = c.handleOf(f.From, me), c.handleOf(f.To, me)
 	pt, err := c.openEnvelope(ctx, f, me)
+	m.FromHandle, m.ToHandle = c.handleOf(f.From, me), c.handleOf(f.To, me) // opening may have pinned the sender
 	if err != nil {
 		m.Err = err
 		return m

@@ -62,8 +62,8 @@ func TestFriendsHTTPFlow(t *testing.T) {
 	if st, e := bob.Do(http.MethodPost, "/v1/friends/requests/alice/accept", nil, &acc); e != nil || st != http.StatusOK {
 		t.Fatalf("accept: %d %v", st, e)
 	}
-	if f := acc.Friend; f == nil || f.UserID != alice.User.UserID || f.SignKey != alice.User.SignKey ||
-		f.KexKey != alice.User.KexKey || f.Fingerprint != alice.User.Fingerprint || f.Since.IsZero() {
+	if f := acc.Friend; f == nil || f.UserID != alice.User.UserID || f.IK != alice.User.IK ||
+		f.Fingerprint != alice.User.Fingerprint || f.Since.IsZero() {
 		t.Fatalf("accept result = %+v, want alice %+v", acc, alice.User)
 	}
 	if v := viewOf(alice); len(v.Friends.Friends) != 1 || v.Friends.Friends[0].Handle != "bob" ||

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -216,13 +217,17 @@ func (n *native) must(op string, req, out any) {
 
 func (n *native) seal(to *apptest.Client, mid, text string) json.RawMessage {
 	n.t.Helper()
-	pk := to.Keys.Public()
-	env, err := envelope.Seal(envelope.Header{From: n.c.Session.UserID, To: to.Session.UserID, MsgID: mid, SentAt: time.Now()},
-		n.c.Keys, pk, []byte(`{"text":"`+text+`"}`))
+	var raw json.RawMessage
+	n.must("keys.claim", map[string]string{"user_id": to.User.UserID}, &raw)
+	bu, err := envelope.ParseBundle(raw)
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	return env
+	targets, err := bu.Verify(to.User.UserID, to.Acct.IK.Public().(ed25519.PublicKey), "")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return n.c.SealTo(to, mid, []byte(`{"text":"`+text+`"}`), targets)
 }
 
 func nextMsg(t *testing.T, sub *nats.Subscription) *nats.Msg {
@@ -251,7 +256,10 @@ func TestNativeEverything(t *testing.T) {
 	if u.UserID != bc.Session.UserID || u.Fingerprint == "" {
 		t.Fatalf("lookup = %+v", u)
 	}
-	if code := alice.call("send", map[string]any{"to": bc.Session.UserID, "envelope": alice.seal(bc, "m0", "too early")}, nil); code != "not_friend" {
+	if code := alice.call("keys.claim", map[string]string{"user_id": bc.Session.UserID}, nil); code != "not_friend" {
+		t.Fatalf("claim from a non-friend = %q, want not_friend", code)
+	}
+	if code := alice.call("send", map[string]any{"to": bc.Session.UserID, "envelope": json.RawMessage(ac.SealDirect(bc, "m0", []byte("too early")))}, nil); code != "not_friend" {
 		t.Fatalf("send to non-friend = %q, want not_friend", code)
 	}
 	alice.must("friends.request", map[string]string{"handle": "bob"}, nil)
@@ -268,7 +276,7 @@ func TestNativeEverything(t *testing.T) {
 	if live.Header.Get("Mayfly-From") != ac.Session.UserID || live.Header.Get("Nats-Sequence") != strconv.FormatUint(sent.PeerSeq, 10) {
 		t.Fatalf("live headers %v, want from alice seq %d", live.Header, sent.PeerSeq)
 	}
-	if _, text, err := envelope.Open(live.Data, bc.Keys, ac.Keys.Public().Sign); err != nil || !strings.Contains(string(text), "hello bob") {
+	if text, err := bc.Open(live.Data, ac); err != nil || !strings.Contains(string(text), "hello bob") {
 		t.Fatalf("open live message: %q %v", text, err)
 	}
 

@@ -79,19 +79,23 @@ func TestAppRevocationLostWhileNATSDown(t *testing.T) {
 
 func registerAndLogin(t *testing.T, base, handle string) schema.Session {
 	t.Helper()
-	keys, err := envelope.NewKeys()
+	_, ik, _ := ed25519.GenerateKey(nil)
+	_, dk, _ := ed25519.GenerateKey(nil)
+	b64 := base64.RawURLEncoding.EncodeToString
+	var u schema.User
+	post(t, base+"/v1/register", schema.RegisterRequest{Handle: handle, IK: b64(ik.Public().(ed25519.PublicKey))}, &u)
+	list, err := envelope.SignDeviceList(u.UserID, 1, time.Now(), []ed25519.PublicKey{dk.Public().(ed25519.PublicKey)}, ik)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := keys.Public()
-	b64 := base64.RawURLEncoding.EncodeToString
-	post(t, base+"/v1/register", schema.RegisterRequest{Handle: handle, SignKey: b64(pub.Sign), KexKey: b64(pub.Kex)}, nil)
+	post(t, base+"/v1/devicelist", schema.DeviceListRequest{List: list}, nil)
 	var ch schema.Challenge
 	post(t, base+"/v1/login/challenge", schema.ChallengeRequest{Handle: handle}, &ch)
 	nonce, _ := base64.RawURLEncoding.DecodeString(ch.Nonce)
-	sig := ed25519.Sign(keys.Sign, schema.LoginMessage(ch.ChallengeID, nonce))
+	id := envelope.DeviceID(dk.Public().(ed25519.PublicKey))
+	sig := ed25519.Sign(dk, schema.LoginMessage(ch.ChallengeID, id, nonce))
 	var s schema.Session
-	post(t, base+"/v1/login", schema.LoginRequest{ChallengeID: ch.ChallengeID, Signature: b64(sig), DeviceName: "phone"}, &s)
+	post(t, base+"/v1/login", schema.LoginRequest{ChallengeID: ch.ChallengeID, DeviceID: id, Signature: b64(sig), DeviceName: "phone"}, &s)
 	return s
 }
 

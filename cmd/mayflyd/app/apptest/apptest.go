@@ -69,20 +69,24 @@ type Client struct {
 	T       testing.TB
 	BaseURL string // http://host:port
 	Acct    *Account
-	Device  ed25519.PrivateKey // this device's signing key
+	DK      ed25519.PrivateKey // this device's signing key
 	User    schema.User
 	Session schema.Session
 	// SPK and OPKs are the device's prekey private keys once UploadPrekeys
 	// ran; OPKs by key id.
 	SPK  *ecdh.PrivateKey
 	OPKs map[[envelope.KeyIDSize]byte]*ecdh.PrivateKey
+
+	bundles map[string]claimed // claimed targets by recipient user id, for Seal
 }
 
-// Account is a user's identity key and current device list.
+// Account is a user's identity key and current device list, and the test's
+// device keys by device name.
 type Account struct {
 	IK      ed25519.PrivateKey
 	Version int64
 	Keys    []ed25519.PublicKey
+	Named   map[string]ed25519.PrivateKey
 }
 
 // NewClient returns a client with a fresh identity key and device key for
@@ -91,11 +95,11 @@ func NewClient(t testing.TB, addr string) *Client {
 	t.Helper()
 	_, ik, _ := ed25519.GenerateKey(nil)
 	_, dk, _ := ed25519.GenerateKey(nil)
-	return &Client{T: t, BaseURL: "http://" + addr, Acct: &Account{IK: ik}, Device: dk}
+	return &Client{T: t, BaseURL: "http://" + addr, Acct: &Account{IK: ik, Named: map[string]ed25519.PrivateKey{}}, DK: dk}
 }
 
 // DeviceID returns the client's device id.
-func (c *Client) DeviceID() string { return envelope.DeviceID(c.Device.Public().(ed25519.PublicKey)) }
+func (c *Client) DeviceID() string { return envelope.DeviceID(c.DK.Public().(ed25519.PublicKey)) }
 
 // Do sends a JSON request (body may be nil, a []byte sent as-is, or a value
 // to encode) with the client's access token if it has one, and decodes a 2xx
@@ -165,7 +169,7 @@ func (c *Client) RegisterRequest(handle string) schema.RegisterRequest {
 func (c *Client) Register(handle string) {
 	c.T.Helper()
 	c.Must("POST", "/v1/register", c.RegisterRequest(handle), &c.User)
-	c.PublishList(append(c.Acct.Keys, c.Device.Public().(ed25519.PublicKey)))
+	c.PublishList(append(c.Acct.Keys, c.DK.Public().(ed25519.PublicKey)))
 }
 
 // SignList returns the user's next device list (version+1) with keys,
@@ -198,28 +202,39 @@ func SignChallenge(ch schema.Challenge, key ed25519.PrivateKey, device string) s
 // Login logs c's device in under name, storing the session.
 func (c *Client) Login(name string) {
 	c.T.Helper()
+	c.Acct.Named[name] = c.DK
 	var ch schema.Challenge
 	c.Must("POST", "/v1/login/challenge", schema.ChallengeRequest{Handle: c.User.Handle}, &ch)
-	c.Must("POST", "/v1/login", SignChallenge(ch, c.Device, name), &c.Session)
+	c.Must("POST", "/v1/login", SignChallenge(ch, c.DK, name), &c.Session)
 }
 
-// NewDevice returns another device of the same user with its own device
-// key, added to the device list and logged in as name.
-func (c *Client) NewDevice(name string) *Client {
+// Device returns a client of another device of the same user, logged in
+// as name: the device the test named so before (a re-login, which ends its
+// earlier session), or a new device with its own key, added to the signed
+// device list, with a signed prekey and two one-time prekeys.
+func (c *Client) Device(name string) *Client {
 	c.T.Helper()
-	_, dk, _ := ed25519.GenerateKey(nil)
-	d := &Client{T: c.T, BaseURL: c.BaseURL, Acct: c.Acct, Device: dk, User: c.User}
-	c.PublishList(append(append([]ed25519.PublicKey(nil), c.Acct.Keys...), dk.Public().(ed25519.PublicKey)))
+	dk, known := c.Acct.Named[name]
+	if !known {
+		_, dk, _ = ed25519.GenerateKey(nil)
+		c.PublishList(append(append([]ed25519.PublicKey(nil), c.Acct.Keys...), dk.Public().(ed25519.PublicKey)))
+	}
+	d := &Client{T: c.T, BaseURL: c.BaseURL, Acct: c.Acct, DK: dk, User: c.User}
 	d.Login(name)
+	if !known {
+		d.UploadPrekeys(2)
+	}
 	return d
 }
 
-// NewUser registers handle and logs in a first device "phone".
+// NewUser registers handle, logs in a first device "phone" and uploads its
+// signed prekey and two one-time prekeys.
 func NewUser(t testing.TB, addr, handle string) *Client {
 	t.Helper()
 	c := NewClient(t, addr)
 	c.Register(handle)
 	c.Login("phone")
+	c.UploadPrekeys(2)
 	return c
 }
 

@@ -23,7 +23,7 @@ func (c *Client) UploadPrekeys(n int) {
 		if err != nil {
 			c.T.Fatal(err)
 		}
-		b, err := envelope.SignPrekey(c.User.UserID, c.DeviceID(), kind, priv, time.Now(), c.Device)
+		b, err := envelope.SignPrekey(c.User.UserID, c.DeviceID(), kind, priv, time.Now(), c.DK)
 		if err != nil {
 			c.T.Fatal(err)
 		}
@@ -39,9 +39,54 @@ func (c *Client) UploadPrekeys(n int) {
 	c.Must("PUT", "/v1/prekeys", up, nil)
 }
 
-// Seal claims to's prekey bundle and seals payload for every device in it
-// (without the sender's other devices), as c's device, with message id mid.
+// Seal seals payload for every device of to's prekey bundle and of the
+// sender's own other devices, as c's device, with message id mid. Each
+// bundle is claimed once per device list version and reused (a real client
+// claims per message; these tests exercise the server, not forward
+// secrecy).
 func (c *Client) Seal(to *Client, mid string, payload []byte) []byte {
+	c.T.Helper()
+	if c.bundles == nil {
+		c.bundles = map[string]claimed{}
+	}
+	for _, u := range []*Client{to, c} {
+		if b, ok := c.bundles[u.User.UserID]; !ok || b.version != u.Acct.Version {
+			c.bundles[u.User.UserID] = claimed{u.Acct.Version, c.Claim(u)}
+		}
+	}
+	return c.SealTo(to, mid, payload, append(append([]envelope.Target(nil), c.bundles[to.User.UserID].targets...), c.bundles[c.User.UserID].targets...))
+}
+
+// claimed is a claimed bundle's targets and the list version it had.
+type claimed struct {
+	version int64
+	targets []envelope.Target
+}
+
+// SealDirect seals payload for to's device alone with the signed prekey
+// the test knows, claiming nothing (for sends the server must refuse).
+func (c *Client) SealDirect(to *Client, mid string, payload []byte) []byte {
+	c.T.Helper()
+	if to.SPK == nil {
+		to.UploadPrekeys(0)
+	}
+	return c.SealTo(to, mid, payload, []envelope.Target{{DeviceID: to.DeviceID(), SPK: to.SPK.PublicKey().Bytes()}})
+}
+
+// SealTo seals payload for targets as c's device, to user to.
+func (c *Client) SealTo(to *Client, mid string, payload []byte, targets []envelope.Target) []byte {
+	c.T.Helper()
+	h := envelope.HeaderV2{From: c.User.UserID, FromDevice: c.DeviceID(), To: to.User.UserID, MsgID: mid, SentAt: time.Now()}
+	env, err := envelope.SealV2(h, c.DK, targets, payload)
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	return env
+}
+
+// Claim claims to's prekey bundle and returns its targets, verified
+// against to's identity key, without c's own device.
+func (c *Client) Claim(to *Client) []envelope.Target {
 	c.T.Helper()
 	var raw json.RawMessage
 	c.Must("POST", "/v1/users/"+to.User.UserID+"/bundle", nil, &raw)
@@ -49,16 +94,11 @@ func (c *Client) Seal(to *Client, mid string, payload []byte) []byte {
 	if err != nil {
 		c.T.Fatal(err)
 	}
-	targets, err := bu.Verify(to.User.UserID, to.Acct.IK.Public().(ed25519.PublicKey), "")
+	targets, err := bu.Verify(to.User.UserID, to.Acct.IK.Public().(ed25519.PublicKey), c.DeviceID())
 	if err != nil {
 		c.T.Fatal(err)
 	}
-	h := envelope.HeaderV2{From: c.User.UserID, FromDevice: c.DeviceID(), To: to.User.UserID, MsgID: mid, SentAt: time.Now()}
-	env, err := envelope.SealV2(h, c.Device, targets, payload)
-	if err != nil {
-		c.T.Fatal(err)
-	}
-	return env
+	return targets
 }
 
 // Open opens an envelope sealed by from's device for c's device.
@@ -68,5 +108,9 @@ func (c *Client) Open(env []byte, from *Client) ([]byte, error) {
 		return nil, err
 	}
 	w, _ := e.WrapFor(c.DeviceID())
-	return e.Open(c.DeviceID(), from.Device.Public().(ed25519.PublicKey), c.SPK, c.OPKs[w.OPK])
+	var opk *ecdh.PrivateKey
+	if w.HasOPK {
+		opk = c.OPKs[w.OPK]
+	}
+	return e.Open(c.DeviceID(), from.DK.Public().(ed25519.PublicKey), c.SPK, opk)
 }

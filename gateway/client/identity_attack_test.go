@@ -306,8 +306,8 @@ func TestClientAttackFriendDrainsOPKs(t *testing.T) {
 	s := atkStart(t)
 	addr := strings.TrimPrefix(s.url, "http://")
 	alice, bob, mallory := apptest.NewUser(t, addr, "alice"), apptest.NewUser(t, addr, "bob"), apptest.NewUser(t, addr, "mallory")
-	bob.UploadPrekeys(50)
-	bob.UploadPrekeys(50)
+	bob.UploadPrekeys(49) // with NewUser's 2: a full pool of 100
+	bob.UploadPrekeys(49)
 	rawFriends(alice, bob)
 	rawFriends(mallory, bob)
 	claim := func(c *apptest.Client) (ok, opk bool) {
@@ -349,12 +349,12 @@ func TestClientAttackLinkedDeviceTakesOver(t *testing.T) {
 	s := atkStart(t)
 	addr := strings.TrimPrefix(s.url, "http://")
 	bob := apptest.NewUser(t, addr, "bob")
-	laptop := bob.NewDevice("laptop")
+	laptop := bob.Device("laptop")
 	if _, e := laptop.Do("DELETE", "/v1/devices/"+bob.DeviceID(), nil, nil); e == nil {
 		t.Error("a linked device revoked the primary")
 	}
 	_, ik, _ := ed25519.GenerateKey(nil)
-	l, err := envelope.SignDeviceList(bob.User.UserID, bob.Acct.Version+1, time.Now(), []ed25519.PublicKey{laptop.Device.Public().(ed25519.PublicKey)}, ik)
+	l, err := envelope.SignDeviceList(bob.User.UserID, bob.Acct.Version+1, time.Now(), []ed25519.PublicKey{laptop.DK.Public().(ed25519.PublicKey)}, ik)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -363,3 +363,39 @@ func TestClientAttackLinkedDeviceTakesOver(t *testing.T) {
 		t.Error("a linked device replaced the identity key while the primary is active")
 	}
 }
+
+// TestClientAttackHandleRebound: handles never change and accounts are
+// never deleted, so a pinned friend's handle moving to another account is
+// the server lying. The operator renames bob's account and gives his handle
+// to an account of its own, made alice's friend behind her back. After
+// alice lists her friends, "send bob" must not seal to the operator's key
+// without a warning (untrusted_keys), as for a changed identity key.
+func TestClientAttackHandleRebound(t *testing.T) {
+	s := atkStart(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	alice := s.atkUser(ctx, "alice", nil)
+	bob := s.atkUser(ctx, "bob", nil)
+	atkBefriend(ctx, t, alice, bob)
+	fake := s.atkUser(ctx, "operator", nil)
+	fakeID := fake.Identity().UserID
+	s.exec(`UPDATE users SET handle = 'bob_old' WHERE id = $1`, bob.Identity().UserID)
+	s.exec(`UPDATE users SET handle = 'bob' WHERE id = $1`, fakeID)
+	s.exec(`INSERT INTO friendships (user_id, friend_id) VALUES ($1, $2), ($2, $1)`, alice.Identity().UserID, fakeID)
+
+	if _, err := alice.Friends(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 { // Peer looks through a map: try more than one order
+		p, ok := alice.Peer("bob")
+		if !ok {
+			t.Fatal("alice has no peer bob")
+		}
+		if p.UserID != fakeID {
+			continue
+		}
+		if _, _, err := alice.Seal(ctx, p, []byte("for bob")); !schema.HasCode(err, schema.CodeUntrustedKeys) {
+			t.Fatalf("\"bob\" is now the operator's account, and sealing to it gives %v, want untrusted_keys", err)
+		}
+	}
+}

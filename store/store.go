@@ -25,7 +25,6 @@ import (
 var (
 	ErrNotFound         = errors.New("store: not found")
 	ErrHandleTaken      = errors.New("store: handle taken")
-	ErrDeviceLimit      = errors.New("store: device limit reached")
 	ErrChallengeUsed    = errors.New("store: challenge already used")
 	ErrChallengeExpired = errors.New("store: challenge expired")
 	ErrRefreshInvalid   = errors.New("store: refresh token invalid")

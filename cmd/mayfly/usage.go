@@ -37,5 +37,6 @@ Commands:
 On failure mayfly exits non-zero and the first line on stderr starts with
 an error code, e.g. "not_friend: this user is not your friend". Codes are
 the server's (docs/api.md) or the client's own: usage, not_registered,
-already_registered, link_mismatch, key_mismatch, local (docs/cli.md).
+already_registered, link_mismatch, key_mismatch, untrusted_keys, local
+(docs/cli.md).
 `

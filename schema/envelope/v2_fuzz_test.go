@@ -38,14 +38,21 @@ func FuzzParseV2(f *testing.F) {
 	}
 	w := newV2World(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
+		fastH, fast := checkCanonicalV2(data)
 		e, err := ParseV2(data)
 		if err != nil {
 			if e != nil {
 				t.Fatal("envelope returned with an error")
 			}
+			if fast {
+				t.Fatalf("the canonical fast path accepts what ParseV2 refuses: %v", err)
+			}
 			return
 		}
 		canon := e.appendCanonical(nil)
+		if fast != bytes.Equal(canon, data) || fast && fastH != e.Header() {
+			t.Fatalf("fast path %v (header %+v) on input whose canonical form equal=%v", fast, fastH, bytes.Equal(canon, data))
+		}
 		again, err := ParseV2(canon)
 		if err != nil {
 			t.Fatalf("canonical form refused: %v\n%s", err, canon)

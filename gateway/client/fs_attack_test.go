@@ -215,8 +215,8 @@ func TestClientAttackForwardSecrecy(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if !tabletOnline && os.Getenv("MAYFLY_KNOWN_HOLES") == "" {
 				t.Skip("known limitation (attack report): an offline device keeps the prekeys of messages burned meanwhile, " +
-					"and after it reconnects deletes a claimed one-time prekey only 65 minutes after it first sees it claimed " +
-					"(prekeys.go prepareUpload), not the 2 minutes docs/envelope.md promises; MAYFLY_KNOWN_HOLES=1 runs it")
+					"and after it reconnects deletes a claimed one-time prekey only 65 minutes after it first sees it claimed; " +
+					"docs/envelope.md, Key lifetimes; MAYFLY_KNOWN_HOLES=1 runs it")
 			}
 			forwardSecrecy(t, tabletOnline)
 		})

@@ -29,8 +29,15 @@ type ListParams struct {
 	ByDevice string
 }
 
+// MaxListVersionStep is how far above the stored version a new device list's
+// version may be. Clients count up by one; without a bound one list at
+// version 2^53-1 (the largest) would freeze the account's list for ever: no
+// link, no revocation by list, no identity reset.
+const MaxListVersionStep = 1 << 20
+
 // PublishDeviceList stores a new device list for p.UserID in one
-// transaction: the version must be above the stored one (ErrStaleList), no
+// transaction: the version must be above the stored one (ErrStaleList) by at
+// most MaxListVersionStep (ErrListVersionJump), no
 // listed key may ever have been revoked for this user (ErrDeviceRevoked) or
 // be listed by another user (ErrKeyTaken). Devices new to the list get a
 // row; active devices that are not in it are revoked (their keys recorded
@@ -50,6 +57,9 @@ func (db *DB) PublishDeviceList(ctx context.Context, p ListParams) (revoked []st
 		}
 		if p.Version <= stored {
 			return ErrStaleList
+		}
+		if p.Version-stored > MaxListVersionStep {
+			return ErrListVersionJump
 		}
 		if p.NewIK != nil {
 			if err := checkActiveDevice(ctx, tx, p.UserID, p.ByDevice); err != nil {

@@ -31,6 +31,7 @@ var (
 	ErrRefreshReused    = errors.New("store: refresh token reused")
 	ErrDeviceRevoked    = errors.New("store: device revoked")
 	ErrStaleList        = errors.New("store: device list version not above the stored one")
+	ErrListVersionJump  = errors.New("store: device list version too far above the stored one")
 	ErrKeyTaken         = errors.New("store: device key listed by another user")
 	ErrPrekeyLimit      = errors.New("store: too many unclaimed one-time prekeys")
 	// ErrSchemaTooNew means the database was migrated by a newer Mayfly than

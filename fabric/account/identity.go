@@ -95,6 +95,9 @@ func (s *Service) storeList(ctx context.Context, base store.ListParams, l *envel
 	switch {
 	case errors.Is(err, store.ErrStaleList):
 		return schema.DeviceListStored{}, schema.Errorf(schema.CodeStaleDeviceList, "the list's version must be above the stored one")
+	case errors.Is(err, store.ErrListVersionJump):
+		return schema.DeviceListStored{}, schema.Errorf(schema.CodeBadRequest,
+			fmt.Sprintf("the list's version may be at most %d above the stored one", store.MaxListVersionStep))
 	case errors.Is(err, store.ErrDeviceRevoked):
 		return schema.DeviceListStored{}, schema.Errorf(schema.CodeDeviceRevoked, "the list names a revoked device key (or the calling device is revoked)")
 	case errors.Is(err, store.ErrKeyTaken):

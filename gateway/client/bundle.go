@@ -92,6 +92,9 @@ func (c *Client) ownTargets(ctx context.Context) ([]envelope.Target, error) {
 		return nil, err
 	}
 	targets, err := bu.Verify(me.UserID, c.IdentityKey(), me.DeviceID)
+	if err == nil {
+		err = c.checkOwnVersion(bu.List)
+	}
 	if err != nil {
 		return nil, untrusted(me.Handle, fmt.Errorf("own devices: %w", err))
 	}

@@ -93,6 +93,11 @@ type Storage interface {
 	// here is what gives forward secrecy: the store must not keep old
 	// versions.
 	SavePrekeys(PrekeyState) error
+	// SaveOwnListVersion stores the highest version of the user's own
+	// device list this device has seen; a lower one later is a rollback by
+	// the server (an older list, perhaps naming a revoked device) and is
+	// refused.
+	SaveOwnListVersion(v int64) error
 }
 
 // Config configures a Client. Zero values take the documented defaults.
@@ -124,6 +129,9 @@ type Config struct {
 	Cursor uint64
 	// Peers are friends' public keys remembered from earlier runs.
 	Peers []Peer
+	// OwnListVersion is the highest version of the user's own device list
+	// seen in earlier runs; 0 if none.
+	OwnListVersion int64
 	// Storage persists session, cursor and peers; nil keeps them in memory.
 	Storage Storage
 	// HTTPClient makes the HTTP requests; default a client with a 30s timeout.
@@ -156,6 +164,7 @@ type Client struct {
 	peers     map[string]Peer                 // by user id; guarded by mu
 	lists     map[string]*envelope.DeviceList // verified device lists by user id; guarded by mu
 	ownListAt time.Time                       // when the own list in lists was fetched; guarded by mu
+	ownVer    int64                           // highest own device list version seen; guarded by mu
 	cursor    uint64                          // last handled mailbox seq; guarded by mu
 	conn      *conn                           // the live connection, nil when none; guarded by mu
 	connCh    chan struct{}                   // closed when conn is set; guarded by mu
@@ -200,7 +209,7 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		api: api{base: u, http: cfg.HTTPClient}, cfg: cfg, log: cfg.Logger, store: cfg.Storage,
 		keys: cfg.Keys, ik: cfg.IdentityKey, pk: pk,
-		userID: cfg.UserID, handle: cfg.Handle, session: cfg.Session, cursor: cfg.Cursor,
+		userID: cfg.UserID, handle: cfg.Handle, session: cfg.Session, cursor: cfg.Cursor, ownVer: cfg.OwnListVersion,
 		peers: map[string]Peer{}, lists: map[string]*envelope.DeviceList{}, connCh: make(chan struct{}),
 	}
 	for _, p := range cfg.Peers {
@@ -283,4 +292,5 @@ func (m *memoryStorage) UpdateSession(fn func(schema.Session) (schema.Session, e
 func (m *memoryStorage) SaveCursor(uint64) error { return nil }
 func (m *memoryStorage) SavePeers([]Peer) error  { return nil }
 
-func (m *memoryStorage) SavePrekeys(PrekeyState) error { return nil }
+func (m *memoryStorage) SavePrekeys(PrekeyState) error  { return nil }
+func (m *memoryStorage) SaveOwnListVersion(int64) error { return nil }

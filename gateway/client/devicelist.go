@@ -61,6 +61,9 @@ func (c *Client) updateOwnList(ctx context.Context, edit func([]ed25519.PublicKe
 		if err := cur.VerifyFor(me.UserID, c.keys.IdentityPublic()); err != nil {
 			return fmt.Errorf("current device list: %w", err)
 		}
+		if err := c.checkOwnVersion(cur); err != nil {
+			return fmt.Errorf("current device list: %w", err)
+		}
 		version = cur.Version
 		for _, d := range cur.Devices {
 			keys = append(keys, d.Key)
@@ -86,9 +89,32 @@ func (c *Client) updateOwnList(ctx context.Context, edit func([]ed25519.PublicKe
 	if err != nil {
 		return fmt.Errorf("publish device list: %w", err)
 	}
+	if err := c.checkOwnVersion(l); err != nil {
+		return fmt.Errorf("publish device list: %w", err)
+	}
 	c.mu.Lock()
 	c.lists[me.UserID] = l
 	c.mu.Unlock()
+	return nil
+}
+
+// checkOwnVersion refuses the user's own device list l if its version is
+// below the highest this device has seen (a rollback by the server: an
+// older list, validly signed, perhaps naming a device revoked since), and
+// otherwise raises and stores that version.
+func (c *Client) checkOwnVersion(l *envelope.DeviceList) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l.Version < c.ownVer {
+		return fmt.Errorf("%w: own device list version %d below %d seen before", errUntrusted, l.Version, c.ownVer)
+	}
+	if l.Version == c.ownVer {
+		return nil
+	}
+	c.ownVer = l.Version
+	if err := c.store.SaveOwnListVersion(l.Version); err != nil {
+		return fmt.Errorf("save own list version: %w", err)
+	}
 	return nil
 }
 
@@ -116,6 +142,9 @@ func (c *Client) ownList(ctx context.Context, refresh bool) (*envelope.DeviceLis
 	if err := l.VerifyFor(me.UserID, ik); err != nil {
 		return nil, fmt.Errorf("%w: own device list: %w", errUntrusted, err)
 	}
+	if err := c.checkOwnVersion(l); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	c.lists[me.UserID] = l
 	c.mu.Unlock()
@@ -140,9 +169,11 @@ func (c *Client) ResetIdentity(ctx context.Context) (Keys, error) {
 	if err != nil {
 		return Keys{}, err
 	}
-	var version int64
+	c.mu.Lock()
+	version := c.ownVer
+	c.mu.Unlock()
 	if cur != nil {
-		version = cur.Version
+		version = max(version, cur.Version)
 	}
 	b, err := envelope.SignDeviceList(me.UserID, version+1, time.Now(), []ed25519.PublicKey{nk.DevicePublic()}, nk.Identity)
 	if err != nil {
@@ -156,6 +187,11 @@ func (c *Client) ResetIdentity(ctx context.Context) (Keys, error) {
 	c.keys, c.ik = nk, nk.IdentityPublic()
 	delete(c.lists, me.UserID)
 	c.mu.Unlock()
+	if l, err := envelope.ParseDeviceList(b); err == nil {
+		if err := c.checkOwnVersion(l); err != nil {
+			return nk, err
+		}
+	}
 	return nk, nil
 }
 

@@ -32,6 +32,8 @@ var errMissing = errors.New("file does not exist")
 //	peers.json     friends' pinned identity keys
 //	prekeys.json   the device's prekey private keys (rewritten as they are
 //	               deleted: forward secrecy depends on it)
+//	listversion    the highest version of the user's own device list seen,
+//	               in decimal (an older one is a rollback)
 //	lock           taken (flock) around session refreshes
 //
 // It implements Storage. Several processes may share one Dir: refreshes are
@@ -48,6 +50,7 @@ const (
 	cursorFile   = "cursor"
 	peersFile    = "peers.json"
 	prekeysFile  = "prekeys.json"
+	versionFile  = "listversion"
 	lockFile     = "lock"
 )
 
@@ -192,28 +195,38 @@ func (d *Dir) Config(server string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	ownVer, err := d.readUint(versionFile)
+	if err != nil {
+		return Config{}, err
+	}
+	if ownVer > envelope.MaxVersion {
+		return Config{}, fmt.Errorf("read %s: out of range", versionFile)
+	}
 	var peers []Peer
 	if err := d.readJSON(peersFile, &peers); err != nil && !errors.Is(err, errMissing) {
 		return Config{}, err
 	}
 	return Config{
 		Server: server, Keys: keys, IdentityKey: ik, Prekeys: pre, Handle: handle, UserID: userID, DeviceName: name,
-		Session: s, Cursor: cursor, Peers: peers, Storage: d,
+		Session: s, Cursor: cursor, Peers: peers, OwnListVersion: int64(ownVer), Storage: d,
 	}, nil
 }
 
 // Cursor returns the stored cursor, 0 if none.
-func (d *Dir) Cursor() (uint64, error) {
-	b, err := os.ReadFile(filepath.Join(d.path, cursorFile))
+func (d *Dir) Cursor() (uint64, error) { return d.readUint(cursorFile) }
+
+// readUint reads a file holding one decimal number; 0 if it is missing.
+func (d *Dir) readUint(name string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(d.path, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read cursor: %w", err)
+		return 0, fmt.Errorf("read %s: %w", name, err)
 	}
 	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("read cursor: not a number")
+		return 0, fmt.Errorf("read %s: not a number", name)
 	}
 	return n, nil
 }
@@ -236,6 +249,11 @@ func (d *Dir) UpdateSession(fn func(schema.Session) (schema.Session, error)) err
 // SaveCursor implements Storage.
 func (d *Dir) SaveCursor(seq uint64) error {
 	return d.writeFile(cursorFile, []byte(strconv.FormatUint(seq, 10)+"\n"))
+}
+
+// SaveOwnListVersion implements Storage.
+func (d *Dir) SaveOwnListVersion(v int64) error {
+	return d.writeFile(versionFile, []byte(strconv.FormatInt(v, 10)+"\n"))
 }
 
 // SavePeers implements Storage.

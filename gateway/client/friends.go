@@ -80,7 +80,10 @@ func checkIK(ik, fingerprint string) error {
 
 // pin checks the identity key the server presented for a user and pins it
 // if the user is new; for a pinned user a different key is flagged, never
-// adopted. It returns the pinned Peer.
+// adopted. Handles never change and accounts are never deleted, so the
+// server's word that a pinned user has another handle is not adopted, and a
+// new user under a pinned user's handle is pinned flagged, as that user's
+// key changing. It returns the pinned Peer.
 func (c *Client) pin(userID, handle, ik, fingerprint string) (Peer, error) {
 	if err := checkIK(ik, fingerprint); err != nil {
 		return Peer{}, fmt.Errorf("keys of %s: %w", handle, err)
@@ -88,14 +91,17 @@ func (c *Client) pin(userID, handle, ik, fingerprint string) (Peer, error) {
 	c.mu.Lock()
 	old, known := c.peers[userID]
 	p := Peer{UserID: userID, Handle: handle, IK: ik, Fingerprint: fingerprint}
-	if known {
+	switch holder, taken := c.handleHolderLocked(handle, userID); {
+	case known:
 		p = old
-		p.Handle = handle
 		if ik != old.IK {
 			p.KeyChanged, p.NewIK, p.NewFingerprint = true, ik, fingerprint
 		} else {
 			p.KeyChanged, p.NewIK, p.NewFingerprint = false, "", ""
 		}
+	case taken:
+		p.IK, p.Fingerprint = holder.IK, holder.Fingerprint
+		p.KeyChanged, p.NewIK, p.NewFingerprint = true, ik, fingerprint
 	}
 	changed := !known || p != old
 	if changed {
@@ -112,6 +118,17 @@ func (c *Client) pin(userID, handle, ik, fingerprint string) (Peer, error) {
 		}
 	}
 	return p, nil
+}
+
+// handleHolderLocked returns the pinned peer other than userID that has
+// handle. c.mu must be held.
+func (c *Client) handleHolderLocked(handle, userID string) (Peer, bool) {
+	for _, p := range c.peers {
+		if p.UserID != userID && strings.EqualFold(p.Handle, handle) {
+			return p, true
+		}
+	}
+	return Peer{}, false
 }
 
 // updatePeer stores p as pinned.

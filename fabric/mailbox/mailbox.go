@@ -47,6 +47,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -101,8 +102,15 @@ type Config struct {
 	Partitions int
 	// Replicas of each stream; default 1 (embedded node); 3 in a cluster.
 	Replicas int
-	// MaxAge is how long an unread message lives; default and maximum 60m.
+	// MaxAge is how long an unread message lives. MaxAge plus
+	// RotateInterval is at most 60m (MaxAgeLimit): that sum bounds how long
+	// a message's bytes stay in the stream's files. Default 60m minus
+	// RotateInterval (55m).
 	MaxAge time.Duration
+	// RotateInterval is how often RunRotation closes the streams' last
+	// blocks (see [Service.Rotate]); default DefaultRotateInterval (5m). A
+	// negative value disables the rotation (and the bound it gives).
+	RotateInterval time.Duration
 	// MaxPerMailbox caps the messages stored on one mailbox subject
 	// (unread received messages plus live sync copies); default 1000. A send
 	// over the cap fails with mailbox_full and stores nothing.
@@ -125,6 +133,11 @@ type Service struct {
 	js      jetstream.JetStream
 	log     *slog.Logger
 	limiter *keyrate.Limiter // per sending user; nil when unlimited
+
+	rotMu sync.Mutex
+	// rotated is, per partition, the stream's last sequence after the
+	// previous rotation; guarded by rotMu.
+	rotated map[int]uint64
 }
 
 // Message is one stored message as seen from the mailbox owner's side.
@@ -211,7 +224,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mailbox: jetstream: %w", err)
 	}
-	s := &Service{cfg: cfg, nc: cfg.NATS, js: js, log: cfg.Logger}
+	s := &Service{cfg: cfg, nc: cfg.NATS, js: js, log: cfg.Logger, rotated: map[int]uint64{}}
 	if cfg.SendRate >= 0 {
 		s.limiter = keyrate.New(cfg.SendRate, cfg.SendBurst)
 	}
@@ -234,14 +247,21 @@ func (c *Config) defaults() error {
 	case c.Partitions > 1024:
 		return fmt.Errorf("%w: %d partitions, limit 1024", ErrConfig, c.Partitions)
 	}
+	if c.RotateInterval == 0 {
+		c.RotateInterval = DefaultRotateInterval
+	}
+	rotate := max(c.RotateInterval, 0)
+	if c.MaxAge == 0 {
+		c.MaxAge = MaxAgeLimit - rotate
+	}
+	if c.MaxAge+rotate > MaxAgeLimit {
+		return fmt.Errorf("%w: MaxAge %v plus RotateInterval %v is over the %v limit", ErrConfig, c.MaxAge, rotate, MaxAgeLimit)
+	}
 	if c.Partitions == 0 {
 		c.Partitions = DefaultPartitions
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
-	}
-	if c.MaxAge == 0 {
-		c.MaxAge = MaxAgeLimit
 	}
 	if c.MaxPerMailbox == 0 {
 		c.MaxPerMailbox = DefaultMaxPerMailbox

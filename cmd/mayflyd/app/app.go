@@ -124,6 +124,8 @@ type App struct {
 	friends *friends.Service
 	// mailbox is the message relay and burn service.
 	mailbox *mailbox.Service
+	// stopRotation ends the mailbox's block rotation and waits for it.
+	stopRotation func()
 	// presence keeps who is online and tells friends (presence.go).
 	presence *presence.Service
 	http     *http.Server
@@ -467,6 +469,9 @@ func (a *App) teardown(ctx context.Context) error {
 		a.friends.Close()
 	}
 	a.native.stop()
+	if a.stopRotation != nil {
+		a.stopRotation()
+	}
 	if a.nc != nil {
 		if err := a.nc.Drain(); err == nil {
 			for a.nc.IsDraining() && ctx.Err() == nil {

@@ -8,7 +8,9 @@ import (
 )
 
 // startMailbox creates or updates the mailbox streams and builds the relay,
-// with the friend graph as its Permit. It needs NATS and friends up.
+// with the friend graph as its Permit, and starts the block rotation that
+// bounds how long ciphertext stays in the store's files (stopped by
+// teardown). It needs NATS and friends up.
 func (a *App) startMailbox() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -27,5 +29,12 @@ func (a *App) startMailbox() error {
 		return err
 	}
 	a.mailbox = mb
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	a.stopRotation = func() { stop(); <-done }
+	go func() {
+		defer close(done)
+		mb.RunRotation(rctx)
+	}()
 	return nil
 }

@@ -101,7 +101,7 @@ func parseFlags(args []string) (options, error) {
 		}
 		fs.StringVar(p, name, def, usage+" (env "+env+")")
 	}
-	var origins, anonRate, anonBurst, sendRate, sendBurst, syncInterval, replicas, partitions string
+	var origins, anonRate, anonBurst, sendRate, sendBurst, syncInterval, replicas, partitions, rotate string
 	str(&cfg.DataDir, "data", "MAYFLY_DATA", "mayfly-data", "data directory: private postgres, jetstream store, keys")
 	str(&cfg.HTTPListen, "http", "MAYFLY_HTTP", "127.0.0.1:8080", "HTTP and WebSocket listen address")
 	str(&cfg.NATSListen, "nats-listen", "MAYFLY_NATS_LISTEN", "127.0.0.1:4222", "embedded NATS client listen address")
@@ -118,6 +118,7 @@ func parseFlags(args []string) (options, error) {
 	str(&syncInterval, "nats-sync-interval", "MAYFLY_NATS_SYNC_INTERVAL", "always", "embedded JetStream fsync: always (every write; keep it for mailboxes) or a duration, for benchmark comparisons only")
 	str(&replicas, "replicas", "MAYFLY_REPLICAS", "1", "replicas of the mailbox streams and the presence bucket: 1 embedded, 3 in a NATS cluster")
 	str(&partitions, "mailbox-partitions", "MAYFLY_MAILBOX_PARTITIONS", "16", "number of mailbox streams; fixed when they are first created")
+	str(&rotate, "mailbox-rotate-interval", "MAYFLY_MAILBOX_ROTATE_INTERVAL", "5m", "how often the mailbox streams' last blocks are closed so burned and expired ciphertext leaves the files; MaxAge is 60m minus this")
 	str(&o.pprof, "pprof", "MAYFLY_PPROF", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty)")
 	str(&o.level, "log-level", "MAYFLY_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&o.format, "log-format", "MAYFLY_LOG_FORMAT", "text", "text or json")
@@ -144,6 +145,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if cfg.MailboxPartitions, err = strconv.Atoi(partitions); err != nil || cfg.MailboxPartitions < 1 || cfg.MailboxPartitions > 1024 {
 		return o, fmt.Errorf("bad -mailbox-partitions %q: want 1 to 1024", partitions)
+	}
+	if cfg.MailboxRotateInterval, err = time.ParseDuration(rotate); err != nil || cfg.MailboxRotateInterval <= 0 || cfg.MailboxRotateInterval >= 30*time.Minute {
+		return o, fmt.Errorf("bad -mailbox-rotate-interval %q: want a duration above 0 and under 30m", rotate)
 	}
 	return o, parseLimits(cfg, sendRate, sendBurst, syncInterval)
 }

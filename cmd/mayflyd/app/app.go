@@ -75,8 +75,12 @@ type Config struct {
 	// expiry quickly; operators have no reason to change it.
 	ChallengeTTL time.Duration
 	// MailboxMaxAge is how long an unread message lives; default and
-	// maximum 60m (mailbox.MaxAgeLimit). Tests shorten it to see expiry.
+	// maximum 60m minus MailboxRotateInterval (mailbox.Config.MaxAge).
+	// Tests shorten it to see expiry.
 	MailboxMaxAge time.Duration
+	// MailboxRotateInterval is how often the mailbox streams' last blocks
+	// are closed (mailbox.Config.RotateInterval); default 5m.
+	MailboxRotateInterval time.Duration
 	// MailboxPartitions is the number of mailbox streams; default 16. It is
 	// fixed when the streams are first created (docs/fabric.md, "Mailboxes").
 	MailboxPartitions int

@@ -15,15 +15,16 @@ func (a *App) startMailbox() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	mb, err := mailbox.New(ctx, mailbox.Config{
-		NATS:       a.nc,
-		Readers:    a.readers,
-		Permit:     a.friends,
-		Partitions: a.cfg.MailboxPartitions,
-		Replicas:   a.cfg.Replicas,
-		MaxAge:     a.cfg.MailboxMaxAge,
-		SendRate:   a.cfg.SendRate,
-		SendBurst:  a.cfg.SendBurst,
-		Logger:     a.log.With("src", "mailbox"),
+		NATS:           a.nc,
+		Readers:        a.readers,
+		Permit:         a.friends,
+		Partitions:     a.cfg.MailboxPartitions,
+		Replicas:       a.cfg.Replicas,
+		MaxAge:         a.cfg.MailboxMaxAge,
+		RotateInterval: a.cfg.MailboxRotateInterval,
+		SendRate:       a.cfg.SendRate,
+		SendBurst:      a.cfg.SendBurst,
+		Logger:         a.log.With("src", "mailbox"),
 	})
 	if err != nil {
 		return err

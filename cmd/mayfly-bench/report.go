@@ -232,8 +232,8 @@ func (r *Report) printConnected(w io.Writer) {
 }
 
 func printSteps(w io.Writer, steps []StepReport) {
-	fmt.Fprintf(w, "| step | target/s | sent/s | acked/s | delivered/s | burned/s | send→ack p50/p90/p99/max ms | send→deliver p50/p90/p99/max ms | errors | failed burns | acked, never delivered | server CPU | Postgres CPU | generator CPU | ×raw JetStream (1 / 16 streams) | load |\n")
-	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| step | target/s | sent/s | acked/s | delivered/s | burned/s | send→ack p50/p90/p99/max ms | send→deliver p50/p90/p99/max ms | send→burned p50/p90/p99/max ms | errors | failed burns | acked, never delivered | server CPU | Postgres CPU | generator CPU | ×raw JetStream (1 / 16 streams) | load |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range steps {
 		ratio := "-"
 		if len(s.RatioToRaw) > 0 {
@@ -243,9 +243,9 @@ func printSteps(w io.Writer, steps []StepReport) {
 			}
 			ratio = strings.Join(parts, " / ")
 		}
-		fmt.Fprintf(w, "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %d | %d | %d | %.2f | %.2f | %.2f | %s | %.1f |\n",
+		fmt.Fprintf(w, "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %d | %d | %d | %.2f | %.2f | %.2f | %s | %.1f |\n",
 			s.Step, s.TargetPerSec, s.SentPerSec, s.AckedPerSec, s.DeliveredPerSec, s.BurnedPerSec,
-			lat(s.Ack), lat(s.Deliver), s.ErrorsTotal, s.Result.BurnFailed, s.Result.AckedNotDelivered,
+			lat(s.Ack), lat(s.Deliver), lat(s.Burn), s.ErrorsTotal, s.Result.BurnFailed, s.Result.AckedNotDelivered,
 			s.ServerCPU, s.PostgresCPU, s.GeneratorCPU, ratio, s.LoadAvg)
 	}
 	fmt.Fprintln(w)

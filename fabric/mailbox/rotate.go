@@ -108,13 +108,14 @@ func (s *Service) rotate(ctx context.Context, p int) error {
 
 // fill writes fillers into partition p until its block is full, purges
 // them, and returns the last filler's sequence. Fillers are published one
-// at a time, so sends to the partition interleave with them.
+// at a time, so sends to the partition interleave with them, and purged
+// whenever the subject holds MaxPerMailbox of them.
 func (s *Service) fill(ctx context.Context, stream jetstream.Stream, p int) (uint64, error) {
 	name := streamName(p)
 	subj := subjectPrefix + strconv.Itoa(p) + "." + fillerToken
 	body := make([]byte, fillerSize)
 	var last uint64
-	for range fillers {
+	for i := range fillers {
 		m := nats.NewMsg(subj)
 		m.Data = body
 		m.Header.Set(jetstream.ExpectedStreamHeader, name)
@@ -123,9 +124,12 @@ func (s *Service) fill(ctx context.Context, stream jetstream.Stream, p int) (uin
 			return 0, fmt.Errorf("mailbox: rotate %s: publish filler: %w", name, err)
 		}
 		last = ack.Sequence
-	}
-	if err := stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
-		return 0, fmt.Errorf("mailbox: rotate %s: purge fillers: %w", name, err)
+		if held := int64(i+1) % s.cfg.MaxPerMailbox; held != 0 && i+1 < fillers {
+			continue
+		}
+		if err := stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			return 0, fmt.Errorf("mailbox: rotate %s: purge fillers: %w", name, err)
+		}
 	}
 	return last, nil
 }

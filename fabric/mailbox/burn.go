@@ -11,10 +11,9 @@ var errUnknownMessage = schema.Errorf(schema.CodeUnknownMessage, "no such messag
 
 // Read burns a message after reading: seq must be a received message in
 // reader's own mailbox (not one of reader's sync copies). It deletes that
-// message and, at the same time, the sender's sync copy the message links
-// to, and tells every device of both users (schema.EventBurned: to the
-// reader with seq, to the sender with the sync copy's seq, so the sender
-// sees it as read). Anything
+// message, then the sender's sync copy the message links to, and tells every
+// device of both users (schema.EventBurned: to the reader with seq, to the
+// sender with the sync copy's seq, so the sender sees it as read). Anything
 // else, including a message already burned, recalled or expired, or a
 // concurrent Read of the same seq that won, fails with unknown_message.
 //
@@ -52,27 +51,11 @@ func (s *Service) read(ctx context.Context, reader string, m Message) (BurnResul
 		return BurnResult{}, errUnknownMessage
 	}
 	seq := m.Seq
-	// The sender's copy is deleted alongside the reader's, not after it:
-	// the read waits for one delete's fsync instead of two (they are in
-	// different streams unless both users share a partition). m is a
-	// genuine received message, so when its own delete finds it gone
-	// (burned, recalled or expired), its sync copy is or is due to be gone
-	// too. When the reader's delete fails for a fault (unavailable), the
-	// sync copy may be gone while the message waits for the reader's retry;
-	// the sender can then no longer recall it, which the reader's device
-	// has shown already.
-	var peerDone chan bool
-	if m.PeerSeq > 0 {
-		peerDone = make(chan bool, 1)
-		go func() { peerDone <- s.burnPeer(ctx, m.From, m.PeerSeq) }()
-	}
-	err := s.burn(ctx, reader, seq)
-	peerBurned := peerDone != nil && <-peerDone
-	if err != nil {
+	if err := s.burn(ctx, reader, seq); err != nil {
 		return BurnResult{}, err
 	}
 	res := BurnResult{Seq: seq, Peer: m.From, MsgID: m.MsgID}
-	if peerBurned {
+	if m.PeerSeq > 0 && s.burnPeer(ctx, m.From, m.PeerSeq) {
 		res.PeerSeq = m.PeerSeq
 	}
 	s.event(reader, schema.Event{Type: schema.EventBurned, Seq: seq, MsgID: m.MsgID, PeerID: m.From})

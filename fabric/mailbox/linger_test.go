@@ -218,7 +218,7 @@ func TestMailboxCiphertextLeavesFiles(t *testing.T) {
 	const (
 		maxAge = 4 * time.Second
 		rotate = time.Second
-		within = 15 * time.Second // rotation + compaction (1s each), slack for a loaded machine
+		within = 30 * time.Second // rotation + compaction (1s each), slack for a loaded machine
 	)
 	t.Run("quiet", func(t *testing.T) {
 		s := newLingerScenario(t, lingerFixture(t, maxAge, rotate), time.Second)

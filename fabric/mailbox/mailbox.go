@@ -47,7 +47,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -107,9 +106,10 @@ type Config struct {
 	// a message's bytes stay in the stream's files. Default 60m minus
 	// RotateInterval (55m).
 	MaxAge time.Duration
-	// RotateInterval is how often RunRotation closes the streams' last
-	// blocks (see [Service.Rotate]); default DefaultRotateInterval (5m). A
-	// negative value disables the rotation (and the bound it gives).
+	// RotateInterval is about the longest a message stays in the block
+	// file the server writes to before RunRotation closes that block (see
+	// [Service.Rotate]); default DefaultRotateInterval (5m). A negative
+	// value disables the rotation (and the bound it gives).
 	RotateInterval time.Duration
 	// MaxPerMailbox caps the messages stored on one mailbox subject
 	// (unread received messages plus live sync copies); default 1000. A send
@@ -134,10 +134,6 @@ type Service struct {
 	log     *slog.Logger
 	limiter *keyrate.Limiter // per sending user; nil when unlimited
 
-	rotMu sync.Mutex
-	// rotated is, per partition, the stream's last sequence after the
-	// previous rotation; guarded by rotMu.
-	rotated map[int]uint64
 }
 
 // Message is one stored message as seen from the mailbox owner's side.
@@ -224,7 +220,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mailbox: jetstream: %w", err)
 	}
-	s := &Service{cfg: cfg, nc: cfg.NATS, js: js, log: cfg.Logger, rotated: map[int]uint64{}}
+	s := &Service{cfg: cfg, nc: cfg.NATS, js: js, log: cfg.Logger}
 	if cfg.SendRate >= 0 {
 		s.limiter = keyrate.New(cfg.SendRate, cfg.SendBurst)
 	}

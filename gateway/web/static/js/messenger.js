@@ -10,8 +10,8 @@ import * as keystore from "./keystore.js";
 import { decodeText, encodeText } from "./payload.js";
 import { Conn } from "./ws.js";
 
-/** MESSAGE_TTL_MS is how long the server keeps an unread message. */
-export const MESSAGE_TTL_MS = 60 * 60 * 1000;
+/** MESSAGE_TTL_MS is how long the server keeps an unread message (mailbox MaxAge, 55 minutes by default). */
+export const MESSAGE_TTL_MS = 55 * 60 * 1000;
 
 const FRIEND_EVENTS = new Set(["friend_request", "friend_accepted", "friend_removed", "request_declined",
   "request_cancelled", "friend_keys_changed", "user_blocked", "user_unblocked"]);
@@ -303,7 +303,7 @@ export class Messenger extends EventTarget {
     this.changed();
   }
 
-  /** expire removes messages past the server's 60-minute limit. */
+  /** expire removes messages past the server's 55-minute limit. */
   expire(now = Date.now()) {
     let any = false;
     for (const c of this.chats.values()) {

@@ -118,7 +118,7 @@ func parseFlags(args []string) (options, error) {
 	str(&syncInterval, "nats-sync-interval", "MAYFLY_NATS_SYNC_INTERVAL", "always", "embedded JetStream fsync: always (every write; keep it for mailboxes) or a duration, for benchmark comparisons only")
 	str(&replicas, "replicas", "MAYFLY_REPLICAS", "1", "replicas of the mailbox streams and the presence bucket: 1 embedded, 3 in a NATS cluster")
 	str(&partitions, "mailbox-partitions", "MAYFLY_MAILBOX_PARTITIONS", "16", "number of mailbox streams; fixed when they are first created")
-	str(&rotate, "mailbox-rotate-interval", "MAYFLY_MAILBOX_ROTATE_INTERVAL", "5m", "how often the mailbox streams' last blocks are closed so burned and expired ciphertext leaves the files; MaxAge is 60m minus this")
+	str(&rotate, "mailbox-rotate-interval", "MAYFLY_MAILBOX_ROTATE_INTERVAL", "5m", "about the longest a message stays in the mailbox stream block being written before the block is closed, so burned and expired ciphertext leaves the files; messages expire after 60m minus this")
 	str(&o.pprof, "pprof", "MAYFLY_PPROF", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty)")
 	str(&o.level, "log-level", "MAYFLY_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&o.format, "log-format", "MAYFLY_LOG_FORMAT", "text", "text or json")

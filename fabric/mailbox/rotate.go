@@ -32,7 +32,8 @@ import (
 // says up to which sequence the partition's messages are in closed blocks
 // (header Mayfly-Rotated-Seq). A process skips a partition whose marker
 // covers every stored message, or was written less than 4/5 of
-// RotateInterval ago; it looks every RotateInterval/5. So a message is in
+// RotateInterval ago (both times are the server's: the marker's and the
+// stream info's); it looks every RotateInterval/5. So a message is in
 // a closed block at most about RotateInterval after it was stored, and the
 // partition is filled about once per interval whatever the number of
 // processes.
@@ -118,7 +119,11 @@ func (s *Service) rotate(ctx context.Context, p int) error {
 	if err != nil {
 		return fmt.Errorf("mailbox: stream info %s: %w", name, err)
 	}
-	st := stream.CachedInfo().State
+	info := stream.CachedInfo()
+	st, now := info.State, info.TimeStamp
+	if now.IsZero() {
+		now = time.Now() // a server older than 2.10 gives no time stamp
+	}
 	mark, err := s.lastMark(ctx, p)
 	if err != nil {
 		return err
@@ -130,7 +135,7 @@ func (s *Service) rotate(ctx context.Context, p int) error {
 	switch {
 	case st.LastSeq <= mark.upTo:
 		return nil // nothing stored since the last rotation
-	case mark.ok && time.Since(mark.at) < s.cfg.RotateInterval-s.cfg.RotateInterval/rotateTicks:
+	case mark.ok && now.Sub(mark.at) < s.cfg.RotateInterval-s.cfg.RotateInterval/rotateTicks:
 		return nil // rotated recently; a later look rotates again
 	case msgs == 0:
 		// Every message is gone, and with it the blocks that held them.

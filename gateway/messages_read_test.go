@@ -49,15 +49,7 @@ func TestGatewayMessagesReadDelivered(t *testing.T) {
 // in the application account from now on (presence reads are not counted).
 func (e *msgEnv) countDirectGets() *atomic.Int64 {
 	e.t.Helper()
-	pw, err := os.ReadFile(filepath.Join(e.dir, "nats", "service.password"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	nc, err := nats.Connect(e.app.NATSURL(), nats.UserInfo("mayfly-service", strings.TrimSpace(string(pw))))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(nc.Close)
+	nc := e.serviceConn()
 	var n atomic.Int64
 	count := func(m *nats.Msg) {
 		if strings.HasPrefix(m.Subject, "$JS.API.DIRECT.GET.MBX_") {
@@ -71,4 +63,20 @@ func (e *msgEnv) countDirectGets() *atomic.Int64 {
 		e.t.Fatal(err)
 	}
 	return &n
+}
+
+// serviceConn connects to the app's embedded NATS as the service user;
+// closed by Cleanup.
+func (e *msgEnv) serviceConn() *nats.Conn {
+	e.t.Helper()
+	pw, err := os.ReadFile(filepath.Join(e.dir, "nats", "service.password"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	nc, err := nats.Connect(e.app.NATSURL(), nats.UserInfo("mayfly-service", strings.TrimSpace(string(pw))))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(nc.Close)
+	return nc
 }

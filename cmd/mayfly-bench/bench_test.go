@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,9 +62,9 @@ func checkLossless(t *testing.T, rep *Report, want int64) {
 	if r.Sent != want || r.Acked != want || r.Delivered != want || r.Burned != want {
 		t.Errorf("sent %d acked %d delivered %d burned %d, want %d each", r.Sent, r.Acked, r.Delivered, r.Burned, want)
 	}
-	if r.AckedNotDelivered != 0 || r.Unanswered != 0 || r.DeliveredNotBurned != 0 || r.Duplicates != 0 || len(r.Errors) != 0 {
-		t.Errorf("lost %d, unanswered %d, not burned %d, duplicates %d, errors %v",
-			r.AckedNotDelivered, r.Unanswered, r.DeliveredNotBurned, r.Duplicates, r.Errors)
+	if r.AckedNotDelivered != 0 || r.Unanswered != 0 || r.DeliveredNotBurned != 0 || r.BurnFailed != 0 || r.Duplicates != 0 || len(r.Errors) != 0 {
+		t.Errorf("lost %d, unanswered %d, not burned %d, failed burns %d, duplicates %d, errors %v",
+			r.AckedNotDelivered, r.Unanswered, r.DeliveredNotBurned, r.BurnFailed, r.Duplicates, r.Errors)
 	}
 	if r.SelfCopies != want {
 		t.Errorf("sync copies = %d, want %d (one per send, to the sender's device)", r.SelfCopies, want)
@@ -169,5 +170,33 @@ func TestBenchSplitUsers(t *testing.T) {
 	}
 	if total != o.Conns {
 		t.Errorf("users = %d, want %d", total, o.Conns)
+	}
+}
+
+// TestBenchStepResultCountsFailedBurns: a delivered message whose read was
+// answered with an error counts as a failed burn (and makes the step not
+// sustained), one whose read got no answer as delivered-not-burned.
+func TestBenchStepResultCountsFailedBurns(t *testing.T) {
+	const n = 4
+	st := &stepState{
+		frames: make([][]byte, n), errs: map[string]int64{},
+		sendAt: make([]atomic.Int64, n), ackAt: make([]atomic.Int64, n), failAt: make([]atomic.Int64, n),
+		dlvAt: make([]atomic.Int64, n), burnAt: make([]atomic.Int64, n), readFailAt: make([]atomic.Int64, n),
+	}
+	for k := range n {
+		st.sendAt[k].Store(int64(1000 + k))
+		st.ackAt[k].Store(int64(2000 + k))
+		st.dlvAt[k].Store(int64(3000 + k))
+	}
+	st.burnAt[0].Store(4000)
+	st.burnAt[1].Store(4001)
+	st.readFailAt[2].Store(4002)
+	r := st.result()
+	if r.Burned != 2 || r.BurnFailed != 1 || r.DeliveredNotBurned != 1 {
+		t.Fatalf("burned %d, failed burns %d, not burned %d; want 2, 1, 1", r.Burned, r.BurnFailed, r.DeliveredNotBurned)
+	}
+	sr := &StepReport{TargetPerSec: 4, AckedPerSec: 4, Result: r}
+	if ok, why := verdict(sr, options{}, n); ok || !strings.Contains(why, "1 burns failed") {
+		t.Fatalf("verdict = %v, %q; want not sustained for the failed burn", ok, why)
 	}
 }

@@ -26,6 +26,7 @@ type clusterConfig struct {
 	SyncInterval string // embedded JetStream fsync: "always" or a duration
 	Pprof        bool   // serve pprof on a loopback port in every process
 	Partitions   int    // --mailbox-partitions; 0: mayflyd's default
+	Rotate       string // --mailbox-rotate-interval; "": mayflyd's default
 	GOMAXPROCS   int    // if > 0, the GOMAXPROCS of every mayflyd
 }
 
@@ -64,6 +65,9 @@ func startCluster(ctx context.Context, cfg clusterConfig) (*cluster, error) {
 	}
 	if cfg.Partitions > 0 {
 		common = append(common, "--mailbox-partitions", strconv.Itoa(cfg.Partitions))
+	}
+	if cfg.Rotate != "" {
+		common = append(common, "--mailbox-rotate-interval", cfg.Rotate)
 	}
 	coreArgs := append([]string{
 		"--data", coreDir, "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",

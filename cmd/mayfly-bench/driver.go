@@ -98,6 +98,7 @@ func (d *driver) startServers(ctx context.Context) error {
 	d.cl, err = startCluster(ctx, clusterConfig{
 		Mayflyd: bin, Dir: d.dir, Gateways: d.o.Gateways,
 		SyncInterval: d.o.SyncInterval, Pprof: d.o.PprofDir != "", GOMAXPROCS: d.o.ServerProcs, Partitions: d.o.Partitions,
+		Rotate: d.o.Rotate,
 	})
 	if err != nil {
 		return err

@@ -77,6 +77,7 @@ type options struct {
 	SyncInterval string        `json:"sync_interval"`
 	ServerProcs  int           `json:"server_gomaxprocs,omitempty"`
 	Partitions   int           `json:"mailbox_partitions,omitempty"`
+	Rotate       string        `json:"mailbox_rotate_interval,omitempty"`
 	Payload      int           `json:"payload_bytes"`
 	Baseline     time.Duration `json:"baseline_ns"`
 	BaselineMax  int           `json:"baseline_max"`
@@ -110,6 +111,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.Mayflyd, "mayflyd", "", "mayflyd binary (default: next to this binary, then $PATH)")
 	fs.StringVar(&o.SyncInterval, "sync-interval", "always", "JetStream fsync of the started core: always (the default and production setting) or a duration, for comparison")
 	fs.IntVar(&o.Partitions, "partitions", 0, "mailbox partitions (streams) of the started mayflyd processes (0: mayflyd's default)")
+	fs.StringVar(&o.Rotate, "rotate-interval", "", "--mailbox-rotate-interval of the started mayflyd processes, e.g. 10s to see the block rotation's cost within a step (empty: mayflyd's default, 5m)")
 	fs.IntVar(&o.ServerProcs, "server-gomaxprocs", 0, "GOMAXPROCS of the started mayflyd processes (0: Go's default, the CPU count); nats-server sizes its JetStream API worker pool by it")
 	fs.IntVar(&o.Payload, "payload", 100, "plaintext payload bytes per message (sealed envelopes are ~620 bytes larger)")
 	fs.DurationVar(&o.Baseline, "baseline", 5*time.Second, "time of the raw JetStream baseline (0 skips it)")

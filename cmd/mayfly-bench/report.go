@@ -133,6 +133,9 @@ func verdict(sr *StepReport, o options, planned int64) (bool, string) {
 	if sr.ErrorsTotal > 0 {
 		why = append(why, fmt.Sprintf("%d errors", sr.ErrorsTotal))
 	}
+	if r.BurnFailed > 0 || r.DeliveredNotBurned > 0 {
+		why = append(why, fmt.Sprintf("%d burns failed, %d unanswered", r.BurnFailed, r.DeliveredNotBurned))
+	}
 	if r.AckedNotDelivered > 0 || r.Unanswered > 0 {
 		why = append(why, fmt.Sprintf("%d acked but not delivered, %d unanswered", r.AckedNotDelivered, r.Unanswered))
 	}
@@ -229,8 +232,8 @@ func (r *Report) printConnected(w io.Writer) {
 }
 
 func printSteps(w io.Writer, steps []StepReport) {
-	fmt.Fprintf(w, "| step | target/s | sent/s | acked/s | delivered/s | burned/s | send→ack p50/p90/p99/max ms | send→deliver p50/p90/p99/max ms | errors | acked, never delivered | server CPU | Postgres CPU | generator CPU | ×raw JetStream (1 / 16 streams) | load |\n")
-	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| step | target/s | sent/s | acked/s | delivered/s | burned/s | send→ack p50/p90/p99/max ms | send→deliver p50/p90/p99/max ms | send→burned p50/p90/p99/max ms | errors | failed burns | acked, never delivered | server CPU | Postgres CPU | generator CPU | ×raw JetStream (1 / 16 streams) | load |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range steps {
 		ratio := "-"
 		if len(s.RatioToRaw) > 0 {
@@ -240,15 +243,15 @@ func printSteps(w io.Writer, steps []StepReport) {
 			}
 			ratio = strings.Join(parts, " / ")
 		}
-		fmt.Fprintf(w, "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %d | %d | %.2f | %.2f | %.2f | %s | %.1f |\n",
+		fmt.Fprintf(w, "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %d | %d | %d | %.2f | %.2f | %.2f | %s | %.1f |\n",
 			s.Step, s.TargetPerSec, s.SentPerSec, s.AckedPerSec, s.DeliveredPerSec, s.BurnedPerSec,
-			lat(s.Ack), lat(s.Deliver), s.ErrorsTotal, s.Result.AckedNotDelivered,
+			lat(s.Ack), lat(s.Deliver), lat(s.Burn), s.ErrorsTotal, s.Result.BurnFailed, s.Result.AckedNotDelivered,
 			s.ServerCPU, s.PostgresCPU, s.GeneratorCPU, ratio, s.LoadAvg)
 	}
 	fmt.Fprintln(w)
 	for _, s := range steps {
-		line := fmt.Sprintf("step %d: sent %d, acked %d, delivered %d, burned %d, sync copies %d, duplicates %d, unanswered %d, delivered-not-burned %d, generator lag max %.1f ms",
-			s.Step, s.Result.Sent, s.Result.Acked, s.Result.Delivered, s.Result.Burned, s.Result.SelfCopies,
+		line := fmt.Sprintf("step %d: sent %d, acked %d, delivered %d, burned %d, failed burns %d, sync copies %d, duplicates %d, unanswered %d, delivered-not-burned %d, generator lag max %.1f ms",
+			s.Step, s.Result.Sent, s.Result.Acked, s.Result.Delivered, s.Result.Burned, s.Result.BurnFailed, s.Result.SelfCopies,
 			s.Result.Duplicates, s.Result.Unanswered, s.Result.DeliveredNotBurned, s.MaxLagMs)
 		if len(s.Result.Errors) > 0 {
 			line += "; errors: " + errorList(s.Result.Errors)
@@ -291,8 +294,8 @@ func errorList(m map[string]int64) string {
 
 // printStepLine is the progress line after a step.
 func printStepLine(w io.Writer, s *StepReport) {
-	fmt.Fprintf(w, "step %d at %.0f/s: acked %.0f/s, delivered %.0f/s, deliver p99 %.1f ms, errors %d, lost %d, server CPU %.2f cores%s\n",
-		s.Step, s.TargetPerSec, s.AckedPerSec, s.DeliveredPerSec, s.Deliver.P99, s.ErrorsTotal, s.Result.AckedNotDelivered, s.ServerCPU,
+	fmt.Fprintf(w, "step %d at %.0f/s: acked %.0f/s, delivered %.0f/s, deliver p99 %.1f ms, errors %d, failed burns %d, lost %d, server CPU %.2f cores%s\n",
+		s.Step, s.TargetPerSec, s.AckedPerSec, s.DeliveredPerSec, s.Deliver.P99, s.ErrorsTotal, s.Result.BurnFailed, s.Result.AckedNotDelivered, s.ServerCPU,
 		map[bool]string{true: "", false: " — not sustained: " + s.Why}[s.Sustained])
 }
 

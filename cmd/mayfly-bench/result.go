@@ -77,6 +77,9 @@ type StepResult struct {
 	AckedNotDelivered int64 `json:"acked_not_delivered"`
 	// DeliveredNotBurned counts delivered messages whose read got no answer.
 	DeliveredNotBurned int64 `json:"delivered_not_burned"`
+	// BurnFailed counts delivered messages whose read was answered with an
+	// error (the message then stays until read again or MaxAge).
+	BurnFailed int64 `json:"burn_failed"`
 	// Unanswered counts sends that got neither an ack nor an error.
 	Unanswered int64 `json:"unanswered"`
 	// Duplicates counts msg frames for a message delivered already.
@@ -107,6 +110,7 @@ func (r *StepResult) merge(o *StepResult) {
 	r.SelfCopies += o.SelfCopies
 	r.AckedNotDelivered += o.AckedNotDelivered
 	r.DeliveredNotBurned += o.DeliveredNotBurned
+	r.BurnFailed += o.BurnFailed
 	r.Unanswered += o.Unanswered
 	r.Duplicates += o.Duplicates
 	if r.Errors == nil {

@@ -339,7 +339,11 @@ func (st *stepState) result() *StepResult {
 		case a == 0 && st.failAt[k].Load() == 0:
 			r.Unanswered++
 		}
-		if d > 0 && b == 0 && st.readFailAt[k].Load() == 0 {
+		switch {
+		case b > 0:
+		case st.readFailAt[k].Load() > 0:
+			r.BurnFailed++
+		case d > 0:
 			r.DeliveredNotBurned++
 		}
 	}

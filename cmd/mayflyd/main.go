@@ -156,7 +156,7 @@ func parseFlags(args []string) (options, error) {
 		}
 		fs.StringVar(p, name, def, usage+" (env "+env+")")
 	}
-	var level, origins, anonRate, anonBurst, sendRate, sendBurst, syncInterval, replicas, partitions string
+	var level, origins, anonRate, anonBurst, sendRate, sendBurst, syncInterval, replicas, partitions, rotate string
 	str(&cfg.DataDir, "data", "MAYFLY_DATA", "mayfly-data", "data directory: private postgres, jetstream store, keys")
 	str(&cfg.HTTPListen, "http", "MAYFLY_HTTP", "127.0.0.1:8080", "HTTP and WebSocket listen address")
 	str(&cfg.NATSListen, "nats-listen", "MAYFLY_NATS_LISTEN", "127.0.0.1:4222", "embedded NATS client listen address")
@@ -173,6 +173,7 @@ func parseFlags(args []string) (options, error) {
 	str(&syncInterval, "nats-sync-interval", "MAYFLY_NATS_SYNC_INTERVAL", "always", "embedded JetStream fsync: always (every write; keep it for mailboxes) or a duration, for benchmark comparisons only")
 	str(&replicas, "replicas", "MAYFLY_REPLICAS", "1", "replicas of the mailbox streams and the presence bucket: 1 embedded, 3 in a NATS cluster")
 	str(&partitions, "mailbox-partitions", "MAYFLY_MAILBOX_PARTITIONS", "16", "number of mailbox streams; fixed when they are first created")
+	str(&rotate, "mailbox-rotate-interval", "MAYFLY_MAILBOX_ROTATE_INTERVAL", "5m", "about the longest a message stays in the mailbox stream block being written before the block is closed, so burned and expired ciphertext leaves the files; messages expire after 60m minus this")
 	str(&cfg.NATSMonitorListen, "nats-monitor", "MAYFLY_NATS_MONITOR", "", "serve the embedded NATS server's monitoring endpoints (/varz, /jsz; for nats server report and the Prometheus exporter) on this loopback address, e.g. 127.0.0.1:8222 (off when empty)")
 	drDone := drFlags(fs, str, &cfg.DR)
 	str(&o.pprof, "pprof", "MAYFLY_PPROF", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty)")
@@ -211,6 +212,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if cfg.MailboxPartitions, err = strconv.Atoi(partitions); err != nil || cfg.MailboxPartitions < 1 || cfg.MailboxPartitions > 1024 {
 		return o, fmt.Errorf("bad -mailbox-partitions %q: want 1 to 1024", partitions)
+	}
+	if cfg.MailboxRotateInterval, err = time.ParseDuration(rotate); err != nil || cfg.MailboxRotateInterval <= 0 || cfg.MailboxRotateInterval >= 30*time.Minute {
+		return o, fmt.Errorf("bad -mailbox-rotate-interval %q: want a duration above 0 and under 30m", rotate)
 	}
 	return o, parseLimits(cfg, sendRate, sendBurst, syncInterval)
 }

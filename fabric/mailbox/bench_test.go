@@ -127,3 +127,28 @@ func BenchmarkMailboxRead(b *testing.B) {
 	b.StopTimer()
 	reportRate(b)
 }
+
+// BenchmarkMailboxRotate: one rotation pass over 16 partitions that each
+// stored a message since the previous pass (the worst case: every stream
+// is filled and purged), sync_interval always. The filler bytes written
+// per pass are reported as MB/op.
+func BenchmarkMailboxRotate(b *testing.B) {
+	f := newFixture(b, func(c *Config) { benchConfig(c); c.RotateInterval = -1 })
+	users := make([]user, 0, 64)
+	for len(users) < 64 {
+		x, y := f.friendsPair(b)
+		users = append(users, x, y)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		for i := 0; i < len(users); i += 2 { // 32 senders and recipients hit all 16 partitions
+			f.send(b, users[i], users[i+1], "keep")
+		}
+		b.StartTimer()
+		if err := f.svc.Rotate(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(DefaultPartitions*fillers*fillerSize)/1e6, "MB/op")
+}

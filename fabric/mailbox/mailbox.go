@@ -104,8 +104,16 @@ type Config struct {
 	// Placement picks the cluster and server tags of each stream's
 	// replicas; nil lets the server choose (docs/dr.md).
 	Placement *jetstream.Placement
-	// MaxAge is how long an unread message lives; default and maximum 60m.
+	// MaxAge is how long an unread message lives. MaxAge plus
+	// RotateInterval is at most 60m (MaxAgeLimit): that sum bounds how long
+	// a message's bytes stay in the stream's files. Default 60m minus
+	// RotateInterval (55m).
 	MaxAge time.Duration
+	// RotateInterval is about the longest a message stays in the block
+	// file the server writes to before RunRotation closes that block (see
+	// [Service.Rotate]); default DefaultRotateInterval (5m). A negative
+	// value disables the rotation (and the bound it gives).
+	RotateInterval time.Duration
 	// MaxPerMailbox caps the messages stored on one mailbox subject
 	// (unread received messages plus live sync copies); default 1000. A send
 	// over the cap fails with mailbox_full and stores nothing.
@@ -130,6 +138,7 @@ type Service struct {
 	js      jetstream.JetStream
 	log     *slog.Logger
 	limiter *keyrate.Limiter // per sending user; nil when unlimited
+
 }
 
 // Message is one stored message as seen from the mailbox owner's side.
@@ -239,14 +248,21 @@ func (c *Config) defaults() error {
 	case c.Partitions > 1024:
 		return fmt.Errorf("%w: %d partitions, limit 1024", ErrConfig, c.Partitions)
 	}
+	if c.RotateInterval == 0 {
+		c.RotateInterval = DefaultRotateInterval
+	}
+	rotate := max(c.RotateInterval, 0)
+	if c.MaxAge == 0 {
+		c.MaxAge = MaxAgeLimit - rotate
+	}
+	if c.MaxAge+rotate > MaxAgeLimit {
+		return fmt.Errorf("%w: MaxAge %v plus RotateInterval %v is over the %v limit", ErrConfig, c.MaxAge, rotate, MaxAgeLimit)
+	}
 	if c.Partitions == 0 {
 		c.Partitions = DefaultPartitions
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
-	}
-	if c.MaxAge == 0 {
-		c.MaxAge = MaxAgeLimit
 	}
 	if c.MaxPerMailbox == 0 {
 		c.MaxPerMailbox = DefaultMaxPerMailbox

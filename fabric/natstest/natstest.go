@@ -17,17 +17,7 @@ const Password = "test-service-password"
 // Run starts an embedded Mayfly NATS node for t.
 func Run(t testing.TB) *node.Node {
 	t.Helper()
-	n, err := node.Start(node.Config{
-		Listen:          "127.0.0.1:0",
-		StoreDir:        t.TempDir(),
-		ServicePassword: Password,
-		ServerName:      "test",
-	})
-	if err != nil {
-		t.Fatalf("natstest: %v", err)
-	}
-	t.Cleanup(n.Shutdown)
-	return n
+	return RunWith(t, func(*node.Config) {})
 }
 
 // Connect returns a service connection to n, closed by t.Cleanup.
@@ -39,4 +29,23 @@ func Connect(t testing.TB, n *node.Node) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// RunWith starts an embedded Mayfly NATS node for t after edit adjusted its
+// Config (the listen address, store and password are set already).
+func RunWith(t testing.TB, edit func(*node.Config)) *node.Node {
+	t.Helper()
+	cfg := node.Config{
+		Listen:          "127.0.0.1:0",
+		StoreDir:        t.TempDir(),
+		ServicePassword: Password,
+		ServerName:      "test",
+	}
+	edit(&cfg)
+	n, err := node.Start(cfg)
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	t.Cleanup(n.Shutdown)
+	return n
 }

@@ -65,6 +65,12 @@ type Config struct {
 	// the Prometheus NATS exporter read; empty disables them. Port 0 picks
 	// a free port. Keep it on loopback: /connz lists every connection.
 	MonitorListen string
+	// CompactInterval is, when every write is synced (SyncInterval 0), how
+	// often JetStream looks through each stream's closed blocks and
+	// rewrites those with more than half of their bytes deleted, which
+	// takes deleted messages out of the files; default 1m (nats-server's
+	// own default is 2m). With SyncInterval set, that interval is used.
+	CompactInterval time.Duration
 	// APIWorkers sizes the server's JetStream API worker pool; default
 	// MaxAPIWorkers. See startServer.
 	APIWorkers int
@@ -138,6 +144,9 @@ func waitReady(srv *server.Server, fatal <-chan string) error {
 	}
 	return fmt.Errorf("nats server: not ready after %s", readyTimeout)
 }
+
+// DefaultCompactInterval is Config.CompactInterval's default.
+const DefaultCompactInterval = time.Minute
 
 // MaxAPIWorkers is the largest JetStream API worker pool nats-server
 // starts (server/jetstream_api.go caps it at 16).
@@ -225,7 +234,13 @@ func options(cfg *Config) (*server.Options, error) {
 		}
 	}
 	if cfg.SyncInterval <= 0 {
+		// The file store's periodic pass (syncBlocks) runs every
+		// SyncInterval even with SyncAlways; it then only compacts.
 		opts.SyncAlways = true
+		opts.SyncInterval = cfg.CompactInterval
+		if opts.SyncInterval <= 0 {
+			opts.SyncInterval = DefaultCompactInterval
+		}
 	} else {
 		opts.SyncInterval = cfg.SyncInterval
 	}

@@ -290,7 +290,7 @@ func TestWebChat(t *testing.T) {
 	alice.send("open me later")
 	alice.waitMessage("open me later", "delivered") // on bob's page, not yet read
 	bob.waitJS("unread badge", `document.querySelector('#friends .friend[data-handle="alice"] .badge.unread')?.textContent === "1"`)
-	alice.waitJS("countdown", `/^(59|60):\d\d left$/.test(document.querySelector("#messages .msg.delivered .countdown")?.textContent)`)
+	alice.waitJS("countdown", `/^(54|55):\d\d left$/.test(document.querySelector("#messages .msg.delivered .countdown")?.textContent)`)
 	alice.screenshot("unread-countdown")
 	bob.openChat("alice")
 	bob.waitMessage("open me later", "read")

@@ -84,8 +84,12 @@ type Config struct {
 	// expiry quickly; operators have no reason to change it.
 	ChallengeTTL time.Duration
 	// MailboxMaxAge is how long an unread message lives; default and
-	// maximum 60m (mailbox.MaxAgeLimit). Tests shorten it to see expiry.
+	// maximum 60m minus MailboxRotateInterval (mailbox.Config.MaxAge).
+	// Tests shorten it to see expiry.
 	MailboxMaxAge time.Duration
+	// MailboxRotateInterval is how often the mailbox streams' last blocks
+	// are closed (mailbox.Config.RotateInterval); default 5m.
+	MailboxRotateInterval time.Duration
 	// MailboxPartitions is the number of mailbox streams; default 16. It is
 	// fixed when the streams are first created (docs/fabric.md, "Mailboxes").
 	MailboxPartitions int
@@ -137,6 +141,8 @@ type App struct {
 	friends *friends.Service
 	// mailbox is the message relay and burn service.
 	mailbox *mailbox.Service
+	// stopRotation ends the mailbox's block rotation and waits for it.
+	stopRotation func()
 	// presence keeps who is online and tells friends (presence.go).
 	presence *presence.Service
 	// msgMetrics is the mailbox's Observer (metrics.go).
@@ -502,6 +508,9 @@ func (a *App) teardown(ctx context.Context) error {
 		a.friends.Close()
 	}
 	a.native.stop()
+	if a.stopRotation != nil {
+		a.stopRotation()
+	}
 	if a.nc != nil {
 		if err := a.nc.Drain(); err == nil {
 			for a.nc.IsDraining() && ctx.Err() == nil {

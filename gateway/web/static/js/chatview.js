@@ -1,5 +1,5 @@
 // The chat pane: the open friend's presence and safety number, the
-// messages with their burn state and countdown to the 60-minute limit,
+// messages with their burn state and countdown to the 55-minute limit,
 // recall of unread sent messages, and the composer.
 
 import { h, replace } from "./dom.js";
@@ -54,7 +54,7 @@ export class ChatView {
   placeholder() {
     replace(this.el, h("div", { class: "empty" },
       h("p", {}, "Pick a friend to chat with."),
-      h("p", { class: "muted" }, "Messages are encrypted in this page, kept by the server for at most 60 minutes, and burn as soon as they have been read.")));
+      h("p", { class: "muted" }, "Messages are encrypted in this page, kept by the server for at most 55 minutes, and burn as soon as they have been read.")));
   }
 
   /** render brings the pane up to date with the messenger state. */
@@ -154,7 +154,7 @@ export class ChatView {
     const grew = msgs.length > (this.shown || 0);
     this.shown = msgs.length;
     replace(this.list, msgs.length === 0
-      ? h("li", { class: "hint" }, `No messages. What you send @${f.handle} burns once read, or after 60 minutes.`)
+      ? h("li", { class: "hint" }, `No messages. What you send @${f.handle} burns once read, or after 55 minutes.`)
       : msgs.map((msg) => this.message(msg)));
     if (atBottom || grew) this.list.scrollTop = this.list.scrollHeight;
     this.tick();
@@ -175,11 +175,11 @@ export class ChatView {
       h("div", { class: "meta" },
         h("time", {}, timeFmt.format(new Date(msg.ts))),
         h("span", { class: "state" }, STATUS_TEXT[msg.status] + (msg.error ? ` (${msg.error})` : "")),
-        live && h("span", { class: "countdown", "data-expires": String(msg.ts + MESSAGE_TTL_MS), title: "burns unread after 60 minutes" }),
+        live && h("span", { class: "countdown", "data-expires": String(msg.ts + MESSAGE_TTL_MS), title: "burns unread after 55 minutes" }),
         recall, retry)));
   }
 
-  /** tick updates the countdowns to each unread message's 60-minute limit. */
+  /** tick updates the countdowns to each unread message's 55-minute limit. */
   tick() {
     const now = Date.now();
     for (const el of this.el.querySelectorAll(".countdown")) {

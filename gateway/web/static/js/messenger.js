@@ -12,8 +12,8 @@ import { Peers, UntrustedError } from "./peers.js";
 import { decodeText, encodeText } from "./payload.js";
 import { Conn } from "./ws.js";
 
-/** MESSAGE_TTL_MS is how long the server keeps an unread message. */
-export const MESSAGE_TTL_MS = 60 * 60 * 1000;
+/** MESSAGE_TTL_MS is how long the server keeps an unread message (mailbox MaxAge, 55 minutes by default). */
+export const MESSAGE_TTL_MS = 55 * 60 * 1000;
 
 /** PREKEY_EVERY_MS is how often prekeys are maintained while the page is open (SPK rotation, OPK refill). */
 const PREKEY_EVERY_MS = 5 * 60 * 1000;
@@ -387,7 +387,7 @@ export class Messenger extends EventTarget {
     this.changed();
   }
 
-  /** expire removes messages past the server's 60-minute limit. */
+  /** expire removes messages past the server's 55-minute limit. */
   expire(now = Date.now()) {
     let any = false;
     for (const c of this.chats.values()) {

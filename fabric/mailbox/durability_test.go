@@ -133,7 +133,7 @@ func sendUntilKilled(t *testing.T, f *fixture, a, b user, child *exec.Cmd, killA
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				id := nextMsgID()
-				_, err := f.svc.Send(ctx, a.id, b.id, seal(t, a, b, id, "survive "+id))
+				_, err := f.svc.Send(ctx, a.id, a.device, b.id, seal(t, a, b, id, "survive "+id))
 				mu.Lock()
 				if err == nil {
 					acked = append(acked, id)

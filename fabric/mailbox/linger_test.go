@@ -168,7 +168,7 @@ func (s *lingerScenario) keep(t *testing.T) {
 // sendText sends text from a to b and returns the result and ciphertext.
 func (s *lingerScenario) sendText(t *testing.T, text string) (SendResult, []byte) {
 	env := seal(t, s.a, s.b, nextMsgID(), text)
-	res, err := s.f.svc.Send(testContext(t), s.a.id, s.b.id, env)
+	res, err := s.f.svc.Send(testContext(t), s.a.id, s.a.device, s.b.id, env)
 	if err != nil {
 		t.Fatalf("Send: %v", err)
 	}

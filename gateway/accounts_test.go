@@ -98,6 +98,8 @@ func TestAccountRegisterBadInput(t *testing.T) {
 		{"unknown field", `{"handle":"carol","sign_key":"` + good.SignKey + `","kex_key":"` + good.KexKey + `","phone":"1"}`, schema.CodeBadRequest},
 		{"trailing data", mustJSON(t, good) + `{}`, schema.CodeBadRequest},
 		{"trailing garbage", mustJSON(t, good) + `x`, schema.CodeBadRequest},
+		{"handle given twice", `{"handle":"alice","sign_key":"` + good.SignKey + `","kex_key":"` + good.KexKey + `","handle":"carol"}`, schema.CodeBadRequest},
+		{"handle given twice, other case", `{"handle":"carol","sign_key":"` + good.SignKey + `","kex_key":"` + good.KexKey + `","Handle":"dave"}`, schema.CodeBadRequest},
 		{"oversized body", `{"handle":"carol","sign_key":"` + strings.Repeat("A", 17<<10) + `"}`, schema.CodeBodyTooLarge},
 		{"oversized trailing whitespace", mustJSON(t, good) + strings.Repeat(" ", 17<<10), schema.CodeBodyTooLarge},
 		{"handle too short", with(func(r *schema.RegisterRequest) { r.Handle = "ab" }), schema.CodeInvalidHandle},

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/mayfly-im/mayfly/schema"
@@ -27,6 +28,8 @@ func TestGatewayDecodeJSON(t *testing.T) {
 		{`{"handle":1}`, false},
 		{`{"handle":"a","other":1}`, false},
 		{`{"HANDLE":"a"}`, true}, // encoding/json matches field names case-insensitively
+		{`{"handle":"alice","handle":"mallory"}`, false},
+		{`{"handle":"alice","Handle":"mallory"}`, false},
 	}
 	for _, tt := range tests {
 		var req schema.RegisterRequest
@@ -42,9 +45,9 @@ func TestGatewayDecodeJSON(t *testing.T) {
 
 // FuzzGatewayDecodeJSON checks that request decoding never panics, fails
 // only with bad_request, never echoes more than a field name, and accepts
-// only a single valid JSON object.
+// only a single valid JSON object that names no member twice.
 func FuzzGatewayDecodeJSON(f *testing.F) {
-	for _, s := range []string{`{"handle":"alice","sign_key":"x","kex_key":"y"}`, `{}`, `{"a":1}`, `{} {}`, `[`, "\xff", `{"handle":"\u0000"}`} {
+	for _, s := range []string{`{"handle":"alice","sign_key":"x","kex_key":"y"}`, `{}`, `{"a":1}`, `{} {}`, `[`, "\xff", `{"handle":"\u0000"}`, `{"handle":"a","handle":"b"}`, `{"handle":"a","HANDLE":"b"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -64,5 +67,31 @@ func FuzzGatewayDecodeJSON(f *testing.F) {
 		if !json.Valid(body) || len(trimmed) == 0 || trimmed[0] != '{' {
 			t.Fatalf("decodeJSON accepted %q", body)
 		}
+		if schema.CheckMembers(body) != nil {
+			t.Fatalf("decodeJSON accepted %q, which names a member twice", body)
+		}
 	})
+}
+
+// TestGatewayRetryAfter: every rate_limited answer says when to retry; the
+// hourly friend request limit asks for a longer wait than the per-second
+// ones; other errors carry no Retry-After.
+func TestGatewayRetryAfter(t *testing.T) {
+	tests := []struct {
+		route string
+		code  schema.Code
+		want  string
+	}{
+		{"POST /v1/register", schema.CodeRateLimited, "1"},
+		{"GET /v1/ws", schema.CodeRateLimited, "1"},
+		{"POST /v1/friends/requests", schema.CodeRateLimited, "60"},
+		{"POST /v1/friends/requests", schema.CodeNotFound, ""},
+	}
+	for _, tt := range tests {
+		w := httptest.NewRecorder()
+		writeError(w, tt.route, schema.Errorf(tt.code, "x"))
+		if got := w.Header().Get("Retry-After"); got != tt.want || w.Code != tt.code.Status() {
+			t.Errorf("writeError(%s, %s): %d, Retry-After %q; want %d, %q", tt.route, tt.code, w.Code, got, tt.code.Status(), tt.want)
+		}
+	}
 }

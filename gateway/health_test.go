@@ -85,6 +85,17 @@ func TestGatewayAnonRateLimit(t *testing.T) {
 		tok = sess.RefreshToken
 	}
 	e.refused(t, e.client(), http.MethodPost, "/v1/refresh", schema.RefreshRequest{RefreshToken: tok}, schema.CodeRateLimited)
+	// A 429 says when to come back.
+	for _, path := range []string{"/v1/register", "/v1/refresh"} {
+		resp, err := http.Post(e.url(path), "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+			t.Errorf("POST %s over the limit: %d, Retry-After %q; want 429 with Retry-After 1", path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
 	for range 10 {
 		alice.Must(http.MethodGet, "/v1/devices", nil, nil)
 	}

@@ -34,12 +34,12 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 		err := h(w, r)
 		code := "ok"
 		if err != nil {
-			e := schema.AsError(err)
-			if e.Code == schema.CodeInternal && !schema.HasCode(err, schema.CodeInternal) {
+			e, fault := schema.ClientError(err)
+			if fault {
 				s.log.Error("request failed", "route", pattern, "err", err)
 			}
 			code = string(e.Code)
-			writeJSON(w, e.Code.Status(), schema.ErrorBody{Error: e})
+			writeError(w, pattern, e)
 		}
 		s.metrics.requests.WithLabelValues(pattern, code).Inc()
 		s.metrics.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
@@ -61,7 +61,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 // decodeJSON decodes body, which must hold exactly one JSON object with no
-// unknown fields, into v. Errors are bad_request with a message that never
+// unknown fields and no member given twice, into v. Errors are bad_request with a message that never
 // echoes the input.
 func decodeJSON(body []byte, v any) error {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
@@ -70,6 +70,9 @@ func decodeJSON(body []byte, v any) error {
 	}
 	if trimmed[0] != '{' {
 		return schema.Errorf(schema.CodeBadRequest, "request body must be a JSON object")
+	}
+	if err := schema.CheckMembers(trimmed); err != nil {
+		return schema.Errorf(schema.CodeBadRequest, "request body is not the expected JSON object: a member is given twice")
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
@@ -100,6 +103,26 @@ func jsonProblem(err error) string {
 		return "unexpected end of input"
 	}
 	return "malformed"
+}
+
+// Retry-After values of rate_limited answers: the friend request limit is
+// counted per hour, every other limit per second.
+const (
+	retryAfterFriendRequest = "60"
+	retryAfterDefault       = "1"
+)
+
+// writeError answers e with its status and error body; a rate_limited
+// answer (429) carries Retry-After, in seconds, for the limit of route.
+func writeError(w http.ResponseWriter, route string, e *schema.Error) {
+	if e.Code == schema.CodeRateLimited {
+		after := retryAfterDefault
+		if route == "POST /v1/friends/requests" {
+			after = retryAfterFriendRequest
+		}
+		w.Header().Set("Retry-After", after)
+	}
+	writeJSON(w, e.Code.Status(), schema.ErrorBody{Error: e})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

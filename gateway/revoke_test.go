@@ -164,6 +164,21 @@ func TestAccountWebSocketAuth(t *testing.T) {
 	if st, code := wsDialRefused(t, "ws://"+e.addr+"/v1/ws", h, []string{schema.SubprotocolV1}); code != schema.CodeForbidden {
 		t.Errorf("foreign origin: %d %s, want 403 forbidden", st, code)
 	}
+	// The mayfly.v1 subprotocol is required, with either token place.
+	bearer := http.Header{"Authorization": {"Bearer " + tok}}
+	for name, try := range map[string]struct {
+		h         http.Header
+		protocols []string
+	}{
+		"bearer, no subprotocol":              {bearer, nil},
+		"bearer, other subprotocol":           {bearer, []string{"mayfly.v2"}},
+		"token subprotocol without v1":        {nil, []string{schema.TokenSubprotocolPrefix + tok}},
+		"token subprotocol, v1 in other case": {nil, []string{"MAYFLY.V1", schema.TokenSubprotocolPrefix + tok}},
+	} {
+		if st, code := wsDialRefused(t, "ws://"+e.addr+"/v1/ws", try.h, try.protocols); st != http.StatusBadRequest || code != schema.CodeBadRequest {
+			t.Errorf("%s: %d %s, want 400 bad_request", name, st, code)
+		}
+	}
 	wsOpen(t, alice, e.addr, true)
 }
 

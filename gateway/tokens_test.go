@@ -128,6 +128,9 @@ func wsDialRefused(t *testing.T, url string, h http.Header, protocols []string) 
 		t.Fatalf("websocket handshake: %v", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+		t.Errorf("websocket refusal 429 without Retry-After")
+	}
 	var eb schema.ErrorBody
 	if err := decodeBody(resp, &eb); err != nil || eb.Error == nil {
 		t.Fatalf("websocket refusal %d has no error body: %v", resp.StatusCode, err)

@@ -74,23 +74,38 @@ func wsToken(r *http.Request) string {
 	return ""
 }
 
-// serveWS authenticates and upgrades GET /v1/ws.
+var errNoSubprotocol = schema.Errorf(schema.CodeBadRequest, "websocket handshake refused: offer the subprotocol "+subprotocolV1)
+
+// offersV1 reports whether the handshake r offers the mayfly.v1
+// subprotocol, which docs/protocol.md requires: a client that does not
+// offer it does not speak the protocol (or not this version of it).
+func offersV1(r *http.Request) bool {
+	return slices.Contains(websocket.Subprotocols(r), subprotocolV1)
+}
+
+// serveWS authenticates and upgrades GET /v1/ws. A handshake must offer the
+// mayfly.v1 subprotocol.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !s.checkOrigin(r) {
 		s.metrics.requests.WithLabelValues("GET /v1/ws", string(schema.CodeForbidden)).Inc()
 		writeJSON(w, http.StatusForbidden, schema.ErrorBody{Error: schema.Errorf(schema.CodeForbidden, "origin not allowed")})
 		return
 	}
+	if websocket.IsWebSocketUpgrade(r) && !offersV1(r) {
+		s.metrics.requests.WithLabelValues("GET /v1/ws", string(schema.CodeBadRequest)).Inc()
+		writeJSON(w, http.StatusBadRequest, schema.ErrorBody{Error: errNoSubprotocol})
+		return
+	}
 	p, err := s.cfg.Accounts.Authenticate(r.Context(), wsToken(r))
 	if err != nil {
 		e := schema.AsError(err)
 		s.metrics.requests.WithLabelValues("GET /v1/ws", string(e.Code)).Inc()
-		writeJSON(w, e.Code.Status(), schema.ErrorBody{Error: e})
+		writeError(w, "GET /v1/ws", e)
 		return
 	}
 	if err := s.hub.admit(p.UserID, p.DeviceID); err != nil {
 		s.metrics.requests.WithLabelValues("GET /v1/ws", string(schema.CodeRateLimited)).Inc()
-		writeJSON(w, http.StatusTooManyRequests, schema.ErrorBody{Error: err})
+		writeError(w, "GET /v1/ws", err)
 		return
 	}
 	s.mu.Lock()

@@ -138,8 +138,8 @@ func (c *wsConn) handleUnread(f *schema.UnreadFrame) error {
 // publicError maps err to what the client may see, logging internal
 // faults (never the frame's content).
 func (c *wsConn) publicError(op string, err error) *schema.Error {
-	e := schema.AsError(err)
-	if e.Code == schema.CodeInternal && !schema.HasCode(err, schema.CodeInternal) {
+	e, fault := schema.ClientError(err)
+	if fault {
 		c.s.log.Error("websocket request failed", "op", op, "user_id", c.p.UserID, "device_id", c.p.DeviceID, "err", err)
 	}
 	return e

@@ -169,6 +169,15 @@ func AsError(err error) *Error {
 	return Errorf(CodeInternal, "internal error")
 }
 
+// ClientError maps err to what a client may see, for every transport (HTTP,
+// WebSocket, NATS-native): the *Error err is or wraps, or a generic
+// internal error. fault reports an unexpected failure (err carries no
+// *Error), whose text the caller should log; it never reaches the client.
+func ClientError(err error) (e *Error, fault bool) {
+	e = AsError(err)
+	return e, e.Code == CodeInternal && !HasCode(err, CodeInternal)
+}
+
 // ErrorBody is the JSON body of every HTTP error response:
 // {"error":{"code":"...","message":"..."}}.
 type ErrorBody struct {

@@ -268,6 +268,13 @@ func checkID(id string) *Error {
 	return nil
 }
 
+// CheckSeq returns nil when seq, the value of the member called name, is
+// between min and MaxSeq, and an invalid_cursor error naming it otherwise.
+// The WebSocket decoder and the services every transport calls
+// (fabric/mailbox) check sequence numbers with it, so a WebSocket client and
+// a NATS-native one get the same code for the same value.
+func CheckSeq(name string, seq uint64, min uint64) *Error { return checkSeq(name, seq, min) }
+
 func checkSeq(name string, seq uint64, min uint64) *Error {
 	if seq < min || seq > MaxSeq {
 		return Errorf(CodeInvalidCursor, fmt.Sprintf("%s must be between %d and 2^53-1", name, min))

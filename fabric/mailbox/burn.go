@@ -105,8 +105,8 @@ func (s *Service) load(ctx context.Context, uid string, seq uint64) (Message, er
 	if !schema.ValidUserID(uid) {
 		return Message{}, errBadUser
 	}
-	if seq == 0 {
-		return Message{}, errUnknownMessage
+	if e := schema.CheckSeq("seq", seq, 1); e != nil {
+		return Message{}, e
 	}
 	raw, err := s.getSeq(ctx, s.stream(uid), seq)
 	if errors.Is(err, errNotFound) && s.cfg.Replicas > 1 {

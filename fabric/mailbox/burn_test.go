@@ -68,7 +68,7 @@ func TestMailboxReadNotYours(t *testing.T) {
 		{"someone else's message", c.id, res.PeerSeq, schema.CodeUnknownMessage},
 		{"the sender reads the recipient's seq", a.id, res.PeerSeq, schema.CodeUnknownMessage},
 		{"own sync copy", a.id, res.Seq, schema.CodeUnknownMessage},
-		{"seq zero", b.id, 0, schema.CodeUnknownMessage},
+		{"seq zero", b.id, 0, schema.CodeInvalidCursor},
 		{"seq never used", b.id, 1 << 40, schema.CodeUnknownMessage},
 		{"malformed reader", "u*", res.PeerSeq, schema.CodeBadRequest},
 	} {

@@ -181,13 +181,14 @@ func (s *Service) serve(op string, h handler, c caller, req micro.Request) {
 	if s.cfg.Observer != nil {
 		code := "ok"
 		if err != nil {
-			code = string(schema.AsError(err).Code)
+			e, _ := schema.ClientError(err)
+			code = string(e.Code)
 		}
 		s.cfg.Observer.Request(op, time.Since(start), code)
 	}
 	if err != nil {
-		e := schema.AsError(err)
-		if e.Code == schema.CodeInternal && !schema.HasCode(err, schema.CodeInternal) {
+		e, fault := schema.ClientError(err)
+		if fault {
 			s.log.Error("native request failed", "op", op, "user_id", c.userID, "err", err)
 		}
 		s.respondErr(req, e)
@@ -224,11 +225,14 @@ func (s *Service) answer(req micro.Request, body []byte, hdr nats.Header) error 
 	return s.cfg.NATS.PublishMsg(&nats.Msg{Subject: req.Reply(), Data: body, Header: hdr})
 }
 
-// decode reads a JSON request body into v, refusing unknown fields and
-// trailing data; an empty body decodes as {}.
+// decode reads a JSON request body into v, refusing unknown fields, a
+// member given twice and trailing data; an empty body decodes as {}.
 func decode(body []byte, v any) error {
 	if len(body) == 0 {
 		body = []byte("{}")
+	}
+	if err := schema.CheckMembers(body); err != nil {
+		return schema.Errorf(schema.CodeBadRequest, "a member of the request is given twice")
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()

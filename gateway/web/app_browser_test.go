@@ -253,12 +253,8 @@ func TestWebChat(t *testing.T) {
 	alice.waitOnline()
 	bob.waitOnline()
 
-	// Presence: each sees the other online (bob's snapshot on connect,
-	// alice's live event when bob comes back). The reload is needed because
-	// the server announces no presence when a friendship begins: a new
-	// friend shows offline until their next change or the next connect.
-	bob.do("reload", chromedp.Reload())
-	bob.waitSignedIn("bob")
+	// Presence: each sees the other online, right after the friendship
+	// began (the snapshot the server sends on a friend-graph change).
 	alice.openChat("bob")
 	bob.openChat("alice")
 	alice.waitJS("bob online", `document.querySelector("#presence")?.textContent === "online"`)

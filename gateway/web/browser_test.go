@@ -195,10 +195,16 @@ func (tb *tab) eval(expr string, out any) {
 // waitJS polls a JavaScript predicate until it is truthy.
 func (tb *tab) waitJS(what, predicate string) {
 	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, actionTimeout)
+	tb.waitJSWithin(what, predicate, actionTimeout)
+}
+
+// waitJSWithin polls a JavaScript predicate until it is truthy, for up to d.
+func (tb *tab) waitJSWithin(what, predicate string, d time.Duration) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, d)
 	defer cancel()
 	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](predicate,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(actionTimeout)))
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(d)))
 	if err != nil {
 		tb.screenshot("timeout-" + strings.ReplaceAll(what, " ", "-"))
 		tb.t.Fatalf("%s: waiting for %s (%s): %v", tb.name, what, predicate, err)

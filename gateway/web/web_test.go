@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mayfly-im/mayfly/gateway/web"
+	"github.com/mayfly-im/mayfly/schema"
 )
 
 func serve(h http.Handler, method, path string, hdr map[string]string) *httptest.ResponseRecorder {
@@ -80,6 +81,17 @@ func TestWebCSPIsStrict(t *testing.T) {
 	for _, bad := range []string{"unsafe-inline", "unsafe-eval", "*", "http:", "https:"} {
 		if strings.Contains(web.CSP, bad) {
 			t.Errorf("CSP allows %q: %s", bad, web.CSP)
+		}
+	}
+}
+
+// TestWebErrorSentences checks that the client has a sentence for every
+// error code the server can send (notify.js, SENTENCES).
+func TestWebErrorSentences(t *testing.T) {
+	js := serve(web.New(), "GET", "/assets/js/notify.js", nil).Body.String()
+	for _, code := range schema.Codes() {
+		if !strings.Contains(js, "\n  "+string(code)+": \"") {
+			t.Errorf("notify.js has no sentence for error code %s", code)
 		}
 	}
 }

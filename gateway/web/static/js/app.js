@@ -6,9 +6,10 @@ import * as envelope from "./envelope.js";
 import * as keystore from "./keystore.js";
 import { h, replace } from "./dom.js";
 import { Messenger } from "./messenger.js";
-import { ChatView } from "./chatview.js";
+import { ChatView, presenceOf } from "./chatview.js";
+import { ConnectionBanner } from "./connection.js";
 import { DevicesDialog } from "./devices.js";
-import { errorText, toast } from "./notify.js";
+import { errorText, showError, toast, toastError } from "./notify.js";
 
 const HANDLE = /^[A-Za-z0-9_]{3,32}$/;
 const root = document.getElementById("app");
@@ -45,7 +46,7 @@ function welcome(identity) {
       try {
         const s = await api.login(identity.handle, identity, device.value.trim());
         signedIn(identity, s);
-      } catch (x) { err.textContent = errorText(x); busy(form, false); }
+      } catch (x) { showError(err, x); busy(form, false); }
     });
     const forget = h("button", { class: "link", id: "forget", type: "button", onclick: async () => {
       if (!confirm(`Delete @${identity.handle}'s keys from this browser? Without another device holding them, the account cannot be used again.`)) return;
@@ -67,7 +68,7 @@ function welcome(identity) {
       busy(form, true);
       try {
         signedIn(...await register(handle.value, device.value.trim()));
-      } catch (x) { err.textContent = errorText(x); busy(form, false); }
+      } catch (x) { showError(err, x); busy(form, false); }
     });
     body = [h("h2", {}, "Create your account"),
       h("p", { class: "muted" }, "No phone number, no e-mail: just a handle. Your keys are made in this browser with WebCrypto and the private halves never leave it."),
@@ -102,7 +103,8 @@ function signedIn(identity, session) {
     h("button", { id: "logout-btn", onclick: () => logout(client, session).then(() => endSession("Logged out.")) }, "Log out"));
   const sidebar = h("aside", { class: "sidebar" });
   const chat = new ChatView(m);
-  replace(root, h("div", { class: "shell" }, topbar, sidebar, chat.el), devices.el);
+  const banner = new ConnectionBanner(m.conn);
+  replace(root, h("div", { class: "shell" }, topbar, banner.el, sidebar, chat.el), devices.el);
   let ended = false;
   function endSession(why) {
     if (ended) return;
@@ -118,8 +120,8 @@ function signedIn(identity, session) {
     renderSidebar(sidebar, m);
     chat.render();
   });
-  const tick = setInterval(() => { if (ended) clearInterval(tick); else { m.expire(); chat.tick(); } }, 1000);
-  m.start().catch((x) => toast(errorText(x), "error"));
+  const tick = setInterval(() => { if (ended) clearInterval(tick); else { m.expire(); chat.tick(); banner.tick(); } }, 1000);
+  m.start().catch((x) => toastError(x));
 }
 
 async function logout(client, session) {
@@ -134,7 +136,7 @@ function renderSidebar(el, m) {
   // Re-render only on a visible change, so a click is never lost to a
   // re-render between mouse down and up.
   const sig = JSON.stringify([m.requests, m.openChat, [...m.friends.values()].map((f) =>
-    [f.handle, f.online, f.keysChanged, m.unreadCount(f.user_id)])]);
+    [f.handle, presenceOf(m, f), f.keysChanged, m.unreadCount(f.user_id)])]);
   if (el.mayflySig === sig) return;
   el.mayflySig = sig;
   const input = h("input", { id: "friend-handle", placeholder: "Add a friend by handle", maxlength: 32, autocomplete: "off" });
@@ -147,10 +149,10 @@ function renderSidebar(el, m) {
       const res = await m.api.request(handle);
       toast(res.friend ? `You and @${handle} are now friends.` : `Friend request sent to @${handle}.`);
       await Promise.all([m.loadFriends(), m.loadRequests()]);
-    } catch (x) { toast(errorText(x), "error"); }
+    } catch (x) { toastError(x); }
   });
   const act = (fn, okText) => async () => {
-    try { await fn(); if (okText) toast(okText); await Promise.all([m.loadFriends(), m.loadRequests()]); } catch (x) { toast(errorText(x), "error"); }
+    try { await fn(); if (okText) toast(okText); await Promise.all([m.loadFriends(), m.loadRequests()]); } catch (x) { toastError(x); }
   };
   const incoming = (m.requests.incoming || []).map((r) => h("li", { class: "request", "data-handle": r.handle },
     h("span", {}, `@${r.handle} wants to be friends`),
@@ -162,9 +164,10 @@ function renderSidebar(el, m) {
     h("button", { class: "cancel", onclick: act(() => m.api.cancel(r.handle)) }, "Cancel")));
   const friends = [...m.friends.values()].map((f) => {
     const n = m.unreadCount(f.user_id);
+    const p = presenceOf(m, f);
     return h("li", {},
       h("button", { class: "friend" + (m.openChat === f.user_id ? " active" : ""), "data-handle": f.handle, onclick: () => m.setOpenChat(f.user_id) },
-        h("span", { class: "dot " + (f.online ? "online" : "offline"), title: f.online ? "online" : "offline" }),
+        h("span", { class: "dot " + p, title: p === "unknown" ? "presence unknown: not connected" : p }),
         h("span", { class: "name" }, "@" + f.handle),
         f.keysChanged && h("span", { class: "badge warn", title: "keys changed" }, "!"),
         n > 0 && h("span", { class: "badge unread" }, String(n))));

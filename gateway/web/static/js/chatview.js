@@ -4,7 +4,7 @@
 
 import { h, replace } from "./dom.js";
 import { MESSAGE_TTL_MS } from "./messenger.js";
-import { errorText, toast } from "./notify.js";
+import { toastError } from "./notify.js";
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
@@ -13,8 +13,20 @@ function clock(ms) {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
-function presenceText(f) {
-  if (f.online) return "online";
+/**
+ * presenceOf is what the page knows of a friend's presence: "online",
+ * "offline", or "unknown" while the page is not connected (what it last
+ * heard may no longer be true).
+ */
+export function presenceOf(m, f) {
+  if (m.conn.status !== "online") return "unknown";
+  return f.online ? "online" : "offline";
+}
+
+function presenceText(m, f) {
+  const p = presenceOf(m, f);
+  if (p === "unknown") return "presence unknown: not connected";
+  if (p === "online") return "online";
   if (f.lastSeen) return "last seen " + timeFmt.format(new Date(f.lastSeen));
   return "offline";
 }
@@ -53,7 +65,18 @@ export class ChatView {
     }
     if (this.peer !== id) this.build(f);
     this.renderHead(f);
+    this.renderComposer();
     this.renderMessages(f);
+  }
+
+  /** renderComposer turns sending off while the page is not connected. */
+  renderComposer() {
+    const off = this.m.conn.status !== "online";
+    if (this.text.disabled === off) return;
+    this.text.disabled = off;
+    this.sendBtn.disabled = off;
+    this.text.placeholder = off ? "Not connected: you can send again once the connection is back" : `Message @${this.m.friends.get(this.peer).handle}`;
+    if (!off) this.text.focus();
   }
 
   build(f) {
@@ -65,7 +88,8 @@ export class ChatView {
     this.notice = h("div", { class: "notices" });
     this.list = h("ol", { class: "messages", id: "messages", "aria-live": "polite" });
     this.text = h("textarea", { id: "compose-text", rows: 2, maxlength: 4000, placeholder: `Message @${f.handle}`, "aria-label": "Message" });
-    const form = h("form", { class: "composer", id: "composer" }, this.text, h("button", { type: "submit", class: "primary", id: "send-btn" }, "Send"));
+    this.sendBtn = h("button", { type: "submit", class: "primary", id: "send-btn" }, "Send");
+    const form = h("form", { class: "composer", id: "composer" }, this.text, this.sendBtn);
     form.addEventListener("submit", (e) => { e.preventDefault(); this.submit(); });
     this.text.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); this.submit(); }
@@ -76,13 +100,13 @@ export class ChatView {
 
   submit() {
     const text = this.text.value.trim();
-    if (!text) return;
+    if (!text || this.text.disabled) return;
     this.text.value = "";
-    this.m.send(this.peer, text).catch((x) => toast(errorText(x), "error"));
+    this.m.send(this.peer, text).catch((x) => toastError(x));
   }
 
   renderHead(f) {
-    const sig = JSON.stringify([f.user_id, f.online, f.lastSeen, f.keysChanged, f.safetyNumber, f.fingerprint, this.showSafety]);
+    const sig = JSON.stringify([f.user_id, presenceOf(this.m, f), f.lastSeen, f.keysChanged, f.safetyNumber, f.fingerprint, this.showSafety]);
     if (this.headSig === sig) return;
     this.headSig = sig;
     const safety = this.showSafety && h("div", { class: "safety", id: "safety" },
@@ -94,9 +118,9 @@ export class ChatView {
       f.fingerprint !== f.localFingerprint && h("p", { class: "error" }, "The server's fingerprint for this friend differs from the keys it sent. Do not trust this chat."));
     replace(this.head,
       h("div", { class: "who" },
-        h("span", { class: "dot " + (f.online ? "online" : "offline") }),
+        h("span", { class: "dot " + presenceOf(this.m, f) }),
         h("h2", {}, "@" + f.handle),
-        h("span", { class: "presence", id: "presence" }, presenceText(f))),
+        h("span", { class: "presence", id: "presence", "data-presence": presenceOf(this.m, f) }, presenceText(this.m, f))),
       h("div", { class: "head-actions" },
         h("button", { id: "safety-btn", onclick: () => { this.showSafety = !this.showSafety; this.render(); } },
           this.showSafety ? "Hide safety number" : "Safety number"),
@@ -112,7 +136,7 @@ export class ChatView {
     try {
       await this.m.api.unfriend(f.handle);
       await this.m.loadFriends();
-    } catch (x) { toast(errorText(x), "error"); }
+    } catch (x) { toastError(x); }
   }
 
   renderMessages(f) {
@@ -133,7 +157,7 @@ export class ChatView {
   message(msg) {
     const live = msg.status === "sent" || msg.status === "unread" || msg.status === "sending";
     const recall = msg.self && msg.status === "sent" && msg.seq && h("button", {
-      class: "link recall", onclick: () => this.m.recall(this.peer, msg).catch((x) => toast(errorText(x), "error")),
+      class: "link recall", onclick: () => this.m.recall(this.peer, msg).catch((x) => toastError(x)),
     }, "Recall");
     const retry = msg.self && msg.status === "failed" && msg.envelope && h("button", {
       class: "link retry", onclick: () => this.m.deliver(this.peer, msg),

@@ -1,7 +1,7 @@
 // The devices dialog: the user's logged-in devices, with revoke.
 
 import { h, replace } from "./dom.js";
-import { errorText, toast } from "./notify.js";
+import { showError, toast, toastError } from "./notify.js";
 
 const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
@@ -29,7 +29,9 @@ export class DevicesDialog {
       const { devices } = await this.client.devices();
       replace(this.list, devices.map((d) => this.item(d)));
     } catch (x) {
-      replace(this.list, h("li", { class: "error" }, errorText(x)));
+      const li = h("li", { class: "error" });
+      showError(li, x);
+      replace(this.list, li);
     }
   }
 
@@ -47,7 +49,7 @@ export class DevicesDialog {
     try {
       await this.client.revokeDevice(d.device_id);
     } catch (x) {
-      return toast(errorText(x), "error");
+      return toastError(x);
     }
     if (d.current) {
       this.el.close();

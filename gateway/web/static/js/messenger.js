@@ -33,6 +33,7 @@ export class Messenger extends EventTarget {
     this.me = { ...identity, userID: session.userID, handle: session.handle, deviceID: session.deviceID };
     this.api = api;
     this.friends = new Map(); // user id -> friend (with decoded keys and presence)
+    this.presence = new Map(); // user id -> {online, lastSeen}: the last heard, also before the friend list has them
     this.requests = { incoming: [], outgoing: [] };
     this.chats = new Map(); // peer user id -> Map(key -> message)
     this.bySeq = new Map(); // own mailbox seq -> message
@@ -79,10 +80,10 @@ export class Messenger extends EventTarget {
     const known = (await keystore.get("known_keys")) || {};
     const next = new Map();
     for (const f of friends) {
-      const prev = this.friends.get(f.user_id);
+      const pr = this.presence.get(f.user_id);
       const fr = {
         ...f, signPublic: b64.decode(f.sign_key, 32), kexPublic: b64.decode(f.kex_key, 32),
-        online: prev ? prev.online : false, lastSeen: prev ? prev.lastSeen : null,
+        online: pr ? pr.online : false, lastSeen: pr ? pr.lastSeen : null,
       };
       fr.localFingerprint = await envelope.fingerprint(fr.signPublic, fr.kexPublic);
       fr.safetyNumber = envelope.safetyNumber(this.me.fingerprint, fr.localFingerprint);
@@ -204,10 +205,12 @@ export class Messenger extends EventTarget {
   }
 
   setPresence(p) {
-    const fr = p && this.friends.get(p.user_id);
+    if (!p) return;
+    const state = { online: p.online, lastSeen: p.last_seen ? Date.parse(p.last_seen) : null };
+    this.presence.set(p.user_id, state); // a snapshot can come before the friend list has a new friend
+    const fr = this.friends.get(p.user_id);
     if (!fr) return;
-    fr.online = p.online;
-    fr.lastSeen = p.last_seen ? Date.parse(p.last_seen) : null;
+    Object.assign(fr, state);
     this.changed();
   }
 

@@ -2,7 +2,9 @@
 // authenticates with the access token as a subprotocol (browsers cannot
 // set headers on a handshake), syncs the mailbox from the last sequence it
 // saw, answers requests by id, and reconnects with exponential backoff and
-// jitter. It dispatches "msg", "event", "status" and "revoked" events.
+// jitter. It dispatches "msg", "event", "status" and "revoked" events;
+// status is "connecting", "online" (synced), "offline" (waiting until
+// retryAt to connect again) or "revoked".
 
 const SUBPROTOCOL = "mayfly.v1";
 const TOKEN_PREFIX = "mayfly.token.";
@@ -32,6 +34,7 @@ export class Conn extends EventTarget {
     this.attempt = 0;
     this.stopped = false;
     this.status = "connecting";
+    this.retryAt = 0; // when the next attempt starts, while offline
   }
 
   setStatus(s) {
@@ -83,11 +86,19 @@ export class Conn extends EventTarget {
 
   retry() {
     if (this.stopped) return;
-    this.setStatus("offline");
     const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
     this.attempt++;
     const delay = base / 2 + Math.random() * base / 2; // "equal jitter"
+    this.retryAt = Date.now() + delay;
     this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.setStatus("offline");
+  }
+
+  /** retryNow skips the rest of the backoff and connects at once, when offline. */
+  retryNow() {
+    if (this.stopped || this.status !== "offline") return;
+    clearTimeout(this.retryTimer);
+    this.connect();
   }
 
   onFrame(data) {

@@ -224,7 +224,8 @@ func (s *Service) serve(op string, h handler, c caller, req micro.Request) {
 	if s.cfg.Observer != nil {
 		code := "ok"
 		if err != nil {
-			code = string(schema.AsError(err).Code)
+			e, _ := schema.ClientError(err)
+			code = string(e.Code)
 		}
 		s.cfg.Observer.Request(op, time.Since(start), code)
 	}

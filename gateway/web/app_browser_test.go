@@ -140,7 +140,6 @@ func TestWebServedByMayflyd(t *testing.T) {
 }
 
 func TestWebRegisterAndFriends(t *testing.T) {
-	pendingIdentityV2(t)
 	a := apptest.Start(t, app.Config{})
 	browser := startBrowser(t)
 	alice := openApp(t, browser, a.HTTPAddr(), "alice")
@@ -211,15 +210,6 @@ func TestWebRegisterAndFriends(t *testing.T) {
 	bob.checkNoErrors()
 }
 
-// pendingIdentityV2 skips a test of the web app against the server: the
-// app in static/js still speaks identity v1 (shared keys, envelope v1),
-// which the server refuses since identity v2 (issue 12). Delete this and
-// its calls when the web client is ported to docs/envelope.md version 2.
-func pendingIdentityV2(t *testing.T) {
-	t.Helper()
-	t.Skip("the web client is not on identity v2 yet (issue 12); the server refuses v1 registration, login and envelopes")
-}
-
 // identityKey decodes a user's identity key as the server returns it.
 func identityKey(t *testing.T, u schema.User) ed25519.PublicKey {
 	t.Helper()
@@ -255,7 +245,6 @@ func get(t *testing.T, url string) response {
 }
 
 func TestWebChat(t *testing.T) {
-	pendingIdentityV2(t)
 	a := apptest.Start(t, app.Config{})
 	alice, bob := friendsInBrowsers(t, startBrowser(t), a, "alice", "bob")
 	alice.waitOnline()

@@ -76,7 +76,6 @@ type cliFriend struct {
 // TestWebChatWithCLI has a browser user and a user of the mayfly CLI chat
 // both ways through one real mayflyd.
 func TestWebChatWithCLI(t *testing.T) {
-	pendingIdentityV2(t)
 	bin := buildCLI(t)
 	a := apptest.Start(t, app.Config{})
 	browser := startBrowser(t)

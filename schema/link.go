@@ -7,16 +7,16 @@ import (
 	"time"
 )
 
-// Device linking moves a user's identity keys from a device that has them to
-// a new one, sealed to a key only the new device holds, so the server never
-// sees them in the clear. docs/api.md ("Device linking") has the whole flow
+// Device linking adds a new device's own key to the account's device list:
+// the code commits to the new device's keys, and the primary device seals
+// who the user is to the new device's ephemeral key; no private key moves. docs/api.md ("Device linking") has the whole flow
 // and the byte-exact crypto.
 const (
 	// LinkCodeContext is hashed in front of the new device's ephemeral
 	// X25519 public key and device signing key to derive the link code.
 	LinkCodeContext = "mayfly link v2"
 	// LinkBundleInfo is the HKDF info string of the key that seals the
-	// identity keys to the new device.
+	// link answer (schema.LinkKeys) to the new device.
 	LinkBundleInfo = "mayfly link v1 bundle"
 	// LinkCodeLen is the length of a link code: 10 base32 characters, 50 bits.
 	LinkCodeLen = 10
@@ -103,7 +103,7 @@ type LinkInfo struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// SealedBundle is the new device's identity keys sealed to its ephemeral
+// SealedBundle is the link answer (LinkKeys) sealed to the new device's ephemeral
 // public key: EPK is the sealer's ephemeral X25519 public key (32 bytes), N
 // the AES-GCM nonce (12 bytes), CT the ciphertext with its tag (16 to
 // MaxLinkBundleCiphertext bytes); all base64url without padding.

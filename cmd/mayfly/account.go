@@ -112,7 +112,7 @@ func (c *cli) token(args []string) error {
 // device runs the device subcommands.
 func (c *cli) device(args []string) error {
 	if len(args) == 0 {
-		return usageError("want: mayfly device list|revoke ID|link|approve CODE")
+		return usageError("want: mayfly device list|revoke ID|link|approve CODE|reset-identity")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
@@ -138,6 +138,11 @@ func (c *cli) device(args []string) error {
 			return err
 		}
 		return c.deviceLink()
+	case "reset-identity":
+		if err := wantArgs(args, 0, "device reset-identity"); err != nil {
+			return err
+		}
+		return c.resetIdentity()
 	case "approve":
 		if err := wantArgs(args, 1, "device approve CODE"); err != nil {
 			return err
@@ -256,4 +261,23 @@ func (c *cli) openEmptyDir() (*client.Dir, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// resetIdentity makes this device the primary of a new identity key, for
+// when the primary is lost (docs/envelope.md, "Identity reset"): the new
+// list names this device only, and every friend must accept the new key.
+func (c *cli) resetIdentity() error {
+	return c.withClient(func(ctx context.Context, cl *client.Client) error {
+		keys, err := cl.ResetIdentity(ctx)
+		if err != nil {
+			return err
+		}
+		id := cl.Identity()
+		if err := c.dir.SaveIdentity(id.UserID, id.Handle, keys, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "identity reset: this device is now the primary of %s\nfingerprint: %s\n", id.Handle, id.Fingerprint)
+		fmt.Fprintln(c.out, "Your other devices were dropped (link them again); your friends must accept the new key (mayfly friend verify).")
+		return nil
+	})
 }

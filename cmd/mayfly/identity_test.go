@@ -158,29 +158,55 @@ func copyDir(t *testing.T, from, to string) {
 	}
 }
 
-// friendsCLI registers alice and bob in new homes and makes them friends.
-func friendsCLI(t *testing.T, e *env) (alice, bob string) {
+// friendsCLI registers ha and hb in new homes and makes them friends.
+func friendsCLI(t *testing.T, e *env, ha, hb string) (alice, bob string) {
 	alice, bob = filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "bob")
-	e.ok(alice, "register", "alice")
-	e.ok(bob, "register", "bob")
-	e.ok(alice, "friend", "request", "bob")
-	e.ok(bob, "friend", "accept", "alice")
+	e.ok(alice, "register", ha)
+	e.ok(bob, "register", hb)
+	e.ok(alice, "friend", "request", hb)
+	e.ok(bob, "friend", "accept", ha)
 	return alice, bob
 }
 
-// TestCLIIdentityForwardSecrecy keeps the envelope the server stored,
+// TestCLIIdentity runs the identity attacks on one server (each needs the
+// server's database and disk), each with its own pair of users.
+func TestCLIIdentity(t *testing.T) {
+	e := newAttackEnv(t)
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, e *attackEnv, ha, hb string)
+	}{
+		{"forward_secrecy", identityForwardSecrecy},
+		{"revoked_home_copy", identityRevokedHomeCopy},
+		{"key_swap", identityKeySwap},
+		{"reset", identityReset},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			se := &attackEnv{env: &env{t: t, bin: e.bin, server: e.server}, dbURL: e.dbURL, data: e.data}
+			prefix := strings.ReplaceAll(tc.name, "_", "")
+			prefix = prefix[:min(len(prefix), 6)]
+			tc.run(t, se, prefix+"_alice", prefix+"_bob")
+		})
+	}
+}
+
+// identityForwardSecrecy keeps the envelope the server stored,
 // lets bob read (burn) it, then tries to open it with every key left in
 // both users' homes: nothing opens it. Before the read, the same attempt
 // with bob's home opens it, so the attack is a real one.
-func TestCLIIdentityForwardSecrecy(t *testing.T) {
-	e := newAttackEnv(t)
-	alice, bob := friendsCLI(t, e.env)
-	e.ok(alice, "send", "bob", "burn after reading")
-	stored := e.storedEnvelopes()
-	if len(stored) == 0 {
-		t.Fatal("found no stored envelope in the JetStream files")
+func identityForwardSecrecy(t *testing.T, e *attackEnv, ha, hb string) {
+	alice, bob := friendsCLI(t, e.env, ha, hb)
+	e.ok(alice, "send", hb, "burn after reading")
+	var env []byte
+	from := []byte(`"from":"` + userIDOf(t, e.env, alice) + `"`)
+	for _, s := range e.storedEnvelopes() {
+		if bytes.Contains(s, from) {
+			env = s
+		}
 	}
-	env := stored[0]
+	if env == nil {
+		t.Fatal("found no stored envelope of alice's in the JetStream files")
+	}
 	aliceKeys := loadHome(t, alice)
 	senderKey := aliceKeys.device.Public().(ed25519.PublicKey)
 	if pt, ok := opensWith(t, env, senderKey, loadHome(t, bob)); !ok || !strings.Contains(string(pt), "burn after reading") {
@@ -194,21 +220,20 @@ func TestCLIIdentityForwardSecrecy(t *testing.T) {
 	}
 }
 
-// TestCLIIdentityRevokedHomeCopy copies the full home of a linked laptop,
+// identityRevokedHomeCopy copies the full home of a linked laptop,
 // then revokes the laptop on alice's primary: the copy cannot log in
 // (device_revoked, with or without the copied session), is not sealed to
 // in messages sent afterwards, and cannot put itself back into the device
 // list, neither with a list it signs itself nor by replaying the list that
 // named it.
-func TestCLIIdentityRevokedHomeCopy(t *testing.T) {
-	e := newAttackEnv(t)
-	alice, bob := friendsCLI(t, e.env)
+func identityRevokedHomeCopy(t *testing.T, e *attackEnv, ha, hb string) {
+	alice, bob := friendsCLI(t, e.env, ha, hb)
 	laptop := filepath.Join(t.TempDir(), "laptop")
 	link := e.start(laptop, "device", "link")
 	code := link.waitLine(t, "link code: ")
 	e.ok(alice, "device", "approve", code)
 	link.wait(t)
-	e.ok(bob, "send", "alice", "before the revocation")
+	e.ok(bob, "send", ha, "before the revocation")
 	if ms := parseMessages(t, e.ok(laptop, "read", "--json")); len(ms) != 1 {
 		t.Fatalf("laptop read %+v", ms)
 	}
@@ -227,7 +252,7 @@ func TestCLIIdentityRevokedHomeCopy(t *testing.T) {
 	e.fails("token_revoked", laptop, "read")
 	// Sent after the revocation: no wrap for the laptop, and no key of the
 	// copy opens it.
-	e.ok(bob, "send", "alice", "after the revocation")
+	e.ok(bob, "send", ha, "after the revocation")
 	var after []byte
 	for _, env := range e.storedEnvelopes() {
 		if strings.Contains(string(env), `"fd":"`+loadHome(t, bob).deviceID) && !bytes.Contains(env, []byte(lk.deviceID)) {
@@ -269,15 +294,14 @@ func currentList(t *testing.T, e *env, home string) []byte {
 	return r.List
 }
 
-// TestCLIIdentityKeySwap replaces bob's identity key, device list and
+// identityKeySwap replaces bob's identity key, device list and
 // prekeys in Postgres, as a server that wants to read alice's next message
 // would: alice's send fails with untrusted_keys and nothing reaches the
 // server; friend verify shows the change; only after --accept does a send
 // go through (to the new key, now that alice chose to trust it).
-func TestCLIIdentityKeySwap(t *testing.T) {
-	e := newAttackEnv(t)
-	alice, bob := friendsCLI(t, e.env)
-	e.ok(alice, "send", "bob", "first")
+func identityKeySwap(t *testing.T, e *attackEnv, ha, hb string) {
+	alice, bob := friendsCLI(t, e.env, ha, hb)
+	e.ok(alice, "send", hb, "first")
 	parseMessages(t, e.ok(bob, "read", "--json"))
 
 	bobID := userIDOf(t, e.env, bob)
@@ -300,7 +324,7 @@ func TestCLIIdentityKeySwap(t *testing.T) {
 	e.exec(`INSERT INTO prekeys (device_id, kind, kid, body) VALUES ($1, 'spk', $2, $3)`, evilDev, kid[:], spk)
 	before := len(e.storedEnvelopes())
 
-	r := e.run(alice, "send", "bob", "for bob only")
+	r := e.run(alice, "send", hb, "for bob only")
 	if first, _, _ := strings.Cut(r.stderr, "\n"); r.code == 0 || !strings.HasPrefix(first, "untrusted_keys: ") {
 		t.Fatalf("send after the swap: exit %d, stderr %q; want untrusted_keys", r.code, r.stderr)
 	}
@@ -312,13 +336,13 @@ func TestCLIIdentityKeySwap(t *testing.T) {
 			t.Fatal("an envelope was sealed to the swapped-in device")
 		}
 	}
-	out := e.ok(alice, "friend", "verify", "bob")
+	out := e.ok(alice, "friend", "verify", hb)
 	if !strings.Contains(out, "KEY CHANGED") || !strings.Contains(out, "safety number: ") {
 		t.Fatalf("friend verify printed %q", out)
 	}
-	e.fails("untrusted_keys", alice, "send", "bob", "still refused")
-	e.ok(alice, "friend", "verify", "bob", "--accept")
-	e.ok(alice, "send", "bob", "sealed to the accepted key")
+	e.fails("untrusted_keys", alice, "send", hb, "still refused")
+	e.ok(alice, "friend", "verify", hb, "--accept")
+	e.ok(alice, "send", hb, "sealed to the accepted key")
 }
 
 func userIDOf(t *testing.T, e *env, home string) string {
@@ -357,5 +381,40 @@ func getJSON(t *testing.T, url string, out any) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// identityReset: with the primary lost, the linked laptop resets the
+// identity: it becomes the primary, the old primary's home can no longer
+// log in, and bob's send stops at untrusted_keys until he accepts the new
+// key.
+func identityReset(t *testing.T, e *attackEnv, ha, hb string) {
+	alice, bob := friendsCLI(t, e.env, ha, hb)
+	laptop := filepath.Join(t.TempDir(), "laptop")
+	link := e.start(laptop, "device", "link")
+	e.ok(alice, "device", "approve", link.waitLine(t, "link code: "))
+	link.wait(t)
+	e.fails("forbidden", laptop, "device", "approve", "AAAAA-AAAAA")
+	e.ok(bob, "send", ha, "before")
+
+	if out := e.ok(laptop, "device", "reset-identity"); !strings.Contains(out, "now the primary of "+ha) {
+		t.Fatalf("reset printed %q", out)
+	}
+	if who := e.ok(laptop, "whoami"); !strings.Contains(who, "primary device") {
+		t.Fatalf("whoami after the reset %q", who)
+	}
+	if err := os.Remove(filepath.Join(alice, "session.json")); err != nil {
+		t.Fatal(err)
+	}
+	e.fails("device_revoked", alice, "device", "list")
+	e.fails("untrusted_keys", bob, "send", ha, "to whom?")
+	if out := e.ok(bob, "friend", "verify", ha); !strings.Contains(out, "KEY CHANGED") {
+		t.Fatalf("verify printed %q", out)
+	}
+	e.ok(bob, "friend", "verify", ha, "--accept")
+	e.ok(bob, "send", ha, "after")
+	ms := parseMessages(t, e.ok(laptop, "read", "--json"))
+	if len(ms) == 0 || ms[len(ms)-1].Text != "after" {
+		t.Fatalf("laptop read %+v", ms)
 	}
 }

@@ -29,6 +29,7 @@ Commands:
   device revoke ID                 revoke a device (on the primary: drop it from the signed list)
   device link                      on a new device: show a code, wait for approval, log in
   device approve CODE              on the primary: add the device showing CODE to the signed list
+  device reset-identity            on another device when the primary is lost: new identity key
   token                            prints a fresh access token (for curl and NATS-native clients)
 
 --json prints one JSON object per line. A message has id, seq, from, to

@@ -1,7 +1,9 @@
-// Package account provides Mayfly's identity service: registration with a
-// handle and two device-made public keys, passwordless login by signing a
-// single-use challenge, access and refresh tokens, devices and their
-// revocation, and public key lookup.
+// Package account provides Mayfly's identity service (identity v2,
+// docs/envelope.md): registration with a handle and an identity key, device
+// lists signed by it, passwordless login by a listed device signing a
+// single-use challenge, access and refresh tokens, device revocation that
+// locks a device's key out for good, signed prekeys and one-time prekey
+// claims, identity reset, and public key lookup.
 //
 // Methods take and return schema wire types and fail with *schema.Error
 // values from the closed client error set, so any transport (HTTP,

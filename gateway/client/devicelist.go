@@ -156,8 +156,10 @@ func (c *Client) ownList(ctx context.Context, refresh bool) (*envelope.DeviceLis
 // only (link the others again). Every friend's client sees a changed
 // identity key and stops sending until its user accepts the new safety
 // number. For when the primary device is lost (docs/envelope.md). It
-// returns the new Keys, which the caller must store. Errors:
-// device_revoked, stale_device_list.
+// returns the new Keys, which the caller must store. Unlike the other
+// methods it must not run concurrently with calls that use the identity
+// key (ApproveLink, RevokeDevice). Errors: device_revoked,
+// stale_device_list.
 func (c *Client) ResetIdentity(ctx context.Context) (Keys, error) {
 	me := c.Identity()
 	nk, err := NewKeys(true)

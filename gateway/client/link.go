@@ -235,7 +235,7 @@ func bundleAEAD(priv *ecdh.PrivateKey, peer *ecdh.PublicKey, epk, to []byte) (ci
 }
 
 // openBundle decrypts a sealed bundle with the new device's ephemeral key
-// and decodes the identity keys in it.
+// and decodes the link answer in it.
 func openBundle(priv *ecdh.PrivateKey, b schema.SealedBundle) (Linked, error) {
 	epk, err1 := envelope.DecodeKey(b.EPK, envelope.KexKeySize)
 	nonce, err2 := b64.DecodeString(b.N)

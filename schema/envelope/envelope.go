@@ -1,19 +1,27 @@
-// Package envelope provides Mayfly's end-to-end encrypted message envelope,
-// version 1: sealing a payload for one recipient (and the sender's own
-// devices), the key-free shape check the server runs on every envelope it
-// relays, opening by a reader, and human-comparable key fingerprints.
+// Package envelope provides Mayfly's end-to-end encrypted message envelope
+// and the identity formats around it (docs/envelope.md).
 //
-// A v1 envelope is a JSON object whose byte fields are base64url without
-// padding. The payload is encrypted once with a fresh content key under
-// AES-256-GCM; the content key is wrapped for the recipient's and for the
-// sender's X25519 key (ephemeral X25519, HKDF-SHA256, AES-256-GCM); the whole
-// envelope is signed by the sender's Ed25519 key over a length-prefixed
-// binary encoding. Only primitives available in browser WebCrypto are used.
-// The format is specified in docs/envelope.md.
+// Version 2 (v2.go, devicelist.go, prekey.go) is what clients and the
+// server speak: device ids derived from device signing keys, device lists
+// signed by the account's identity key, prekeys signed by their device,
+// prekey bundles, and envelopes whose content key is wrapped for every
+// listed device with an X3DH-style combination of an ephemeral key, the
+// device's signed prekey and a one-time prekey, signed by the sending
+// device. [SealV2], [ParseV2], [CheckV2] (the server's check),
+// [EnvelopeV2.Open], [SignDeviceList], [ParseDeviceList], [SignPrekey],
+// [ParsePrekey], [NewBundle], [ParseBundle], [Bundle.Verify],
+// [IdentityFingerprint] and [IdentitySafetyNumber].
 //
-// The package imports no other package of this module and holds no state.
-// All functions are safe for concurrent use. An [Envelope] is immutable once
-// returned by [Parse] and may be read from many goroutines; only
+// Version 1 ([Seal], [Parse], [Check], [Open], [Keys], [Fingerprint]) is the
+// retired format: one key pair shared by all of a user's devices, wrapped
+// for the recipient's and the sender's long-term X25519 key, signed by the
+// shared Ed25519 key. The server refuses it since identity v2; it stays
+// until the browser client is ported.
+//
+// Only primitives available in browser WebCrypto are used. The package
+// imports no other package of this module and holds no state. All
+// functions are safe for concurrent use. Parsed values are immutable once
+// returned and may be read from many goroutines; only
 // [Envelope.UnmarshalJSON] modifies one.
 package envelope
 

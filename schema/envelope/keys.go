@@ -11,8 +11,9 @@ import (
 	"strings"
 )
 
-// Keys are a user's private identity keys. Every device of the user holds
-// the same Keys, so each can open both received envelopes and the sender's
+// Keys are a user's private identity keys of envelope version 1, retired by
+// version 2 (kept for the web client until it is ported). Every device of
+// the user holds the same Keys, so each can open both received envelopes and the sender's
 // copy of sent ones. Keys never leave the client. They are safe for
 // concurrent use; do not modify them after construction.
 type Keys struct {

@@ -25,7 +25,7 @@ func loginCode(c *apptest.Client, device string) schema.Code {
 		return e.Code
 	}
 	var s schema.Session
-	if _, e := c.Do(http.MethodPost, "/v1/login", apptest.SignChallenge(ch, c.Keys.Sign, device), &s); e != nil {
+	if _, e := c.Do(http.MethodPost, "/v1/login", apptest.SignChallenge(ch, c.DK, device), &s); e != nil {
 		return e.Code
 	}
 	c.Session = s

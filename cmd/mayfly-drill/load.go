@@ -188,6 +188,9 @@ func sender(ctx context.Context, p pair, rate float64, rec *recorder) {
 			return
 		case <-t.C:
 		}
+		if ctx.Err() != nil { // a tick and the end came together: a send now would wait for a closed connection
+			return
+		}
 		start := time.Now()
 		rec.busy(1)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 40*time.Second)

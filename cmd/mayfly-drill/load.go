@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/mayfly-im/mayfly/gateway/client"
-	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
 // sendRec is one Send: when it started and ended, and how.
@@ -73,7 +72,7 @@ func (r *recorder) addSend(s sendRec) {
 
 // newClient registers handle on the gateway at addr and logs in.
 func newClient(ctx context.Context, addr, handle string) (*client.Client, error) {
-	keys, err := envelope.NewKeys()
+	keys, err := client.NewKeys(true)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +187,9 @@ func sender(ctx context.Context, p pair, rate float64, rec *recorder) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if ctx.Err() != nil { // a tick and the end came together: a send now would wait for a closed connection
+			return
 		}
 		start := time.Now()
 		rec.busy(1)

@@ -373,7 +373,8 @@ func (d drSetup) nativeThroughLoss(t *testing.T, ctx context.Context, site int, 
 		}
 		return m.Data
 	}
-	env := sealFor(t, alice, bob, "nmid1", "native during the loss")
+	env := sealFor(t, alice, bob, call(an, alice, "keys.claim", map[string]string{"user_id": bob.Identity().UserID}),
+		"nmid1", "native during the loss")
 	call(an, alice, "send", map[string]any{"to": bob.Identity().UserID, "envelope": env})
 	var page struct {
 		Messages []schema.MsgFrame `json:"messages"`
@@ -402,20 +403,31 @@ func (d drSetup) nativeThroughLoss(t *testing.T, ctx context.Context, site int, 
 	waitFor(t, 30*time.Second, "native message in bob's mailbox", found)
 }
 
-func mustKeys(t *testing.T) envelope.Keys {
+func mustKeys(t *testing.T) client.Keys {
 	t.Helper()
-	k, err := envelope.NewKeys()
+	k, err := client.NewKeys(true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
 }
 
-// sealFor seals text from one Go client to another as a native client does.
-func sealFor(t *testing.T, from, to *client.Client, mid, text string) json.RawMessage {
+// sealFor seals text from one Go client to another as a NATS-native client
+// does: it verifies the bundle it claimed for to (keys.claim) against to's
+// identity key and seals for its devices with envelope.SealV2 as from's
+// device.
+func sealFor(t *testing.T, from, to *client.Client, bundle []byte, mid, text string) json.RawMessage {
 	t.Helper()
-	env, err := envelope.Seal(envelope.Header{From: from.Identity().UserID, To: to.Identity().UserID, MsgID: mid, SentAt: time.Now()},
-		from.Keys(), to.Keys().Public(), []byte(`{"text":"`+text+`"}`))
+	bu, err := envelope.ParseBundle(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := bu.Verify(to.Identity().UserID, to.IdentityKey(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := envelope.HeaderV2{From: from.Identity().UserID, FromDevice: from.Identity().DeviceID, To: to.Identity().UserID, MsgID: mid, SentAt: time.Now()}
+	env, err := envelope.SealV2(h, from.Keys().Device, targets, []byte(`{"text":"`+text+`"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

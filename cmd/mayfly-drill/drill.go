@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +59,9 @@ func drill(ctx context.Context, o options) (*result, error) {
 		return nil, err
 	}
 	res := &result{}
+	if err := d.leadSomeMailbox(ctx, "a"); err != nil {
+		return nil, err
+	}
 	rep, err := d.placement(ctx, "b")
 	if err != nil {
 		return nil, err
@@ -137,6 +142,35 @@ func drill(ctx context.Context, o options) (*result, error) {
 		res.placement = rep.String()
 	}
 	return res, nil
+}
+
+// leadSomeMailbox makes site lead at least one mailbox stream, so that the
+// kill takes a leader with it: it asks MBX_0's leader to step down in
+// favour of site's server when site leads none.
+func (d *deployment) leadSomeMailbox(ctx context.Context, site string) error {
+	for range 10 {
+		rep, err := d.placement(ctx, "b")
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(rep.Streams, func(s sites.Stream) bool { return s.Leader == site && strings.HasPrefix(s.Name, "MBX_") }) {
+			return nil
+		}
+		nc, err := nats.Connect(d.value("b", "MAYFLY_NATS_URL"), nats.DontRandomize(), nats.Timeout(2*time.Second))
+		if err != nil {
+			return err
+		}
+		body, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": site}})
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = nc.RequestWithContext(rctx, "$JS.API.STREAM.LEADER.STEPDOWN.MBX_0", body)
+		cancel()
+		nc.Close()
+		if err != nil {
+			logf("stepdown of MBX_0 towards %s: %v", site, err)
+		}
+		time.Sleep(time.Second)
+	}
+	return fmt.Errorf("city %s leads no mailbox stream after 10 stepdowns", site)
 }
 
 // placement checks every stream from site's point of view.

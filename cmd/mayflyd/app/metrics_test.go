@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -61,7 +62,7 @@ func TestAppMetricsMove(t *testing.T) {
 
 	var sent schema.SentFrame
 	alice.must("send", map[string]any{"to": bc.Session.UserID, "envelope": alice.seal(bc, "m1", "hello")}, &sent)
-	if code := alice.call("send", map[string]any{"to": cc.Session.UserID, "envelope": alice.seal(cc, "m2", "hi")}, nil); code != "not_friend" {
+	if code := alice.call("send", map[string]any{"to": cc.Session.UserID, "envelope": json.RawMessage(ac.SealDirect(cc, "m2", []byte(`{"text":"hi"}`)))}, nil); code != "not_friend" {
 		t.Fatalf("send to a stranger: %q, want not_friend", code)
 	}
 	bob.must("sync", map[string]any{"cursor": 0}, nil)

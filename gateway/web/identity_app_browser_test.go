@@ -241,7 +241,7 @@ func linkAndRevoke(t *testing.T, a *app.App, browser context.Context) {
 	laptop.waitSelector("revoked laptop at the login screen", "#login-form")
 	bob.waitJS("one listed device", `document.querySelectorAll('#devices .device[data-listed="true"]').length === 1`)
 	laptop.click("log in again", "#login-form button[type=submit]")
-	laptop.waitJS("login refused", `(document.querySelector("#welcome-error")?.textContent || "").startsWith("device_revoked")`)
+	laptop.waitJS("login refused", `(document.querySelector("#welcome-error .detail")?.textContent || "").startsWith("device_revoked")`)
 	laptop.screenshot("revoked-login")
 
 	// Nothing sent after the revocation is sealed for the laptop.

@@ -4,7 +4,7 @@
 
 import { h, replace } from "./dom.js";
 import { MESSAGE_TTL_MS } from "./messenger.js";
-import { toastError } from "./notify.js";
+import { toast, toastError } from "./notify.js";
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 

@@ -255,3 +255,41 @@ func TestRepoREADMEFlags(t *testing.T) {
 		}
 	}
 }
+
+// fuzzFunc matches a fuzz target's declaration in a test file.
+var fuzzFunc = regexp.MustCompile(`(?m)^func (Fuzz[A-Za-z0-9_]*)\(`)
+
+// TestRepoMakeFuzzRunsEveryTarget fails when a fuzz target of the tree is
+// missing from `make fuzz` (each is run there by its exact name).
+func TestRepoMakeFuzzRunsEveryTarget(t *testing.T) {
+	root := moduleRoot(t)
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(p))
+		for _, m := range fuzzFunc.FindAllStringSubmatch(string(src), -1) {
+			n++
+			want := "-fuzz='^" + m[1] + "$$' -fuzztime=$${FUZZTIME:-30s} ./" + filepath.ToSlash(rel) + "\n"
+			if !strings.Contains(string(mk), want) {
+				t.Errorf("Makefile: make fuzz does not run %s in ./%s", m[1], filepath.ToSlash(rel))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 10 {
+		t.Fatalf("found only %d fuzz targets; has the tree moved?", n)
+	}
+}

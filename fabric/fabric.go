@@ -11,24 +11,21 @@ package fabric
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/mayfly-im/mayfly/fabric/subject"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
-// ErrBadID means a value was not a well-formed id and cannot go into a subject.
-var ErrBadID = errors.New("fabric: malformed id")
+// ErrBadID means a value was not a well-formed id and cannot go into a
+// subject. It is subject.ErrBadID.
+var ErrBadID = subject.ErrBadID
 
-// UserEvents returns the subject of userID's live events: evt.<user>.
-func UserEvents(userID string) (string, error) {
-	if !schema.ValidUserID(userID) {
-		return "", ErrBadID
-	}
-	return "evt." + userID, nil
-}
+// UserEvents returns the subject of userID's live events: evt.<user>
+// (subject.Events).
+func UserEvents(userID string) (string, error) { return subject.Events(userID) }
 
 // PublishEvent publishes ev on userID's event subject. Core NATS: at most
 // once, to the gateways that hold the user's connections now.
@@ -47,10 +44,9 @@ func PublishEvent(nc *nats.Conn, userID string, ev schema.Event) error {
 	return nil
 }
 
-// RevokedSubjects is the wildcard on which every end of a device's sessions
-// is announced to the fabric (not to clients): fab.revoked.<user>, payload a
-// JSON [Revocation]. The auth callout listens on it to disconnect NATS clients.
-const RevokedSubjects = "fab.revoked.*"
+// Every end of a device's sessions is announced to the fabric (not to
+// clients) on subject.Revoked(user), payload a JSON [Revocation]. The auth
+// callout listens on subject.RevokedAll to disconnect NATS clients.
 
 // Revocation says which sessions of a device ended: those of a generation
 // below Generation, or all of them when Generation is 0.
@@ -64,14 +60,15 @@ func (r Revocation) Ends(gen int) bool { return r.Generation == 0 || gen < r.Gen
 
 // PublishRevoked announces r for userID.
 func PublishRevoked(nc *nats.Conn, userID string, r Revocation) error {
-	if !schema.ValidUserID(userID) || !schema.ValidDeviceID(r.DeviceID) {
+	subj, err := subject.Revoked(userID)
+	if err != nil || !schema.ValidDeviceID(r.DeviceID) {
 		return ErrBadID
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encode revocation: %w", err)
 	}
-	if err := nc.Publish("fab.revoked."+userID, b); err != nil {
+	if err := nc.Publish(subj, b); err != nil {
 		return fmt.Errorf("publish revocation: %w", err)
 	}
 	return nil

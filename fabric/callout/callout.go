@@ -33,13 +33,13 @@ import (
 
 	"github.com/mayfly-im/mayfly/fabric"
 	"github.com/mayfly-im/mayfly/fabric/account"
-	"github.com/mayfly-im/mayfly/fabric/natsapi"
 	"github.com/mayfly-im/mayfly/fabric/node"
+	"github.com/mayfly-im/mayfly/fabric/subject"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
 // Subject is where NATS servers send authorization requests.
-const Subject = "$SYS.REQ.USER.AUTH"
+const Subject = subject.AuthCallout
 
 // queue spreads requests over every responder of a deployment.
 const queue = "mayfly-callout"
@@ -115,7 +115,7 @@ func Start(cfg Config) (*Responder, error) {
 	if cfg.Sys != nil {
 		// Subscribed before the first authorization, so no close is missed.
 		r.table = newConnTable()
-		sub, err := cfg.Sys.Subscribe("$SYS.ACCOUNT."+cfg.Account+".DISCONNECT", r.disconnected)
+		sub, err := cfg.Sys.Subscribe(subject.AccountDisconnect(cfg.Account), r.disconnected)
 		if err != nil {
 			return nil, fmt.Errorf("callout: subscribe disconnect advisories: %w", err)
 		}
@@ -130,7 +130,7 @@ func Start(cfg Config) (*Responder, error) {
 		return nil, fmt.Errorf("callout: subscribe: %w", err)
 	}
 	r.subs = append(r.subs, sub)
-	sub, err = cfg.Service.Subscribe(fabric.RevokedSubjects, r.revoked)
+	sub, err = cfg.Service.Subscribe(subject.RevokedAll, r.revoked)
 	if err != nil {
 		r.Stop()
 		return nil, fmt.Errorf("callout: subscribe revocations: %w", err)
@@ -151,15 +151,26 @@ func (r *Responder) Stop() {
 // fabric/natsapi), subscribe only to its own user's deliveries
 // (dlv.mbx.*.<user>), events (evt.<user>) and its own inbox
 // (_INBOX_<user>.>). No JetStream API, no other user's or device's subjects.
+// Every subject comes from fabric/subject's builders; a malformed id
+// yields permissions that allow nothing.
 func Permissions(userID, deviceID string) jwt.Permissions {
 	var p jwt.Permissions
-	p.Pub.Allow.Add("svc." + userID + "." + deviceID + ".>")
-	p.Sub.Allow.Add("dlv.mbx.*."+userID, "evt."+userID, InboxPrefix(userID)+".>")
+	svc, err1 := subject.ServiceOf(userID, deviceID)
+	dlv, err2 := subject.DeliveryAnyPartition(userID)
+	evt, err3 := subject.Events(userID)
+	inbox, err4 := subject.InboxAll(userID)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		p.Pub.Deny.Add(">")
+		p.Sub.Deny.Add(">")
+		return p
+	}
+	p.Pub.Allow.Add(svc)
+	p.Sub.Allow.Add(dlv, evt, inbox)
 	return p
 }
 
 // InboxPrefix is the inbox prefix a native client of userID must use.
-func InboxPrefix(userID string) string { return natsapi.InboxPrefix(userID) }
+func InboxPrefix(userID string) string { return subject.Inbox(userID) }
 
 func (r *Responder) handle(m *nats.Msg) {
 	req, err := jwt.DecodeAuthorizationRequestClaims(string(m.Data))
@@ -288,7 +299,7 @@ func (r *Responder) revoked(m *nats.Msg) {
 	}
 	for _, c := range refs {
 		body, _ := json.Marshal(map[string]uint64{"cid": c.cid})
-		if _, err := r.cfg.Sys.Request("$SYS.REQ.SERVER."+c.server+".KICK", body, 2*time.Second); err != nil {
+		if _, err := r.cfg.Sys.Request(subject.ServerKick(c.server), body, 2*time.Second); err != nil {
 			r.log.Warn("kick revoked device connection", "device_id", deviceID, "cid", c.cid, "err", err)
 			continue
 		}

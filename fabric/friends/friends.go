@@ -33,6 +33,7 @@ import (
 
 	"github.com/mayfly-im/mayfly/fabric"
 	"github.com/mayfly-im/mayfly/fabric/account"
+	"github.com/mayfly-im/mayfly/fabric/subject"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/store"
 )
@@ -98,7 +99,7 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{cfg: cfg, log: cfg.Logger}
 	s.graph = NewGraph(cfg.GraphSize, cfg.GraphMaxAge, cfg.DB.FriendIDs)
 	s.reconnects.Store(cfg.NATS.Stats().Reconnects)
-	sub, err := cfg.NATS.Subscribe(fabric.GraphChangesAll, s.onGraphChange)
+	sub, err := cfg.NATS.Subscribe(subject.GraphChangesAll, s.onGraphChange)
 	if err != nil {
 		return nil, fmt.Errorf("friends: subscribe to graph changes: %w", err)
 	}
@@ -182,8 +183,8 @@ func (s *Service) pruneLoop(ctx context.Context) {
 
 // onGraphChange drops the named user's cached friend ids.
 func (s *Service) onGraphChange(m *nats.Msg) {
-	id, err := fabric.GraphChangeUser(m.Subject)
-	if err != nil {
+	id, ok := subject.ParseGraphChanges(m.Subject)
+	if !ok {
 		s.log.Warn("malformed graph change subject", "subject", m.Subject)
 		return
 	}

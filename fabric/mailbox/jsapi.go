@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mayfly-im/mayfly/fabric/subject"
 )
 
 // The raw JetStream API calls this package makes besides publishing: Direct
@@ -51,8 +53,8 @@ func (s *Service) reader(stream string) *nats.Conn {
 	if len(s.cfg.Readers) == 0 {
 		return s.nc
 	}
-	p, err := strconv.Atoi(strings.TrimPrefix(stream, streamPrefix))
-	if err != nil || p < 0 {
+	p, ok := subject.ParseMailboxStream(stream)
+	if !ok {
 		return s.nc
 	}
 	return s.cfg.Readers[p%len(s.cfg.Readers)]

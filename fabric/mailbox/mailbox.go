@@ -46,13 +46,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mayfly-im/mayfly/fabric/keyrate"
+	"github.com/mayfly-im/mayfly/fabric/subject"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -196,10 +196,6 @@ type BurnResult struct {
 
 // Subjects and headers. Headers named Mayfly-* are set by the relay only.
 const (
-	subjectPrefix  = "mbx."
-	deliveryPrefix = "dlv."
-	streamPrefix   = "MBX_"
-
 	HeaderFrom    = "Mayfly-From"     // sender user id
 	HeaderTo      = "Mayfly-To"       // recipient user id
 	HeaderMsgID   = "Mayfly-Msg-Id"   // client message id
@@ -307,7 +303,7 @@ func (s *Service) DeliverySubject(userID string) (string, error) {
 	if !schema.ValidUserID(userID) {
 		return "", errBadUser
 	}
-	return deliveryPrefix + s.subject(userID), nil
+	return subject.Delivery(Partition(userID, s.cfg.Partitions), userID)
 }
 
 // Partitions returns the number of partitions (streams) in use.
@@ -317,7 +313,8 @@ var errBadUser = schema.Errorf(schema.CodeBadRequest, "malformed user id")
 
 // subject builds the mailbox subject of a validated user id.
 func (s *Service) subject(uid string) string {
-	return subjectPrefix + strconv.Itoa(Partition(uid, s.cfg.Partitions)) + "." + uid
+	subj, _ := subject.Mailbox(Partition(uid, s.cfg.Partitions), uid)
+	return subj
 }
 
 // stream returns the stream name holding a validated user id's mailbox.
@@ -325,4 +322,4 @@ func (s *Service) stream(uid string) string {
 	return streamName(Partition(uid, s.cfg.Partitions))
 }
 
-func streamName(p int) string { return streamPrefix + strconv.Itoa(p) }
+func streamName(p int) string { return subject.MailboxStream(p) }

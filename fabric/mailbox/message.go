@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/mayfly-im/mayfly/fabric/subject"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -33,7 +34,7 @@ func ParseDelivery(m *nats.Msg) (msg Message, prevSeq uint64, err error) {
 	}
 	subj := m.Header.Get("Nats-Subject")
 	if subj == "" {
-		subj = strings.TrimPrefix(m.Subject, deliveryPrefix)
+		subj = strings.TrimPrefix(m.Subject, subject.DeliveryPrefix)
 	}
 	msg, err = parseStored(subj, m.Header, m.Data)
 	if err != nil {
@@ -56,10 +57,10 @@ func parseDirect(m *nats.Msg) (Message, error) {
 // (mbx.<p>.<owner>), headers (Nats-Sequence and the relay's Mayfly-*) and
 // data. Every id is validated: nothing read back goes into a subject
 // unchecked.
-func parseStored(subject string, h nats.Header, data []byte) (Message, error) {
-	owner := ownerOf(subject)
-	if owner == "" {
-		return Message{}, fmt.Errorf("subject %q is not a mailbox", subject)
+func parseStored(subj string, h nats.Header, data []byte) (Message, error) {
+	_, owner, ok := subject.ParseMailbox(subj)
+	if !ok {
+		return Message{}, fmt.Errorf("subject %q is not a mailbox", subj)
 	}
 	seq, err := strconv.ParseUint(h.Get("Nats-Sequence"), 10, 64)
 	if err != nil || seq == 0 {
@@ -88,27 +89,4 @@ func parseStored(subject string, h nats.Header, data []byte) (Message, error) {
 		}
 	}
 	return m, nil
-}
-
-// ownerOf returns the user id of a mailbox subject mbx.<p>.<uid>, or "".
-func ownerOf(subject string) string {
-	rest, ok := strings.CutPrefix(subject, subjectPrefix)
-	if !ok {
-		return ""
-	}
-	p, uid, ok := strings.Cut(rest, ".")
-	if !ok || !allDigits(p) || !schema.ValidUserID(uid) {
-		return ""
-	}
-	return uid
-}
-
-// allDigits reports whether s is one or more ASCII digits.
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
 }

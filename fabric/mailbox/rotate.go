@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mayfly-im/mayfly/fabric/subject"
 )
 
 // Block rotation: what bounds how long a message's bytes stay in the
@@ -49,10 +51,6 @@ const (
 	rotateBlockSize = 4 << 20
 	// fillerSize is one filler's payload, under maxMsgSize with its header.
 	fillerSize = maxMsgSize - 1024
-	// fillerToken and markerToken are the mailbox tokens of fillers and
-	// markers: never user ids.
-	fillerToken = "~rotate"
-	markerToken = "~rotated"
 	// headerRotatedSeq on a marker: every message up to this sequence is
 	// in a closed block, or is a filler or marker.
 	headerRotatedSeq = "Mayfly-Rotated-Seq"
@@ -180,7 +178,7 @@ func (s *Service) writeMark(ctx context.Context, stream jetstream.Stream, p int,
 	return nil
 }
 
-func markerSubject(p int) string { return subjectPrefix + strconv.Itoa(p) + "." + markerToken }
+func markerSubject(p int) string { return subject.RotateMarker(p) }
 
 // fill writes fillers into partition p, whose last sequence was last,
 // until its block is full, and purges them whenever the subject holds
@@ -190,7 +188,7 @@ func markerSubject(p int) string { return subjectPrefix + strconv.Itoa(p) + "." 
 // last, then as far as the fillers' sequences follow it without a gap.
 func (s *Service) fill(ctx context.Context, stream jetstream.Stream, p int, last uint64) (uint64, error) {
 	name := streamName(p)
-	subj := subjectPrefix + strconv.Itoa(p) + "." + fillerToken
+	subj := subject.RotateFiller(p)
 	body := make([]byte, fillerSize)
 	upTo, gap := last, false
 	for i := range fillers {

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mayfly-im/mayfly/fabric/subject"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
@@ -27,7 +27,7 @@ const (
 // streamConfig is the configuration of partition p.
 func (s *Service) streamConfig(p int) jetstream.StreamConfig {
 	name := streamName(p)
-	src := subjectPrefix + strconv.Itoa(p) + ".*"
+	src := subject.MailboxPartition(p)
 	return jetstream.StreamConfig{
 		Name:                 name,
 		Description:          "Mayfly mailboxes, partition " + strconv.Itoa(p),
@@ -46,7 +46,7 @@ func (s *Service) streamConfig(p int) jetstream.StreamConfig {
 		Duplicates:           s.cfg.DuplicateWindow,
 		AllowDirect:          true,
 		MaxConsumers:         maxConsumers,
-		RePublish:            &jetstream.RePublish{Source: ">", Destination: deliveryPrefix + ">"},
+		RePublish:            &jetstream.RePublish{Source: ">", Destination: subject.DeliveryAll},
 		Metadata:             map[string]string{metaPartitions: strconv.Itoa(s.cfg.Partitions)},
 	}
 }
@@ -72,11 +72,8 @@ func (s *Service) checkPartitions(ctx context.Context) error {
 	lister := s.js.ListStreams(ctx)
 	for info := range lister.Info() {
 		name := info.Config.Name
-		if !strings.HasPrefix(name, streamPrefix) {
-			continue
-		}
-		p, err := strconv.Atoi(strings.TrimPrefix(name, streamPrefix))
-		if err != nil {
+		p, ok := subject.ParseMailboxStream(name)
+		if !ok {
 			continue // not ours
 		}
 		got := info.Config.Metadata[metaPartitions]

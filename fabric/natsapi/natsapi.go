@@ -36,6 +36,7 @@ import (
 	"github.com/mayfly-im/mayfly/fabric/keyrate"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/fabric/presence"
+	"github.com/mayfly-im/mayfly/fabric/subject"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -142,7 +143,7 @@ func Start(cfg Config) (*Service, error) {
 	}
 	s.svc = svc
 	for op, h := range s.operations() {
-		subj := "svc.*.*." + op
+		subj := subject.ServiceEndpoint(op)
 		if err := svc.AddEndpoint(strings.ReplaceAll(op, ".", "_"), s.wrap(op, h), micro.WithEndpointSubject(subj)); err != nil {
 			svc.Stop()
 			return nil, fmt.Errorf("natsapi: add endpoint %s: %w", op, err)
@@ -169,15 +170,15 @@ func (s *Service) Operations() []string {
 
 // InboxPrefix is the inbox prefix a native client of userID must use
 // (nats.CustomInboxPrefix); answers go only to subjects under it.
-func InboxPrefix(userID string) string { return "_INBOX_" + userID }
+func InboxPrefix(userID string) string { return subject.Inbox(userID) }
 
 // parseCaller reads svc.<user>.<device>.<op...> and validates both ids.
-func parseCaller(subject string) (caller, bool) {
-	parts := strings.SplitN(subject, ".", 4)
-	if len(parts) != 4 || parts[0] != "svc" || !schema.ValidUserID(parts[1]) || !schema.ValidDeviceID(parts[2]) {
+func parseCaller(subj string) (caller, bool) {
+	userID, deviceID, _, ok := subject.ParseService(subj)
+	if !ok {
 		return caller{}, false
 	}
-	return caller{userID: parts[1], deviceID: parts[2]}, true
+	return caller{userID: userID, deviceID: deviceID}, true
 }
 
 // wrap adapts h to micro: caller from the subject, size limit, timeout,
@@ -194,7 +195,7 @@ func (s *Service) wrap(op string, h handler) micro.HandlerFunc {
 		// rights: a reply subject of the client's choosing would let it
 		// publish anything (a mailbox, the JetStream API). Answer only on
 		// the caller's own inbox; drop anything else unanswered.
-		if !strings.HasPrefix(req.Reply(), InboxPrefix(c.userID)+".") {
+		if owner, ok := subject.ParseInbox(req.Reply()); !ok || owner != c.userID {
 			s.log.Warn("native request with a foreign reply subject dropped", "op", op, "user_id", c.userID)
 			return
 		}

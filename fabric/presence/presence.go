@@ -40,8 +40,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mayfly-im/mayfly/fabric"
-	"github.com/mayfly-im/mayfly/schema"
+	"github.com/mayfly-im/mayfly/fabric/subject"
 )
 
 // Friends lists a user's current friends. Blocking ends a friendship, so a
@@ -118,10 +117,6 @@ type Service struct {
 
 // Subjects and headers.
 const (
-	// changesPrefix is where the bucket's stream republishes device key
-	// writes: prs.chg.<user>.<device>. Only services may subscribe to it.
-	changesPrefix = "prs.chg."
-	changesAll    = changesPrefix + "*.*"
 	// queueGroup spreads changes over every process running the worker.
 	queueGroup = "mayfly-presence"
 	// hdrPresence marks the write that makes a device online; refreshes
@@ -154,7 +149,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		log:       cfg.Logger,
 		nc:        cfg.NATS,
 		js:        js,
-		keyPrefix: "$KV." + cfg.Bucket + ".",
+		keyPrefix: subject.PresenceBucket(cfg.Bucket),
 		directGet: "$JS.API.DIRECT.GET.KV_" + cfg.Bucket,
 		ttl:       strconv.FormatInt(int64(cfg.TTL/time.Second), 10),
 		retention: strconv.FormatInt(int64(cfg.Retention/time.Second), 10),
@@ -203,11 +198,7 @@ func (s *Service) createBucket(ctx context.Context) error {
 		Replicas:       s.cfg.Replicas,
 		Placement:      s.cfg.Placement,
 		LimitMarkerTTL: s.cfg.TTL,
-		RePublish: &jetstream.RePublish{
-			Source:      s.keyPrefix + "*.*",
-			Destination: changesPrefix + "{{wildcard(1)}}.{{wildcard(2)}}",
-			HeadersOnly: true,
-		},
+		RePublish:      s.republish(),
 	})
 	if err != nil {
 		return fmt.Errorf("presence: create bucket %q: %w", s.cfg.Bucket, err)
@@ -227,10 +218,15 @@ func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // deviceKey returns the subject of a device key, validating both ids.
 func (s *Service) deviceKey(userID, deviceID string) (string, error) {
-	if !schema.ValidUserID(userID) || !schema.ValidDeviceID(deviceID) {
-		return "", fabric.ErrBadID
-	}
-	return s.keyPrefix + userID + "." + deviceID, nil
+	return subject.PresenceKey(s.cfg.Bucket, userID, deviceID)
+}
+
+// republish is the bucket's RePublish: device key writes, headers only, on
+// prs.chg.<user>.<device> (subject.PresenceChange), where only services may
+// subscribe.
+func (s *Service) republish() *jetstream.RePublish {
+	src, dest := subject.PresenceRepublish(s.cfg.Bucket)
+	return &jetstream.RePublish{Source: src, Destination: dest, HeadersOnly: true}
 }
 
 // onlineMsg is the write that makes a device online.

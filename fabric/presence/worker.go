@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mayfly-im/mayfly/fabric"
+	"github.com/mayfly-im/mayfly/fabric/subject"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -51,11 +51,11 @@ func (s *Service) Start() error {
 		return errors.New("presence: worker already running")
 	}
 	in := make(chan *nats.Msg, inBuffer)
-	sub, err := s.nc.ChanQueueSubscribe(changesAll, queueGroup, in)
+	sub, err := s.nc.ChanQueueSubscribe(subject.PresenceChangesAll, queueGroup, in)
 	if err != nil {
 		return fmt.Errorf("presence: subscribe changes: %w", err)
 	}
-	gsub, err := s.nc.ChanQueueSubscribe(fabric.GraphChangesAll, queueGroup, in)
+	gsub, err := s.nc.ChanQueueSubscribe(subject.GraphChangesAll, queueGroup, in)
 	if err != nil {
 		sub.Unsubscribe()
 		return fmt.Errorf("presence: subscribe graph changes: %w", err)
@@ -137,15 +137,14 @@ func (s *Service) work(ctx context.Context, q <-chan change) {
 // notice. It reports false for a refresh (nothing changed) and for anything
 // malformed.
 func (s *Service) parseChange(m *nats.Msg) (change, bool) {
-	if userID, err := fabric.GraphChangeUser(m.Subject); err == nil {
+	if userID, ok := subject.ParseGraphChanges(m.Subject); ok {
 		return change{graph: true, userID: userID}, true
 	}
-	key, ok := strings.CutPrefix(m.Subject, changesPrefix)
-	userID, deviceID, ok2 := strings.Cut(key, ".")
-	if !ok || !ok2 || !schema.ValidUserID(userID) || !schema.ValidDeviceID(deviceID) {
+	userID, deviceID, ok := subject.ParsePresenceChange(m.Subject)
+	if !ok {
 		return change{}, false
 	}
-	ch := change{userID: userID, deviceID: deviceID, subject: s.keyPrefix + key}
+	ch := change{userID: userID, deviceID: deviceID, subject: s.keyPrefix + userID + "." + deviceID}
 	switch {
 	case isRemoval(m.Header):
 		ch.expired = m.Header.Get(jetstream.MarkerReasonHeader) != ""

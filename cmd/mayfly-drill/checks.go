@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
+
+	"github.com/mayfly-im/mayfly/fabric/jsapi"
 )
 
 // check computes every figure of the table from what the load recorded.
@@ -126,16 +128,16 @@ func (r *result) burnsGone(ctx context.Context, d *deployment, rec *recorder, pa
 // countServed asks the server nc is connected to for seq of stream and
 // counts a burned message it still serves, or a request it never answers.
 func (r *result) countServed(ctx context.Context, nc *nats.Conn, site, stream string, seq uint64, what string) {
-	body, _ := json.Marshal(map[string]uint64{"seq": seq})
 	for range 3 {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		m, err := nc.RequestWithContext(rctx, "$JS.API.DIRECT.GET."+stream, body)
+		_, err := jsapi.Get(rctx, nc, stream, seq)
 		cancel()
-		if err == nil {
-			if m.Header.Get("Status") == "" {
-				r.burnedBack++
-				r.backDetail[what+" served by "+site]++
-			}
+		switch {
+		case err == nil:
+			r.burnedBack++
+			r.backDetail[what+" served by "+site]++
+			return
+		case errors.Is(err, jsapi.ErrNotFound):
 			return
 		}
 	}

@@ -2,12 +2,9 @@ package mailbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/mayfly-im/mayfly/fabric/jsapi"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -73,28 +70,5 @@ func (s *Service) eraseFrom(ctx context.Context, owner, peer string) (int, error
 // purgeSubject removes every message on subject from stream and returns
 // how many there were.
 func (s *Service) purgeSubject(ctx context.Context, stream, subject string) (uint64, error) {
-	body, _ := json.Marshal(struct {
-		Filter string `json:"filter"`
-	}{subject})
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	m, err := s.nc.RequestWithContext(ctx, apiPrefix+"STREAM.PURGE."+stream, body)
-	if err != nil {
-		return 0, fmt.Errorf("purge %s: %w", subject, err)
-	}
-	var resp struct {
-		Success bool                `json:"success"`
-		Purged  uint64              `json:"purged"`
-		Error   *jetstream.APIError `json:"error"`
-	}
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return 0, fmt.Errorf("purge %s: bad response: %w", subject, err)
-	}
-	if resp.Error != nil {
-		return 0, fmt.Errorf("purge %s: %w", subject, resp.Error)
-	}
-	if !resp.Success {
-		return 0, fmt.Errorf("purge %s: not purged", subject)
-	}
-	return resp.Purged, nil
+	return jsapi.Purge(ctx, s.nc, stream, subject)
 }

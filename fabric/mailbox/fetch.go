@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"math"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/mayfly-im/mayfly/fabric/jsapi"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -103,7 +103,7 @@ func (s *Service) scan(ctx context.Context, userID string, from uint64, limit in
 			} else if !fn(m) {
 				stop = true
 			}
-			from = seqOf(raw, from) + 1
+			from = jsapi.Seq(raw, from) + 1
 			return !stop
 		})
 		if err != nil {
@@ -119,15 +119,6 @@ func (s *Service) scan(ctx context.Context, userID string, from uint64, limit in
 	}
 }
 
-// seqOf returns the Nats-Sequence of a Direct Get reply, or def.
-func seqOf(m *nats.Msg, def uint64) uint64 {
-	seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
-	if err != nil {
-		return def
-	}
-	return seq
-}
-
 // lastSeq returns the newest sequence in userID's mailbox, 0 when empty.
 func (s *Service) lastSeq(ctx context.Context, userID string) (uint64, error) {
 	m, err := s.getLast(ctx, s.stream(userID), s.subject(userID))
@@ -137,5 +128,5 @@ func (s *Service) lastSeq(ctx context.Context, userID string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return seqOf(m, 0), nil
+	return jsapi.Seq(m, 0), nil
 }

@@ -103,7 +103,7 @@ type Service struct {
 	nc        *nats.Conn
 	js        jetstream.JetStream
 	keyPrefix string // "$KV.<bucket>."
-	directGet string // "$JS.API.DIRECT.GET.KV_<bucket>"
+	stream    string // "KV_<bucket>"
 	ttl       string // cfg.TTL as a Nats-TTL value
 	retention string // cfg.Retention as a Nats-TTL value
 
@@ -124,10 +124,9 @@ const (
 	hdrPresence = "Mayfly-Presence"
 	valOnline   = "online"
 	// KV operation header values, as nats.go writes them.
-	hdrKVOp   = "KV-Operation"
-	kvPurge   = "PURGE"
-	kvDelete  = "DEL"
-	hdrStatus = "Status"
+	hdrKVOp  = "KV-Operation"
+	kvPurge  = "PURGE"
+	kvDelete = "DEL"
 )
 
 // requestTimeout bounds one NATS request made without a caller deadline.
@@ -150,7 +149,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		nc:        cfg.NATS,
 		js:        js,
 		keyPrefix: subject.PresenceBucket(cfg.Bucket),
-		directGet: "$JS.API.DIRECT.GET.KV_" + cfg.Bucket,
+		stream:    "KV_" + cfg.Bucket,
 		ttl:       strconv.FormatInt(int64(cfg.TTL/time.Second), 10),
 		retention: strconv.FormatInt(int64(cfg.Retention/time.Second), 10),
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mayfly-im/mayfly/fabric"
+	"github.com/mayfly-im/mayfly/fabric/jsapi"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -49,38 +50,15 @@ func (s *Service) lastMsgs(ctx context.Context, filters []string) ([]entry, erro
 }
 
 func (s *Service) multiLast(ctx context.Context, filters []string) ([]entry, error) {
-	body, err := json.Marshal(struct {
-		MultiLast []string `json:"multi_last"`
-	}{filters})
-	if err != nil {
-		return nil, fmt.Errorf("read presence: %w", err)
-	}
-	inbox := s.nc.NewInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, fmt.Errorf("read presence: %w", err)
-	}
-	defer sub.Unsubscribe()
-	if err := s.nc.PublishRequest(s.directGet, inbox, body); err != nil {
-		return nil, fmt.Errorf("read presence: %w", err)
-	}
 	var out []entry
-	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("read presence: %w", err)
-		}
-		switch st := m.Header.Get(hdrStatus); st {
-		case "":
-			out = append(out, parseEntry(m))
-		case "204": // end of batch
-			return out, nil
-		case "404": // no key matched
-			return out, nil
-		default:
-			return nil, fmt.Errorf("read presence: status %s %s", st, m.Header.Get("Description"))
-		}
+	_, err := jsapi.Batch(ctx, s.nc, s.stream, jsapi.GetRequest{MultiLast: filters}, func(m *nats.Msg) bool {
+		out = append(out, parseEntry(m))
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read presence: %w", err)
 	}
+	return out, nil
 }
 
 // parseEntry reads one Direct Get answer.

@@ -11,12 +11,18 @@ import (
 var errUnknownMessage = schema.Errorf(schema.CodeUnknownMessage, "no such message in your mailbox")
 
 // Read burns a message after reading: seq must be a received message in
-// reader's own mailbox (not one of reader's sync copies). It deletes that
-// message, then the sender's sync copy the message links to, and tells every
-// device of both users (schema.EventBurned: to the reader with seq, to the
-// sender with the sync copy's seq, so the sender sees it as read). Anything
-// else, including a message already burned, recalled or expired, or a
-// concurrent Read of the same seq that won, fails with unknown_message.
+// reader's own mailbox (not one of reader's sync copies). It deletes the
+// sender's sync copy the message links to, then the message itself (the
+// commit point), and tells every device of both users (schema.EventBurned:
+// to the reader with seq, to the sender with the sync copy's seq, so the
+// sender sees it as read). Anything else, including a message already
+// burned, recalled or expired, or a concurrent Read of the same seq that
+// won, fails with unknown_message.
+//
+// A burn either removes both copies or fails with unavailable (retryable):
+// no delete is best effort. When a delete fails, the reader's copy is
+// still there and a retry finishes the burn (a sync copy already gone
+// counts as deleted).
 //
 // Deletion is JetStream's DeleteMsg, not SecureDeleteMsg; docs/fabric.md
 // says what it does and does not erase.
@@ -53,13 +59,22 @@ func (s *Service) read(ctx context.Context, reader string, m Message) (BurnResul
 	if m.Self {
 		return BurnResult{}, errUnknownMessage
 	}
+	// Once started, a burn is not given up because its caller went away:
+	// each delete is bounded by jsapi.RequestTimeout instead.
+	ctx = context.WithoutCancel(ctx)
 	seq := m.Seq
+	res := BurnResult{Seq: seq, Peer: m.From, MsgID: m.MsgID}
+	if m.PeerSeq > 0 {
+		gone, err := s.burnPeer(ctx, m.From, m.PeerSeq)
+		if err != nil {
+			return BurnResult{}, err
+		}
+		if !gone {
+			res.PeerSeq = m.PeerSeq
+		}
+	}
 	if err := s.burn(ctx, reader, seq); err != nil {
 		return BurnResult{}, err
-	}
-	res := BurnResult{Seq: seq, Peer: m.From, MsgID: m.MsgID}
-	if m.PeerSeq > 0 && s.burnPeer(ctx, m.From, m.PeerSeq) {
-		res.PeerSeq = m.PeerSeq
 	}
 	s.event(reader, schema.Event{Type: schema.EventBurned, Seq: seq, MsgID: m.MsgID, PeerID: m.From})
 	if m.PeerSeq > 0 {
@@ -71,11 +86,16 @@ func (s *Service) read(ctx context.Context, reader string, m Message) (BurnResul
 // Recall withdraws a message its sender sent and the recipient has not
 // read: seq is the sender's own sync copy (SendResult.Seq, or a Message
 // with Self set). It finds the recipient's copy (a scan of the recipient's
-// mailbox for the copy that links to seq), deletes it, then the sync copy,
-// and tells both users' devices (schema.EventRecalled, each with their own
-// seq). A seq that is not a live sync copy of sender's, or whose recipient
-// copy is already gone (read, expired, or never delivered), fails with
-// unknown_message; in the last case the sync copy stays until MaxAge.
+// mailbox for the copy that links to seq), deletes it (the commit point),
+// then the sync copy, and tells both users' devices (schema.EventRecalled,
+// each with their own seq). A seq that is not a live sync copy of sender's
+// fails with unknown_message (a Read deletes the sync copy first, so a
+// read message's sync copy is gone).
+//
+// When the sync copy is live but its recipient copy is gone, a recall
+// failed after its commit point (or the recipient's copy was never
+// stored): Recall deletes the sync copy and succeeds, with PeerSeq 0 and
+// the event to the sender only. A failed delete is unavailable (retry).
 func (s *Service) Recall(ctx context.Context, sender string, seq uint64) (_ BurnResult, err error) {
 	defer s.observe(OpRecall, time.Now(), 0, &err)
 	m, err := s.load(ctx, sender, seq)
@@ -86,15 +106,24 @@ func (s *Service) Recall(ctx context.Context, sender string, seq uint64) (_ Burn
 		return BurnResult{}, errUnknownMessage
 	}
 	peerSeq, err := s.findRecipientCopy(ctx, m)
-	if err != nil {
+	ctx = context.WithoutCancel(ctx) // as in read
+	switch {
+	case errors.Is(err, errUnknownMessage):
+		peerSeq = 0 // finish an interrupted recall
+	case err != nil:
 		return BurnResult{}, err
+	default:
+		if err := s.burn(ctx, m.To, peerSeq); err != nil {
+			return BurnResult{}, err
+		}
 	}
-	if err := s.burn(ctx, m.To, peerSeq); err != nil {
+	if _, err := s.burnPeer(ctx, sender, seq); err != nil {
 		return BurnResult{}, err
 	}
 	res := BurnResult{Seq: seq, Peer: m.To, PeerSeq: peerSeq, MsgID: m.MsgID}
-	s.burnPeer(ctx, sender, seq)
-	s.event(m.To, schema.Event{Type: schema.EventRecalled, Seq: peerSeq, MsgID: m.MsgID, PeerID: sender})
+	if peerSeq > 0 {
+		s.event(m.To, schema.Event{Type: schema.EventRecalled, Seq: peerSeq, MsgID: m.MsgID, PeerID: sender})
+	}
 	s.event(sender, schema.Event{Type: schema.EventRecalled, Seq: seq, MsgID: m.MsgID, PeerID: m.To})
 	return res, nil
 }
@@ -140,15 +169,19 @@ func (s *Service) burn(ctx context.Context, uid string, seq uint64) error {
 	return nil
 }
 
-// burnPeer deletes the other copy once the committing delete succeeded and
-// reports whether it was still there. A failure is logged: the copy then
-// lives until MaxAge.
-func (s *Service) burnPeer(ctx context.Context, uid string, seq uint64) bool {
-	err := s.deleteMsg(context.WithoutCancel(ctx), s.stream(uid), seq)
-	if err != nil && !errors.Is(err, errNotFound) {
-		s.log.Warn("mailbox: burn other copy", "user_id", uid, "seq", seq, "err", err)
+// burnPeer deletes the other copy of a message: the sync copy before a
+// read commits, or after a recall committed. gone reports that it was not
+// stored any more (an earlier attempt, or a racing burn, deleted it). Any
+// other failure is unavailable: the caller's burn fails and may be retried.
+func (s *Service) burnPeer(ctx context.Context, uid string, seq uint64) (gone bool, err error) {
+	err = s.deleteMsg(ctx, s.stream(uid), seq)
+	switch {
+	case errors.Is(err, errNotFound):
+		return true, nil
+	case err != nil:
+		return false, s.unavailable("burn other copy", err)
 	}
-	return err == nil
+	return false, nil
 }
 
 // findRecipientCopy returns the sequence of the recipient's copy linked to

@@ -181,3 +181,76 @@ func TestMailboxReadDelivered(t *testing.T) {
 	_, err = f.svc.ReadDelivered(testContext(t), "not-a-user", delivered)
 	wantCode(t, err, schema.CodeBadRequest)
 }
+
+// pairApart returns two friends whose mailboxes are in different streams.
+func (f *fixture) pairApart(t *testing.T) (user, user) {
+	a := newUser(t)
+	pa := Partition(a.id, f.svc.Partitions())
+	b := userInPartition(t, f.svc, (pa+1)%f.svc.Partitions())
+	f.friends.befriend(a.id, b.id)
+	return a, b
+}
+
+// TestMailboxBurnNotBestEffort attacks the burn where the sender's stream
+// cannot answer: the read must fail as unavailable with the message still
+// in the reader's mailbox, never report a burn that left a copy behind,
+// and a retry once the stream is back must finish it.
+func TestMailboxBurnNotBestEffort(t *testing.T) {
+	f := newFixture(t, nil)
+	a, b := f.pairApart(t)
+	res := f.send(t, a, b, "burn me despite the failover")
+	senderStream := f.svc.stream(a.id)
+	if err := f.svc.js.DeleteStream(testContext(t), senderStream); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := f.svc.Read(testContext(t), b.id, res.PeerSeq)
+	wantCode(t, err, schema.CodeUnavailable)
+	if u, err := f.svc.Unread(testContext(t), b.id); err != nil || u[a.id] != 1 {
+		t.Fatalf("after a failed burn Unread = %v, %v; want the message still there", u, err)
+	}
+
+	if err := f.svc.ensureStreams(testContext(t)); err != nil { // the stream is back, empty
+		t.Fatal(err)
+	}
+	evA := f.subscribeEvents(t, a.id)
+	got, err := f.svc.Read(testContext(t), b.id, res.PeerSeq)
+	if err != nil {
+		t.Fatalf("retried read: %v", err)
+	}
+	if got.Seq != res.PeerSeq || got.PeerSeq != 0 {
+		t.Fatalf("retried Read = %+v, want seq %d and the sync copy reported gone", got, res.PeerSeq)
+	}
+	f.gone(t, a, b, res)
+	if ev := nextEvent(t, evA); ev.Type != schema.EventBurned || ev.Seq != res.Seq {
+		t.Fatalf("sender's event = %+v", ev)
+	}
+}
+
+// TestMailboxRecallFinishes: a recall that stopped after deleting the
+// recipient's copy is finished by the retry, which removes the sync copy.
+func TestMailboxRecallFinishes(t *testing.T) {
+	f := newFixture(t, nil)
+	a, b := f.pairApart(t)
+	res := f.send(t, a, b, "oops")
+	if err := f.svc.deleteMsg(testContext(t), f.svc.stream(b.id), res.PeerSeq); err != nil {
+		t.Fatal(err) // the first recall got this far
+	}
+	evA, evB := f.subscribeEvents(t, a.id), f.subscribeEvents(t, b.id)
+	got, err := f.svc.Recall(testContext(t), a.id, res.Seq)
+	if err != nil {
+		t.Fatalf("retried recall: %v", err)
+	}
+	if got.Seq != res.Seq || got.PeerSeq != 0 || got.Peer != b.id {
+		t.Fatalf("Recall = %+v", got)
+	}
+	f.gone(t, a, b, res)
+	if ev := nextEvent(t, evA); ev.Type != schema.EventRecalled || ev.Seq != res.Seq {
+		t.Fatalf("sender's event = %+v", ev)
+	}
+	if m, err := evB.NextMsg(200 * time.Millisecond); err == nil {
+		t.Fatalf("the recipient heard of a copy it no longer had: %s", m.Data)
+	}
+	_, err = f.svc.Recall(testContext(t), a.id, res.Seq)
+	wantCode(t, err, schema.CodeUnknownMessage)
+}

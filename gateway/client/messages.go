@@ -127,10 +127,10 @@ type Sent struct {
 	Duplicate bool
 }
 
-// dedupWindow is how long after the first attempt a send is retried on a
-// new connection or after an unavailable answer. The server recognises a
-// repeated message id for 30 seconds (docs/protocol.md); past that a retry
-// could store it twice. It covers a JetStream leader election after the
+// dedupWindow is how long after the first attempt a send (or a burn, see
+// burnRequest) is retried on a new connection or after an unavailable
+// answer. The server recognises a repeated message id for 30 seconds
+// (docs/protocol.md); past that a retry could store it twice. It covers a JetStream leader election after the
 // loss of a city (docs/dr.md: 7-10 s).
 const dedupWindow = 25 * time.Second
 
@@ -223,13 +223,15 @@ func (c *Client) recipient(ctx context.Context, handle string) (Peer, error) {
 
 // Read burns message seq of this user's mailbox (a received message, not a
 // Self copy): it is deleted with the sender's copy, and every device of
-// both users is told. Errors: unknown_message (never sent, burned already,
-// expired, or a Self copy).
+// both users is told. A burn the server could not finish (unavailable: the
+// message is still there) is sent again for up to 25 seconds, as Send is.
+// Errors: unknown_message (never sent, burned already, expired, or a Self
+// copy), unavailable.
 //
 // Once the burn is confirmed the one-time prekey the message was sealed to
 // is deleted from this device: nobody can open a kept copy of it any more.
 func (c *Client) Read(ctx context.Context, seq uint64) error {
-	_, err := c.request(ctx, "read", time.Time{}, func(id string) any {
+	err := c.burnRequest(ctx, "read", func(id string) any {
 		return schema.ReadFrame{Type: schema.FrameRead, ID: id, Seq: seq}
 	})
 	if err == nil {
@@ -239,13 +241,39 @@ func (c *Client) Read(ctx context.Context, seq uint64) error {
 }
 
 // Recall withdraws a message the user sent and the recipient has not read:
-// seq is the sender's copy (Sent.Seq, or the Seq of a Self Message).
-// Errors: unknown_message (read, recalled, expired, or not a Self copy).
+// seq is the sender's copy (Sent.Seq, or the Seq of a Self Message). An
+// unavailable answer is retried as in Read. Errors: unknown_message (read,
+// recalled, expired, or not a Self copy), unavailable.
 func (c *Client) Recall(ctx context.Context, seq uint64) error {
-	_, err := c.request(ctx, "recall", time.Time{}, func(id string) any {
+	return c.burnRequest(ctx, "recall", func(id string) any {
 		return schema.RecallFrame{Type: schema.FrameRecall, ID: id, Seq: seq}
 	})
-	return err
+}
+
+// burnRequest sends a read or recall as request does (again after each
+// lost connection), and again after a growing pause when the server
+// answers unavailable, until dedupWindow after the first attempt: the
+// server then did not finish the burn, and a repeat does (docs/protocol.md).
+// unknown_message on a repeat counts as success: an earlier attempt did it.
+func (c *Client) burnRequest(ctx context.Context, op string, build func(id string) any) error {
+	until := time.Now().Add(dedupWindow)
+	pause := unavailablePause
+	for attempt := 0; ; attempt++ {
+		_, err := c.request(ctx, op, time.Time{}, build)
+		switch {
+		case err == nil:
+			return nil
+		case attempt > 0 && schema.HasCode(err, schema.CodeUnknownMessage):
+			return nil
+		case !schema.HasCode(err, schema.CodeUnavailable) || !time.Now().Add(pause).Before(until):
+			return err
+		}
+		c.log.Debug("burn not finished; retrying", "op", op, "attempt", attempt+1, "pause", pause)
+		if !sleepCtx(ctx, pause) {
+			return err
+		}
+		pause = min(2*pause, maxUnavailablePause)
+	}
 }
 
 // Unread returns the number of unread messages in the user's mailbox per

@@ -321,6 +321,8 @@ export class Messenger extends EventTarget {
         (err) => {
           m.reading = false;
           if (err.code === "unknown_message") { m.status = "read"; this.changed(); }
+          // unavailable: the burn did not happen (docs/protocol.md); try again.
+          if (err.code === "unavailable") setTimeout(() => this.markShownRead(), 1000);
         });
     }
   }

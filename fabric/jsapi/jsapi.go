@@ -249,11 +249,13 @@ func Delete(ctx context.Context, nc *nats.Conn, stream string, seq uint64) error
 }
 
 // Purge removes from stream every message on subject filter (a literal
-// subject or a wildcard) and returns how many there were.
-func Purge(ctx context.Context, nc *nats.Conn, stream, filter string) (uint64, error) {
+// subject or a wildcard) and returns how many there were. With below > 0
+// only messages with a sequence below it go (nats-server's purge "seq").
+func Purge(ctx context.Context, nc *nats.Conn, stream, filter string, below uint64) (uint64, error) {
 	body, _ := json.Marshal(struct {
 		Filter string `json:"filter"`
-	}{filter})
+		Below  uint64 `json:"seq,omitempty"`
+	}{filter, below})
 	var resp struct {
 		Success bool                `json:"success"`
 		Purged  uint64              `json:"purged"`

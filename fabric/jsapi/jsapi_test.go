@@ -85,8 +85,17 @@ func TestJSAPI(t *testing.T) {
 	if _, err := jsapi.Get(ctx, nc, "T", 3); !errors.Is(err, jsapi.ErrNotFound) {
 		t.Fatalf("Get deleted 3: %v, want ErrNotFound", err)
 	}
-	if n, err := jsapi.Purge(ctx, nc, "T", "t.b"); err != nil || n != 3 {
-		t.Fatalf("Purge t.b = %d, %v; want 3", n, err)
+	if n, err := jsapi.Purge(ctx, nc, "T", "t.b", 4); err != nil || n != 1 {
+		t.Fatalf("Purge t.b below 4 = %d, %v; want 1 (seq 2)", n, err)
+	}
+	if m, err := jsapi.GetLast(ctx, nc, "T", "t.b"); err != nil || jsapi.Seq(m, 0) != 6 {
+		t.Fatalf("GetLast t.b after a partial purge = %v, %v; want seq 6", m, err)
+	}
+	if _, err := jsapi.Get(ctx, nc, "T", 4); err != nil {
+		t.Fatalf("Get 4 after purging below 4: %v", err)
+	}
+	if n, err := jsapi.Purge(ctx, nc, "T", "t.b", 0); err != nil || n != 2 {
+		t.Fatalf("Purge t.b = %d, %v; want 2", n, err)
 	}
 	if _, err := jsapi.GetLast(ctx, nc, "T", "t.b"); !errors.Is(err, jsapi.ErrNotFound) {
 		t.Fatalf("GetLast t.b after purge: %v", err)

@@ -70,5 +70,5 @@ func (s *Service) eraseFrom(ctx context.Context, owner, peer string) (int, error
 // purgeSubject removes every message on subject from stream and returns
 // how many there were.
 func (s *Service) purgeSubject(ctx context.Context, stream, subject string) (uint64, error) {
-	return jsapi.Purge(ctx, s.nc, stream, subject)
+	return jsapi.Purge(ctx, s.nc, stream, subject, 0)
 }

@@ -167,7 +167,9 @@ type Message struct {
 
 // SendResult is the outcome of an acknowledged send.
 type SendResult struct {
-	// Seq is the sync copy's sequence in the sender's own mailbox.
+	// Seq is the sync copy's sequence in the sender's own mailbox; 0 in
+	// the rare case a send repeated past its sync copy generations stored
+	// none (see storeSync).
 	Seq uint64
 	// PeerSeq is the recipient's copy's sequence in the recipient's mailbox.
 	PeerSeq uint64

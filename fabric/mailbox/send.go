@@ -139,7 +139,11 @@ const maxSyncGenerations = 4
 // "<dedupID>.s"; when a repeat finds that id's copy already withdrawn (the
 // recipient's mailbox was full) or burned, it moves on to the next
 // generation "<dedupID>.s.<seq of the gone copy>", which every repeat
-// derives the same way, so repeats converge on one live sync copy.
+// derives the same way, so repeats converge on one live sync copy. After
+// maxSyncGenerations gone copies it stores none (seq 0): the recipient's
+// copy then decides, and a repeat of a stored message is still answered
+// as a duplicate (before, this answered mailbox_full, which is not what
+// happened: a client retrying through a failover saw it).
 func (s *Service) storeSync(ctx context.Context, out outgoing) (syncCopy, error) {
 	id := out.dedupID + ".s"
 	var prev uint64
@@ -161,7 +165,8 @@ func (s *Service) storeSync(ctx context.Context, out outgoing) (syncCopy, error)
 		prev = ack.Sequence
 		id = out.dedupID + ".s." + strconv.FormatUint(prev, 10)
 	}
-	return syncCopy{}, schema.Errorf(schema.CodeMailboxFull, "the recipient's mailbox is full; retry later")
+	s.log.Warn("mailbox: send repeated past the sync copy generations; storing no sync copy", "user_id", out.from, "prev_seq", prev)
+	return syncCopy{prev: prev}, nil
 }
 
 // publishAttempts is how often the recipient's copy is published when the
@@ -184,7 +189,7 @@ func (s *Service) storeRecipient(ctx context.Context, out outgoing, sc syncCopy)
 			break
 		}
 	}
-	if isDefinite(err) {
+	if isDefinite(err) && sc.seq > 0 {
 		// Nothing was stored for the recipient: the sync copy is unlinked.
 		s.withdraw(ctx, out, sc.seq)
 	}

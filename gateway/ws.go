@@ -96,7 +96,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.cfg.Accounts.Authenticate(r.Context(), wsToken(r))
 	if err != nil {
-		e := schema.AsError(err)
+		e, fault := schema.ClientError(err)
+		if fault {
+			s.log.Error("websocket authentication failed", "err", err)
+		}
 		s.metrics.requests.WithLabelValues("GET /v1/ws", string(e.Code)).Inc()
 		writeError(w, "GET /v1/ws", e)
 		return

@@ -1,12 +1,12 @@
-// Package fabric names and builds everything Mayfly keeps in NATS: the
-// subjects services publish on and gateways subscribe to, and the helpers
-// that publish events. Every subject built from a user-supplied value is
-// validated first (see schema.ValidUserID); a bad id yields an error, never a
-// subject with extra tokens or wildcards.
+// Package fabric holds the helpers that publish Mayfly's fabric-wide
+// notices: user events, device revocations and friend graph changes. Every
+// subject comes from fabric/subject, which validates each id first; a bad
+// id yields an error, never a subject with extra tokens or wildcards.
 //
-// Subpackages: node runs the embedded server, token and account provide the
-// identity services, friends the friend graph, natstest starts servers for
-// tests. Functions here are safe for concurrent use.
+// Subpackages: subject names every subject, jsapi is the Direct Get and
+// delete client, node runs the embedded server, token and account provide
+// the identity services, friends the friend graph, natstest starts servers
+// for tests. Functions here are safe for concurrent use.
 package fabric
 
 import (
@@ -23,14 +23,10 @@ import (
 // subject. It is subject.ErrBadID.
 var ErrBadID = subject.ErrBadID
 
-// UserEvents returns the subject of userID's live events: evt.<user>
-// (subject.Events).
-func UserEvents(userID string) (string, error) { return subject.Events(userID) }
-
 // PublishEvent publishes ev on userID's event subject. Core NATS: at most
 // once, to the gateways that hold the user's connections now.
 func PublishEvent(nc *nats.Conn, userID string, ev schema.Event) error {
-	subj, err := UserEvents(userID)
+	subj, err := subject.Events(userID)
 	if err != nil {
 		return err
 	}

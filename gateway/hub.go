@@ -2,13 +2,12 @@ package gateway
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/mayfly-im/mayfly/fabric"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
+	"github.com/mayfly-im/mayfly/fabric/subject"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -62,7 +61,7 @@ func (h *hub) add(c *session) error {
 
 // subscribe makes userID's subscriptions. h.mu must be held.
 func (h *hub) subscribe(userID string) (*userConns, error) {
-	subj, err := fabric.UserEvents(userID)
+	subj, err := subject.Events(userID)
 	if err != nil {
 		return nil, err
 	}
@@ -133,11 +132,15 @@ func (h *hub) dispatch() {
 
 // deliver routes one event or mailbox delivery to the user's connections.
 func (h *hub) deliver(m *nats.Msg) {
-	if strings.HasPrefix(m.Subject, "dlv.") {
-		h.deliverMessage(m)
+	if _, userID, ok := subject.ParseDelivery(m.Subject); ok {
+		h.deliverMessage(m, userID)
 		return
 	}
-	userID := m.Subject[len("evt."):]
+	userID, ok := subject.ParseEvents(m.Subject)
+	if !ok {
+		h.s.log.Error("message on an unexpected subject", "subject", m.Subject)
+		return
+	}
 	ev, err := decodeEvent(m.Data)
 	if err != nil {
 		h.s.log.Error("bad event on nats", "subject", m.Subject, "err", err)
@@ -175,10 +178,9 @@ func isMessageEvent(t schema.EventType) bool {
 }
 
 // deliverMessage routes a message republished on dlv.mbx.<p>.<uid> to the
-// connections of <uid>. The message and its encoded frame are shared,
-// read-only, by them all.
-func (h *hub) deliverMessage(m *nats.Msg) {
-	userID := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+// connections of userID (<uid>). The message and its encoded frame are
+// shared, read-only, by them all.
+func (h *hub) deliverMessage(m *nats.Msg, userID string) {
 	msg, prev, err := mailbox.ParseDelivery(m)
 	if err != nil {
 		h.s.log.Error("bad delivery on nats", "subject", m.Subject, "err", err)

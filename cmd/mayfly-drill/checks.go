@@ -211,7 +211,7 @@ func (r *result) print(out io.Writer) bool {
 		fmt.Fprintf(out, "  burned but readable: %d× %s\n", n, what)
 	}
 	if r.otherCopyWarnings > 0 {
-		fmt.Fprintf(out, "  mayflyd logged %d burns whose other copy it could not delete (mailbox: burn other copy)\n", r.otherCopyWarnings)
+		fmt.Fprintf(out, "  mayflyd logged %d burns whose other copy it could not delete at first (mailbox: burn other copy; answered unavailable, the client retried)\n", r.otherCopyWarnings)
 	}
 	if r.nativeLast != "" {
 		fmt.Fprintf(out, "  native client's last failed attempt: %s\n", r.nativeLast)

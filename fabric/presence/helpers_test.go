@@ -15,10 +15,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mayfly-im/mayfly/fabric"
 	"github.com/mayfly-im/mayfly/fabric/natstest"
 	"github.com/mayfly-im/mayfly/fabric/node"
 	"github.com/mayfly-im/mayfly/fabric/presence"
+	"github.com/mayfly-im/mayfly/fabric/subject"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/store"
 	"github.com/mayfly-im/mayfly/store/storetest"
@@ -113,7 +113,7 @@ type watcher struct {
 
 func (e *env) watch(userID string) *watcher {
 	e.t.Helper()
-	subj, err := fabric.UserEvents(userID)
+	subj, err := subject.Events(userID)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -48,7 +48,8 @@ func (db *DB) PublishDeviceList(ctx context.Context, p ListParams) (revoked []st
 	err = db.inTx(ctx, func(tx pgx.Tx) error {
 		revoked = nil
 		var stored int64
-		err := tx.QueryRow(ctx, `SELECT list_version FROM users WHERE id = $1 FOR UPDATE`, p.UserID).Scan(&stored)
+		var primary *string
+		err := tx.QueryRow(ctx, `SELECT list_version, primary_device FROM users WHERE id = $1 FOR UPDATE`, p.UserID).Scan(&stored, &primary)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -65,6 +66,9 @@ func (db *DB) PublishDeviceList(ctx context.Context, p ListParams) (revoked []st
 			if err := checkActiveDevice(ctx, tx, p.UserID, p.ByDevice); err != nil {
 				return err
 			}
+			if err := checkResetDue(ctx, tx, p, primary); err != nil {
+				return err
+			}
 		}
 		if err := checkListable(ctx, tx, p); err != nil {
 			return err
@@ -79,14 +83,29 @@ func (db *DB) PublishDeviceList(ctx context.Context, p ListParams) (revoked []st
 				return fmt.Errorf("insert device: %w", err)
 			}
 		}
-		_, err = tx.Exec(ctx, `UPDATE users SET device_list = $2, list_version = $3, ik = coalesce($4, ik) WHERE id = $1`,
-			p.UserID, p.List, p.Version, p.NewIK)
+		_, err = tx.Exec(ctx, `UPDATE users SET device_list = $2, list_version = $3, ik = coalesce($4, ik),
+			primary_device = CASE WHEN $4::bytea IS NOT NULL THEN $5 ELSE coalesce(primary_device, $6) END WHERE id = $1`,
+			p.UserID, p.List, p.Version, p.NewIK, p.ByDevice, firstDevice(p.Devices))
 		if err != nil {
 			return fmt.Errorf("store device list: %w", err)
+		}
+		// A list signed by the identity key shows its holder is alive: any
+		// pending reset by a linked device ends (and a completed one is done).
+		if _, err := tx.Exec(ctx, `DELETE FROM identity_resets WHERE user_id = $1`, p.UserID); err != nil {
+			return fmt.Errorf("end pending identity reset: %w", err)
 		}
 		return nil
 	})
 	return revoked, err
+}
+
+// firstDevice returns the id of the first listed device: the primary of a
+// user's first list.
+func firstDevice(ds []ListedDevice) *string {
+	if len(ds) == 0 {
+		return nil
+	}
+	return &ds[0].ID
 }
 
 func checkActiveDevice(ctx context.Context, tx pgx.Tx, userID, deviceID string) error {

@@ -38,6 +38,9 @@ import (
 const (
 	DefaultChallengeTTL = time.Minute
 	DefaultRefreshTTL   = 30 * 24 * time.Hour
+	// DefaultIdentityResetDelay is how long a linked device's identity reset
+	// waits for the primary to cancel it (docs/envelope.md, "Identity reset").
+	DefaultIdentityResetDelay = 72 * time.Hour
 )
 
 // Config configures a Service.
@@ -50,6 +53,10 @@ type Config struct {
 	ChallengeTTL time.Duration
 	// RefreshTTL is how long an unused refresh token stays valid; default DefaultRefreshTTL.
 	RefreshTTL time.Duration
+	// IdentityResetDelay is how long an identity reset asked for by a device
+	// other than the primary waits before it can take effect; default
+	// DefaultIdentityResetDelay.
+	IdentityResetDelay time.Duration
 }
 
 // Service implements accounts, login and devices.
@@ -71,6 +78,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = DefaultRefreshTTL
+	}
+	if cfg.IdentityResetDelay <= 0 {
+		cfg.IdentityResetDelay = DefaultIdentityResetDelay
 	}
 	return &Service{cfg: cfg, log: cfg.Logger}, nil
 }
@@ -403,13 +413,25 @@ func (s *Service) Devices(ctx context.Context, p Principal) (schema.DeviceList, 
 	return out, nil
 }
 
-// RevokeDevice revokes one of p's user's devices (possibly p's own): its
-// tokens are refused from now on and its live connections are told to close
-// through a device_revoked event. Errors: not_found.
+// RevokeDevice revokes one of p's user's devices: its tokens are refused
+// from now on and its live connections are told to close through a
+// device_revoked event. The primary device (the one holding the identity
+// key) may revoke any device; any other device only itself, so a stolen
+// linked device cannot lock the primary out. Errors: not_found, forbidden.
 func (s *Service) RevokeDevice(ctx context.Context, p Principal, deviceID string) error {
 	if !schema.ValidDeviceID(deviceID) {
 		return schema.Errorf(schema.CodeNotFound, "no such device")
 	}
+	if deviceID != p.DeviceID {
+		primary, err := s.cfg.DB.PrimaryDevice(ctx, p.UserID)
+		if err != nil {
+			return s.internal("revoke device", err)
+		}
+		if primary != p.DeviceID {
+			return schema.Errorf(schema.CodeForbidden, "only the primary device (the one holding the identity key) revokes other devices")
+		}
+	}
+	pending, perr := s.cfg.DB.PendingIdentityReset(ctx, p.UserID)
 	err := s.cfg.DB.RevokeDevice(ctx, p.UserID, deviceID)
 	if errors.Is(err, store.ErrNotFound) {
 		return schema.Errorf(schema.CodeNotFound, "no such device")
@@ -419,6 +441,9 @@ func (s *Service) RevokeDevice(ctx context.Context, p Principal, deviceID string
 	}
 	s.log.Info("device revoked", "user_id", p.UserID, "device_id", deviceID, "by_device_id", p.DeviceID)
 	s.revoked(p.UserID, deviceID, 0)
+	if perr == nil && pending.DeviceID == deviceID {
+		s.publish(p.UserID, schema.Event{Type: schema.EventIdentityResetCancelled, DeviceID: deviceID})
+	}
 	return nil
 }
 

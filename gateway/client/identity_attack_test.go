@@ -263,7 +263,7 @@ func TestClientAttackRevokedCopy(t *testing.T) {
 	if _, err := thief.Lookup(ctx, "bob"); !schema.HasCode(err, schema.CodeTokenRevoked) {
 		t.Errorf("lookup: %v, want token_revoked", err)
 	}
-	if _, err := thief.ResetIdentity(ctx); !schema.HasCode(err, schema.CodeTokenRevoked) && !schema.HasCode(err, schema.CodeDeviceRevoked) {
+	if _, _, err := thief.ResetIdentity(ctx); !schema.HasCode(err, schema.CodeTokenRevoked) && !schema.HasCode(err, schema.CodeDeviceRevoked) {
 		t.Errorf("identity reset: %v, want token_revoked", err)
 	}
 	// Signing itself back in needs the identity key; the thief has none, and
@@ -339,28 +339,106 @@ func TestClientAttackFriendDrainsOPKs(t *testing.T) {
 }
 
 // TestClientAttackLinkedDeviceTakesOver: a thief holding a linked (not
-// primary) device, before the user revokes it, locks the primary out at the
-// server (DELETE /v1/devices/{primary}) and resets the identity: the
-// primary can then neither log in nor publish a list; the account is the
-// thief's. Only the primary may approve devices (docs/envelope.md), yet any
-// linked device may remove it and take its place.
+// primary) device, before the user revokes it, tries to lock the primary
+// out at the server (DELETE /v1/devices/{primary}) and to reset the
+// identity. Neither may happen at once: a linked device revokes only
+// itself, and its reset waits (IdentityResetDelay) while every device is
+// told and the primary cancels it, by a list or by DELETE.
 func TestClientAttackLinkedDeviceTakesOver(t *testing.T) {
-	knownHole(t, "a linked device can lock out the primary and reset the identity")
 	s := atkStart(t)
 	addr := strings.TrimPrefix(s.url, "http://")
 	bob := apptest.NewUser(t, addr, "bob")
 	laptop := bob.Device("laptop")
-	if _, e := laptop.Do("DELETE", "/v1/devices/"+bob.DeviceID(), nil, nil); e == nil {
-		t.Error("a linked device revoked the primary")
+	tablet := bob.Device("tablet")
+	if _, e := laptop.Do("DELETE", "/v1/devices/"+bob.DeviceID(), nil, nil); e == nil || e.Code != schema.CodeForbidden {
+		t.Errorf("a linked device revoked the primary: %v, want forbidden", e)
 	}
+	if _, e := laptop.Do("DELETE", "/v1/devices/"+tablet.DeviceID(), nil, nil); e == nil || e.Code != schema.CodeForbidden {
+		t.Errorf("a linked device revoked another linked device: %v, want forbidden", e)
+	}
+	reset := func() (int, schema.IdentityReset, *schema.Error) {
+		_, ik, _ := ed25519.GenerateKey(nil)
+		l, err := envelope.SignDeviceList(bob.User.UserID, bob.Acct.Version+1, time.Now(), []ed25519.PublicKey{laptop.DK.Public().(ed25519.PublicKey)}, ik)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out schema.IdentityReset
+		st, e := laptop.Do("POST", "/v1/identity/reset", schema.IdentityResetRequest{IK: envelope.EncodeKey(ik.Public().(ed25519.PublicKey)), List: l}, &out)
+		return st, out, e
+	}
+	st, out, e := reset()
+	if e != nil || st != 202 || out.Status != schema.ResetPending || out.NotBefore == nil || time.Until(*out.NotBefore) < time.Hour {
+		t.Fatalf("a linked device's reset: %d %+v %v, want 202 pending for hours", st, out, e)
+	}
+	// The identity key did not change: the primary still publishes lists.
+	var pending schema.IdentityReset
+	tablet.Must("GET", "/v1/identity/reset", nil, &pending)
+	if pending.DeviceID != laptop.DeviceID() {
+		t.Errorf("pending reset seen by another device: %+v", pending)
+	}
+	if _, e := tablet.Do("DELETE", "/v1/identity/reset", nil, nil); e == nil || e.Code != schema.CodeForbidden {
+		t.Errorf("a linked device cancelled the reset: %v, want forbidden", e)
+	}
+	bob.Must("DELETE", "/v1/identity/reset", nil, nil)
+	if _, e := tablet.Do("GET", "/v1/identity/reset", nil, nil); e == nil || e.Code != schema.CodeNotFound {
+		t.Errorf("after the primary cancelled: %v, want not_found", e)
+	}
+	// Asked again, then ended by the primary's next list, which drops the laptop.
+	if st, _, e := reset(); st != 202 || e != nil {
+		t.Fatalf("second reset: %d %v", st, e)
+	}
+	bob.PublishList([]ed25519.PublicKey{bob.DK.Public().(ed25519.PublicKey), tablet.DK.Public().(ed25519.PublicKey)})
+	if _, e := tablet.Do("GET", "/v1/identity/reset", nil, nil); e == nil || e.Code != schema.CodeNotFound {
+		t.Errorf("after a list from the identity key: %v, want not_found", e)
+	}
+	var u schema.User
+	bob.Must("GET", "/v1/users/bob", nil, &u)
+	if u.IK != envelope.EncodeKey(bob.Acct.IK.Public().(ed25519.PublicKey)) {
+		t.Errorf("the identity key changed: %s", u.IK)
+	}
+}
+
+// TestClientIdentityResetAfterDelay: with the primary lost, a linked device
+// becomes the primary once the delay has passed, the other devices having
+// been told; the primary's own reset is immediate.
+func TestClientIdentityResetAfterDelay(t *testing.T) {
+	const delay = 500 * time.Millisecond
+	a := apptest.Start(t, app.Config{DatabaseURL: storetest.NewURL(t), IdentityResetDelay: delay})
+	addr := a.HTTPAddr()
+	bob := apptest.NewUser(t, addr, "bob")
+	laptop := bob.Device("laptop")
 	_, ik, _ := ed25519.GenerateKey(nil)
 	l, err := envelope.SignDeviceList(bob.User.UserID, bob.Acct.Version+1, time.Now(), []ed25519.PublicKey{laptop.DK.Public().(ed25519.PublicKey)}, ik)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req := schema.IdentityResetRequest{IK: envelope.EncodeKey(ik.Public().(ed25519.PublicKey)), List: l}
-	if _, e := laptop.Do("POST", "/v1/identity/reset", req, nil); e == nil {
-		t.Error("a linked device replaced the identity key while the primary is active")
+	var out schema.IdentityReset
+	if st, e := laptop.Do("POST", "/v1/identity/reset", req, &out); st != 202 || e != nil {
+		t.Fatalf("reset: %d %v", st, e)
+	}
+	if st, e := laptop.Do("POST", "/v1/identity/reset", req, &out); st != 202 || e != nil {
+		t.Fatalf("reset again before the delay: %d %v, want 202", st, e)
+	}
+	notBefore := *out.NotBefore
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st, e := laptop.Do("POST", "/v1/identity/reset", req, &out)
+		if e != nil || st != 202 && st != 200 || time.Now().After(deadline) {
+			t.Fatalf("reset: %d %v", st, e)
+		}
+		if st == 200 {
+			break
+		}
+	}
+	if out.Status != schema.ResetDone || time.Now().Before(notBefore) {
+		t.Fatalf("reset done %+v before its time %v", out, notBefore)
+	}
+	if _, e := bob.Do("POST", "/v1/devicelist", schema.DeviceListRequest{List: bob.SignList(bob.Acct.Keys)}, nil); e == nil {
+		t.Error("the old identity key still publishes lists")
+	}
+	// The laptop is the primary now: it revokes at once.
+	if _, e := laptop.Do("DELETE", "/v1/devices/"+bob.DeviceID(), nil, nil); e != nil && e.Code != schema.CodeNotFound {
+		t.Errorf("the new primary revokes: %v", e)
 	}
 }
 

@@ -83,6 +83,10 @@ type Config struct {
 	// account.DefaultChallengeTTL (one minute). Tests shorten it to reach
 	// expiry quickly; operators have no reason to change it.
 	ChallengeTTL time.Duration
+	// IdentityResetDelay is how long an identity reset by a device other
+	// than the primary waits for the primary to cancel it; default
+	// account.DefaultIdentityResetDelay (72 hours). Tests shorten it.
+	IdentityResetDelay time.Duration
 	// MailboxMaxAge is how long an unread message lives; default and
 	// maximum 60m minus MailboxRotateInterval (mailbox.Config.MaxAge).
 	// Tests shorten it to see expiry.
@@ -382,6 +386,7 @@ func (a *App) startGateway() error {
 	}
 	accounts, err := account.New(account.Config{
 		DB: a.db, Tokens: tokens, NATS: a.nc, Logger: a.log, ChallengeTTL: a.cfg.ChallengeTTL,
+		IdentityResetDelay: a.cfg.IdentityResetDelay,
 	})
 	if err != nil {
 		return err

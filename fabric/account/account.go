@@ -57,6 +57,18 @@ type Config struct {
 	// other than the primary waits before it can take effect; default
 	// DefaultIdentityResetDelay.
 	IdentityResetDelay time.Duration
+	// ClaimLimits bound bundle claims across transports and processes; each
+	// zero field takes its value from DefaultClaimLimits.
+	ClaimLimits store.ClaimLimits
+}
+
+// DefaultClaimLimits: a claimer claims one user's bundle at most 140 times
+// per 10 s (a send claims two bundles: twice the default send rate and
+// burst); a device's last 40 one-time prekeys go only to claimers that took
+// fewer than 2 of its keys in the last 65 minutes (how long a message
+// sealed with one can live, plus a claim's slack).
+var DefaultClaimLimits = store.ClaimLimits{
+	Window: 10 * time.Second, PerWindow: 140, Reserve: 40, Share: 2, Held: 65 * time.Minute,
 }
 
 // Service implements accounts, login and devices.
@@ -82,7 +94,19 @@ func New(cfg Config) (*Service, error) {
 	if cfg.IdentityResetDelay <= 0 {
 		cfg.IdentityResetDelay = DefaultIdentityResetDelay
 	}
+	cfg.ClaimLimits = withDefaults(cfg.ClaimLimits)
 	return &Service{cfg: cfg, log: cfg.Logger}, nil
+}
+
+func withDefaults(l store.ClaimLimits) store.ClaimLimits {
+	d := DefaultClaimLimits
+	if l.Window <= 0 || l.PerWindow <= 0 {
+		l.Window, l.PerWindow = d.Window, d.PerWindow
+	}
+	if l.Reserve <= 0 || l.Share <= 0 || l.Held <= 0 {
+		l.Reserve, l.Share, l.Held = d.Reserve, d.Share, d.Held
+	}
+	return l
 }
 
 // Principal is an authenticated device of a user.

@@ -160,9 +160,11 @@ func (s *Service) PrekeyStatus(ctx context.Context, p Principal) (schema.PrekeyS
 
 // ClaimBundle returns userID's prekey bundle for p to seal to: the signed
 // device list and, per device with a signed prekey, that prekey and one
-// one-time prekey, which no later claim gets. Only the user and their
-// friends may claim. Errors: not_found (no such user, or no device list
-// yet), not_friend.
+// one-time prekey, which no later claim gets (none when the device's pool
+// is down to its reserve and p's user took its share: Config.ClaimLimits).
+// Only the user and their friends may claim, within Config.ClaimLimits,
+// counted in Postgres across transports and processes. Errors: not_found
+// (no such user, or no device list yet), not_friend, rate_limited.
 func (s *Service) ClaimBundle(ctx context.Context, p Principal, userID string) (json.RawMessage, error) {
 	if !schema.ValidUserID(userID) {
 		return nil, schema.Errorf(schema.CodeNotFound, "no such user")
@@ -176,9 +178,12 @@ func (s *Service) ClaimBundle(ctx context.Context, p Principal, userID string) (
 			return nil, schema.Errorf(schema.CodeNotFriend, "only friends may fetch a user's prekeys")
 		}
 	}
-	list, devs, err := s.cfg.DB.ClaimBundle(ctx, userID)
+	list, devs, err := s.cfg.DB.ClaimBundle(ctx, p.UserID, userID, s.cfg.ClaimLimits)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, schema.Errorf(schema.CodeNotFound, "no such user, or the user has no devices yet")
+	}
+	if errors.Is(err, store.ErrClaimQuota) {
+		return nil, schema.Errorf(schema.CodeRateLimited, "too many prekey claims of this user; slow down")
 	}
 	if err != nil {
 		return nil, s.internal("claim bundle", err)

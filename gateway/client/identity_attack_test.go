@@ -151,6 +151,60 @@ func atkBefriend(ctx context.Context, t *testing.T, a, b *client.Client) client.
 	return p
 }
 
+// rollbackScene: alice and bob are friends, one of them keeping its state
+// in home (homeUser); alice has a linked laptop, whose keys the thief
+// copied; oldList and oldVersion are alice's list naming the laptop.
+type rollbackScene struct {
+	home               *client.Dir
+	alice, bob, laptop *client.Client
+	thief              client.Keys
+	aliceID, laptopID  string
+	oldList            []byte
+	oldVersion         int64
+}
+
+func (s *atkServer) rollbackScene(ctx context.Context, homeUser string) rollbackScene {
+	t := s.t
+	t.Helper()
+	var r rollbackScene
+	var err error
+	if r.home, err = client.OpenDir(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	homeOf := func(h string) *client.Dir {
+		if h == homeUser {
+			return r.home
+		}
+		return nil
+	}
+	r.alice, r.bob = s.atkUser(ctx, "alice", homeOf("alice")), s.atkUser(ctx, "bob", homeOf("bob"))
+	atkBefriend(ctx, t, r.bob, r.alice)
+	if _, err := r.alice.Friends(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.laptop = s.atkLink(ctx, r.alice, nil)
+	r.thief, r.aliceID = r.laptop.Keys(), r.alice.Identity().UserID
+	r.laptopID = r.thief.DeviceID()
+	if err := s.db.QueryRow(ctx, `SELECT device_list, list_version FROM users WHERE id = $1`, r.aliceID).Scan(&r.oldList, &r.oldVersion); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// restart returns a client from the scene's home, as a new CLI process.
+func (r rollbackScene) restart(t *testing.T, url string) *client.Client {
+	t.Helper()
+	cfg, err := r.home.Config(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestClientAttackOwnListRollback: alice revokes her linked laptop; its
 // thief runs the server. The operator puts back the older device list
 // (still validly signed by alice's identity key), un-revokes the laptop's
@@ -161,33 +215,54 @@ func TestClientAttackOwnListRollback(t *testing.T) {
 	s := atkStart(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	home, err := client.OpenDir(t.TempDir())
-	if err != nil {
+	r := s.rollbackScene(ctx, "alice")
+	if err := r.alice.RevokeDevice(ctx, r.laptopID); err != nil {
 		t.Fatal(err)
 	}
-	alice := s.atkUser(ctx, "alice", home)
-	bob := s.atkUser(ctx, "bob", nil)
-	bobPeer := atkBefriend(ctx, t, alice, bob)
-	laptop := s.atkLink(ctx, alice, nil)
-	thief := laptop.Keys() // the full copy of the laptop's home
-	laptopID := thief.DeviceID()
+	spk := s.rollBack(r.aliceID, r.laptopID, r.thief, r.oldList, r.oldVersion)
+	// The same primary, and the same home in a new process (the CLI).
+	noWrapFor(ctx, t, map[string]*client.Client{"primary": r.alice, "primary restarted": r.restart(t, s.url)}, "bob", r.laptopID, spk)
+}
 
-	var oldList []byte
-	var oldVersion int64
-	aliceID := alice.Identity().UserID
-	if err := s.db.QueryRow(ctx, `SELECT device_list, list_version FROM users WHERE id = $1`, aliceID).Scan(&oldList, &oldVersion); err != nil {
-		t.Fatal(err)
+// noWrapFor fails t if any of cs seals a message to handle with a wrap for
+// device, which the thief holding spk then opens. Refusing to seal with
+// untrusted_keys passes.
+func noWrapFor(ctx context.Context, t *testing.T, cs map[string]*client.Client, handle, device string, spk *ecdh.PrivateKey) {
+	t.Helper()
+	for name, c := range cs {
+		p, ok := c.Peer(handle)
+		if !ok {
+			t.Fatalf("%s has no peer %s", name, handle)
+		}
+		env, _, err := c.Seal(ctx, p, []byte("after the revocation"))
+		if err != nil {
+			if !schema.HasCode(err, schema.CodeUntrustedKeys) {
+				t.Errorf("%s: seal: %v, want untrusted_keys or no wrap for the revoked device", name, err)
+			}
+			continue
+		}
+		e, err := envelope.ParseV2(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, ok := e.WrapFor(device); ok {
+			pt, err := e.Open(device, c.Keys().DevicePublic(), spk, nil)
+			t.Errorf("%s sealed for the revoked device after a rollback of the list (wrap %+v); the thief opens it: %q, %v", name, w, pt, err)
+		}
 	}
-	if err := alice.RevokeDevice(ctx, laptopID); err != nil {
-		t.Fatal(err)
-	}
+}
 
-	// The operator rolls the list back and serves a prekey of the thief's.
+// rollBack is the operator putting back user's older device list (version
+// ver, which still names the revoked device) with a signed prekey of the
+// thief's for it; it returns that prekey's private key.
+func (s *atkServer) rollBack(userID, deviceID string, thief client.Keys, list []byte, ver int64) *ecdh.PrivateKey {
+	t := s.t
+	t.Helper()
 	spk, err := ecdh.X25519().GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := envelope.SignPrekey(aliceID, laptopID, envelope.KindSPK, spk, time.Now(), thief.Device)
+	body, err := envelope.SignPrekey(userID, deviceID, envelope.KindSPK, spk, time.Now(), thief.Device)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,37 +271,42 @@ func TestClientAttackOwnListRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	kid := pk.KeyID()
-	s.exec(`UPDATE users SET device_list = $2, list_version = $3 WHERE id = $1`, aliceID, oldList, oldVersion)
-	s.exec(`UPDATE devices SET revoked_at = NULL WHERE id = $1`, laptopID)
-	s.exec(`INSERT INTO prekeys (device_id, kind, kid, body) VALUES ($1, 'spk', $2, $3)`, laptopID, kid[:], body)
+	s.exec(`UPDATE users SET device_list = $2, list_version = $3 WHERE id = $1`, userID, list, ver)
+	s.exec(`UPDATE devices SET revoked_at = NULL WHERE id = $1`, deviceID)
+	s.exec(`INSERT INTO prekeys (device_id, kind, kid, body) VALUES ($1, 'spk', $2, $3)`, deviceID, kid[:], body)
+	return spk
+}
 
-	// The same primary, and the same home in a new process (the CLI).
-	cfg, err := home.Config(s.url)
-	if err != nil {
+// TestClientAttackFriendListRollback: alice revokes her linked laptop; its
+// thief runs the server. Bob's client last saw alice's list from before the
+// revocation. Alice then writes to bob; her message carries her list's
+// version (docs/payload.md, "lv"). The operator puts back the older list
+// with a prekey of the thief's for the laptop: bob's next message to alice,
+// from the same client or from his home in a new process, must not be
+// sealed for the laptop.
+func TestClientAttackFriendListRollback(t *testing.T) {
+	s := atkStart(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := s.rollbackScene(ctx, "bob")
+	alicePeer, _ := r.bob.Peer("alice")
+	if _, _, err := r.bob.Seal(ctx, alicePeer, []byte("x")); err != nil { // bob sees the list naming the laptop
 		t.Fatal(err)
 	}
-	restarted, err := client.New(cfg)
-	if err != nil {
+	if err := r.alice.RevokeDevice(ctx, r.laptopID); err != nil {
 		t.Fatal(err)
 	}
-	for name, c := range map[string]*client.Client{"primary": alice, "primary restarted": restarted} {
-		env, _, err := c.Seal(ctx, bobPeer, []byte("after the revocation"))
-		if err != nil {
-			if !schema.HasCode(err, schema.CodeUntrustedKeys) {
-				t.Errorf("%s: seal: %v, want untrusted_keys or no wrap for the laptop", name, err)
-			}
-			continue
-		}
-		e, err := envelope.ParseV2(env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if w, ok := e.WrapFor(laptopID); ok {
-			pt, err := e.Open(laptopID, alice.Keys().DevicePublic(), spk, nil)
-			t.Errorf("%s sealed for the revoked laptop after a rollback of its own list (wrap %+v); the thief opens it: %q, %v",
-				name, w, pt, err)
-		}
+	in := run(t, r.bob)
+	in.waitSyncs(1)
+	run(t, r.alice).waitSyncs(1)
+	if _, err := r.alice.Send(ctx, "bob", "I revoked my laptop"); err != nil {
+		t.Fatal(err)
 	}
+	if m := in.waitReceived(1); m[0].Err != nil {
+		t.Fatalf("bob reads %+v", m[0])
+	}
+	spk := s.rollBack(r.aliceID, r.laptopID, r.thief, r.oldList, r.oldVersion)
+	noWrapFor(ctx, t, map[string]*client.Client{"bob": r.bob, "bob restarted": r.restart(t, s.url)}, "alice", r.laptopID, spk)
 }
 
 // TestClientAttackRevokedCopy: a full copy of a revoked linked device's

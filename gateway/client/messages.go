@@ -39,22 +39,30 @@ type Message struct {
 // payload is the plaintext format of docs/payload.md.
 type payload struct {
 	Text *string `json:"text"`
+	// ListVersion is the sender's own device list version when it sealed
+	// (docs/payload.md, "lv"); 0 when absent.
+	ListVersion int64 `json:"lv,omitempty"`
 }
 
-// encodeText returns the payload for text.
-func encodeText(text string) []byte {
-	b, _ := json.Marshal(payload{Text: &text})
+// encodeText returns the payload for text, carrying the sender's own
+// device list version lv (none when 0).
+func encodeText(text string, lv int64) []byte {
+	b, _ := json.Marshal(payload{Text: &text, ListVersion: lv})
 	return b
 }
 
-// decodeText returns the text of a payload: its "text" member, or the whole
-// payload as UTF-8 when it is not such an object (docs/payload.md).
-func decodeText(b []byte) string {
+// decodePayload returns the text of a payload: its "text" member, or the
+// whole payload as UTF-8 when it is not such an object (docs/payload.md);
+// and its "lv" member, 0 when absent or not a positive safe integer.
+func decodePayload(b []byte) (text string, lv int64) {
 	var p payload
 	if json.Unmarshal(b, &p) == nil && p.Text != nil {
-		return *p.Text
+		if p.ListVersion < 0 || p.ListVersion > envelope.MaxVersion {
+			p.ListVersion = 0
+		}
+		return *p.Text, p.ListVersion
 	}
-	return strings.ToValidUTF8(string(b), string(utf8.RuneError))
+	return strings.ToValidUTF8(string(b), string(utf8.RuneError)), 0
 }
 
 // open verifies and decrypts a msg frame with this device's prekeys.
@@ -68,7 +76,9 @@ func (c *Client) open(ctx context.Context, f *schema.MsgFrame) Message {
 		m.Err = err
 		return m
 	}
-	m.Text = decodeText(pt)
+	var lv int64
+	m.Text, lv = decodePayload(pt)
+	c.raiseListVersion(f.From, lv)
 	return m
 }
 
@@ -166,7 +176,7 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Sent, error) {
 	if err != nil {
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}
-	env, mid, err := c.Seal(ctx, p, encodeText(text))
+	env, mid, err := c.Seal(ctx, p, encodeText(text, c.ownListVersion()))
 	if err != nil {
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}

@@ -20,7 +20,7 @@ export class DevicesDialog {
     this.id = id;
     this.onDeleteAccount = onDeleteAccount;
     this.list = h("ul", { class: "list devices", id: "devices" });
-    const code = h("input", { id: "link-approve-code", placeholder: "ABCDE-FGHIJ", maxlength: 16, autocomplete: "off" });
+    const code = h("input", { id: "link-approve-code", placeholder: "ABCDE-FGHIJ-KLMNO-PQRST-UVWXY", maxlength: 40, autocomplete: "off" });
     const add = h("form", { id: "link-approve", class: "add-friend" }, code, h("button", { type: "submit" }, "Add a device"));
     add.addEventListener("submit", async (e) => {
       e.preventDefault();

@@ -74,7 +74,8 @@ export class DevicesDialog {
         h("strong", {}, d.name), d.current && h("span", { class: "badge" }, "this device"),
         !listed && h("span", { class: "badge warn" }, "not in the signed list"),
         h("div", { class: "muted small" }, `added ${dateFmt.format(new Date(d.created_at))} · last seen ${dateFmt.format(new Date(d.last_seen_at))}`)),
-      h("button", { class: "danger revoke", onclick: () => this.revoke(d) }, "Revoke"));
+      // Only the primary revokes other devices; any device may revoke itself.
+      (this.id.ik || d.current) && h("button", { class: "danger revoke", onclick: () => this.revoke(d) }, "Revoke"));
   }
 
   /** deleteAccount asks for the handle as confirmation, then deletes. */

@@ -160,7 +160,8 @@ const (
 // both copies. If the connection drops before the answer, or the server
 // answers unavailable (a failover under way), the same envelope is sent
 // again (the server drops the repeat by its message id) for up to 25
-// seconds after the first attempt; a send that still fails then fails with
+// seconds after the first attempt; a bundle claim answered unavailable
+// (Postgres failing over) is likewise claimed again and sealed anew; a send that still fails then fails with
 // unavailable, its outcome unknown. Send needs Run to be active and waits
 // for its connection until ctx ends (or fails with Run's error if the
 // session ended, token_revoked for example). Errors: untrusted_keys,
@@ -176,11 +177,12 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Sent, error) {
 	if err != nil {
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}
-	env, mid, err := c.Seal(ctx, p, encodeText(text, c.ownListVersion()))
+	retryUntil := time.Now().Add(dedupWindow)
+	env, mid, err := c.sealRetrying(ctx, p, encodeText(text, c.ownListVersion()), retryUntil)
 	if err != nil {
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}
-	a, err := c.request(ctx, "send", time.Now().Add(dedupWindow), func(id string) any {
+	a, err := c.request(ctx, "send", retryUntil, func(id string) any {
 		return schema.SendFrame{Type: schema.FrameSend, ID: id, To: p.UserID, Envelope: env}
 	})
 	if err != nil {
@@ -218,6 +220,25 @@ func (c *Client) Seal(ctx context.Context, p Peer, payload []byte) (env []byte, 
 		return nil, "", schema.Errorf(schema.CodeMessageTooLarge, "the text is over 64 KiB")
 	}
 	return env, mid, err
+}
+
+// sealRetrying is Seal, tried again after a growing pause while the
+// bundle claims answer unavailable (Postgres failing over), until
+// retryUntil. Nothing is sent before sealing, so a repeat is safe; the
+// one-time prekeys an unanswered claim may have taken are never used.
+func (c *Client) sealRetrying(ctx context.Context, p Peer, payload []byte, retryUntil time.Time) ([]byte, string, error) {
+	pause := unavailablePause
+	for {
+		env, mid, err := c.Seal(ctx, p, payload)
+		if err == nil || !schema.HasCode(err, schema.CodeUnavailable) || !time.Now().Add(pause).Before(retryUntil) {
+			return env, mid, err
+		}
+		c.log.Debug("bundle claim unavailable; retrying", "pause", pause)
+		if !sleepCtx(ctx, pause) {
+			return nil, "", err
+		}
+		pause = min(2*pause, maxUnavailablePause)
+	}
 }
 
 // recipient returns the pinned peer for handle: a friend's, or, for anyone

@@ -88,12 +88,19 @@ func TestNormalizeLinkCode(t *testing.T) {
 }
 
 // FuzzNormalizeLinkCode: any input either normalizes to a well-formed code
-// that normalizes to itself, or is refused; nothing panics.
+// (a lookup part, or a whole code's two parts) that normalizes to itself,
+// or is refused; nothing panics.
 func FuzzNormalizeLinkCode(f *testing.F) {
 	for _, s := range []string{"3MGDH-HWX2N", "3mgdh hwx2n", "", "-----", "ÄMGDHHWX2N", "AAAAAAAAAA\x00"} {
 		f.Add(s)
 	}
+	f.Add("IQFOU-HFUWB-AAAAA-BBBBB-CCCCC")
 	f.Fuzz(func(t *testing.T, s string) {
+		if l, sec, ok := SplitLinkCode(s); ok {
+			if l2, sec2, ok2 := SplitLinkCode(FormatLinkCode(l + sec)); !ok2 || l2 != l || sec2 != sec || len(sec) != LinkCodeSecretLen {
+				t.Fatalf("SplitLinkCode(%q) = %q %q, not stable", s, l, sec)
+			}
+		}
 		code, ok := NormalizeLinkCode(s)
 		if !ok {
 			return

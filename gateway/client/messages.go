@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -53,16 +54,20 @@ func encodeText(text string, lv int64) []byte {
 
 // decodePayload returns the text of a payload: its "text" member, or the
 // whole payload as UTF-8 when it is not such an object (docs/payload.md);
-// and its "lv" member, 0 when absent or not a positive safe integer.
+// and its "lv" member, 0 when absent or not an integer from 1 to 2^53-1
+// (a bad "lv" is ignored, the text still shown).
 func decodePayload(b []byte) (text string, lv int64) {
-	var p payload
-	if json.Unmarshal(b, &p) == nil && p.Text != nil {
-		if p.ListVersion < 0 || p.ListVersion > envelope.MaxVersion {
-			p.ListVersion = 0
-		}
-		return *p.Text, p.ListVersion
+	var p struct {
+		Text *string         `json:"text"`
+		LV   json.RawMessage `json:"lv"`
 	}
-	return strings.ToValidUTF8(string(b), string(utf8.RuneError)), 0
+	if json.Unmarshal(b, &p) != nil || p.Text == nil {
+		return strings.ToValidUTF8(string(b), string(utf8.RuneError)), 0
+	}
+	if n, err := strconv.ParseInt(string(p.LV), 10, 64); err == nil && n > 0 && n <= envelope.MaxVersion {
+		lv = n
+	}
+	return *p.Text, lv
 }
 
 // open verifies and decrypts a msg frame with this device's prekeys.

@@ -24,6 +24,8 @@ func (s *Server) identityRoutes() {
 	s.handle("POST /v1/devicelist", s.anonLimited(s.publishList))
 	s.handle("GET /v1/devicelist/{user_id}", s.anonLimited(s.deviceList))
 	s.handle("POST /v1/identity/reset", s.authed(s.resetIdentity))
+	s.handle("GET /v1/identity/reset", s.authed(s.pendingReset))
+	s.handle("DELETE /v1/identity/reset", s.authed(s.cancelReset))
 	s.handle("PUT /v1/prekeys", s.authed(s.putPrekeys))
 	s.handle("GET /v1/prekeys", s.authed(s.prekeyStatus))
 	s.handle("POST /v1/users/{user_id}/bundle", s.authed(s.claimLimited(claims, s.claimBundle)))
@@ -61,12 +63,33 @@ func (s *Server) resetIdentity(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if out.Status == schema.ResetPending {
+		writeJSON(w, http.StatusAccepted, out)
+		return nil
+	}
 	if s.cfg.Friends != nil {
 		if err := s.cfg.Friends.AnnounceKeyChange(r.Context(), p.UserID); err != nil {
 			s.log.Error("announce identity reset", "user_id", p.UserID, "err", err)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) pendingReset(w http.ResponseWriter, r *http.Request) error {
+	out, err := s.cfg.Accounts.PendingIdentityReset(r.Context(), principal(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) cancelReset(w http.ResponseWriter, r *http.Request) error {
+	if err := s.cfg.Accounts.CancelIdentityReset(r.Context(), principal(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -65,10 +65,38 @@ type IdentityResetRequest struct {
 	List json.RawMessage `json:"list"`
 }
 
-// DeviceListStored answers POST /v1/devicelist and /v1/identity/reset.
+// DeviceListStored answers POST /v1/devicelist, and POST
+// /v1/identity/reset once the reset took effect.
 type DeviceListStored struct {
 	Version int64    `json:"version"`
 	Revoked []string `json:"revoked,omitempty"` // devices the list dropped, now revoked
+}
+
+// Identity reset states in [IdentityReset].
+const (
+	ResetPending = "pending" // waiting for NotBefore; the primary may cancel it
+	ResetDone    = "done"    // the new identity key and list are stored
+)
+
+// IdentityReset answers POST /v1/identity/reset (200 when done, 202 while
+// pending) and GET /v1/identity/reset (the pending reset). A reset by the
+// primary device is done at once; one by a linked device is pending until
+// NotBefore, every other device of the user is told (event
+// identity_reset_requested), and the primary cancels it by publishing any
+// device list or with DELETE /v1/identity/reset. Posting the same request
+// again from NotBefore on completes it.
+type IdentityReset struct {
+	Status string `json:"status"`
+	// DeviceID is the device that asked for the reset.
+	DeviceID string `json:"device_id"`
+	// IKFingerprint is the fingerprint of the identity key it asks for, for
+	// the other devices to show.
+	IKFingerprint string     `json:"ik_fingerprint,omitempty"`
+	RequestedAt   *time.Time `json:"requested_at,omitempty"`
+	NotBefore     *time.Time `json:"not_before,omitempty"`
+	// Version and Revoked are set once done, as in DeviceListStored.
+	Version int64    `json:"version,omitempty"`
+	Revoked []string `json:"revoked,omitempty"`
 }
 
 // PrekeysUpload is the body of PUT /v1/prekeys: an optional new signed

@@ -6,6 +6,10 @@ type EventType string
 // Event types. docs/api.md documents each one.
 const (
 	EventDeviceRevoked EventType = "device_revoked" // one of the user's devices was revoked
+	// Identity reset events concern the user's own devices; DeviceID is the
+	// device that asked. GET /v1/identity/reset has the details.
+	EventIdentityResetRequested EventType = "identity_reset_requested" // a linked device asked to replace the identity key
+	EventIdentityResetCancelled EventType = "identity_reset_cancelled" // a pending identity reset ended without taking effect
 
 	// Friend graph events carry Peer, the other user. ByMe marks a change the
 	// recipient made on one of its devices, sent so its other devices update.

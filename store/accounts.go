@@ -397,5 +397,8 @@ func dropRevoked(ctx context.Context, tx pgx.Tx, userID string, ids []string) er
 	if _, err := tx.Exec(ctx, `DELETE FROM prekeys WHERE device_id = ANY($1)`, ids); err != nil {
 		return fmt.Errorf("drop revoked prekeys: %w", err)
 	}
+	if _, err := tx.Exec(ctx, `DELETE FROM identity_resets WHERE device_id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("drop revoked devices' identity resets: %w", err)
+	}
 	return nil
 }

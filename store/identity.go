@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -48,7 +49,8 @@ func (db *DB) PublishDeviceList(ctx context.Context, p ListParams) (revoked []st
 	err = db.inTx(ctx, func(tx pgx.Tx) error {
 		revoked = nil
 		var stored int64
-		err := tx.QueryRow(ctx, `SELECT list_version FROM users WHERE id = $1 FOR UPDATE`, p.UserID).Scan(&stored)
+		var primary *string
+		err := tx.QueryRow(ctx, `SELECT list_version, primary_device FROM users WHERE id = $1 FOR UPDATE`, p.UserID).Scan(&stored, &primary)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -65,6 +67,9 @@ func (db *DB) PublishDeviceList(ctx context.Context, p ListParams) (revoked []st
 			if err := checkActiveDevice(ctx, tx, p.UserID, p.ByDevice); err != nil {
 				return err
 			}
+			if err := checkResetDue(ctx, tx, p, primary); err != nil {
+				return err
+			}
 		}
 		if err := checkListable(ctx, tx, p); err != nil {
 			return err
@@ -79,14 +84,29 @@ func (db *DB) PublishDeviceList(ctx context.Context, p ListParams) (revoked []st
 				return fmt.Errorf("insert device: %w", err)
 			}
 		}
-		_, err = tx.Exec(ctx, `UPDATE users SET device_list = $2, list_version = $3, ik = coalesce($4, ik) WHERE id = $1`,
-			p.UserID, p.List, p.Version, p.NewIK)
+		_, err = tx.Exec(ctx, `UPDATE users SET device_list = $2, list_version = $3, ik = coalesce($4, ik),
+			primary_device = CASE WHEN $4::bytea IS NOT NULL THEN $5 ELSE coalesce(primary_device, $6) END WHERE id = $1`,
+			p.UserID, p.List, p.Version, p.NewIK, p.ByDevice, firstDevice(p.Devices))
 		if err != nil {
 			return fmt.Errorf("store device list: %w", err)
+		}
+		// A list signed by the identity key shows its holder is alive: any
+		// pending reset by a linked device ends (and a completed one is done).
+		if _, err := tx.Exec(ctx, `DELETE FROM identity_resets WHERE user_id = $1`, p.UserID); err != nil {
+			return fmt.Errorf("end pending identity reset: %w", err)
 		}
 		return nil
 	})
 	return revoked, err
+}
+
+// firstDevice returns the id of the first listed device: the primary of a
+// user's first list.
+func firstDevice(ds []ListedDevice) *string {
+	if len(ds) == 0 {
+		return nil
+	}
+	return &ds[0].ID
 }
 
 func checkActiveDevice(ctx context.Context, tx pgx.Tx, userID, deviceID string) error {
@@ -240,11 +260,33 @@ type BundleDevice struct {
 	SPK, OPK []byte
 }
 
+// ClaimLimits bound bundle claims (docs/envelope.md, "One-time prekeys").
+// They are counted in Postgres, so they hold across transports and
+// processes. Zero fields mean no limit.
+type ClaimLimits struct {
+	// Window and PerWindow: one claimer claims one user's bundle at most
+	// PerWindow times per fixed Window (ErrClaimQuota beyond).
+	Window    time.Duration
+	PerWindow int
+	// Reserve and Share: once a device has Reserve or fewer unclaimed
+	// one-time prekeys, a claimer gets one of them only if it took fewer
+	// than Share of that device's one-time prekeys within Held; otherwise
+	// its bundle has the signed prekey alone. So no single friend drains a
+	// pool: its last Reserve keys go to the claimers that took few.
+	Reserve, Share int
+	Held           time.Duration
+}
+
+// ErrClaimQuota is a claim over ClaimLimits.PerWindow.
+var ErrClaimQuota = errors.New("store: bundle claim quota exceeded")
+
 // ClaimBundle returns userID's stored device list and, for each active
 // device with a signed prekey, that prekey and one one-time prekey, which
-// it deletes, so no other claim gets it. Devices come ordered by id; the
-// caller puts them in list order. ErrNotFound: no such user, or no list yet.
-func (db *DB) ClaimBundle(ctx context.Context, userID string) (list []byte, devs []BundleDevice, err error) {
+// it deletes, so no other claim gets it (none, within lim's reserve).
+// claimerID is the claiming user. Devices come ordered by id; the caller
+// puts them in list order. ErrNotFound: no such user, or no list yet;
+// ErrClaimQuota.
+func (db *DB) ClaimBundle(ctx context.Context, claimerID, userID string, lim ClaimLimits) (list []byte, devs []BundleDevice, err error) {
 	err = db.inTx(ctx, func(tx pgx.Tx) error {
 		devs = nil
 		err := tx.QueryRow(ctx, `SELECT device_list FROM users WHERE id = $1`, userID).Scan(&list)
@@ -253,6 +295,9 @@ func (db *DB) ClaimBundle(ctx context.Context, userID string) (list []byte, devs
 		}
 		if err != nil {
 			return fmt.Errorf("read device list: %w", err)
+		}
+		if err := countClaim(ctx, tx, claimerID, userID, lim); err != nil {
+			return err
 		}
 		rows, err := tx.Query(ctx, `
 			SELECT d.id, p.body FROM devices d JOIN prekeys p ON p.device_id = d.id AND p.kind = 'spk'
@@ -267,16 +312,74 @@ func (db *DB) ClaimBundle(ctx context.Context, userID string) (list []byte, devs
 			return fmt.Errorf("read spks: %w", err)
 		}
 		for i := range devs {
-			err := tx.QueryRow(ctx, `
-				DELETE FROM prekeys WHERE (device_id, kid) = (
-					SELECT device_id, kid FROM prekeys WHERE device_id = $1 AND kind = 'opk'
-					ORDER BY created_at, kid LIMIT 1 FOR UPDATE SKIP LOCKED)
-				RETURNING body`, devs[i].ID).Scan(&devs[i].OPK)
-			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("claim opk: %w", err)
+			if devs[i].OPK, err = claimOPK(ctx, tx, claimerID, devs[i].ID, lim); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
 	return list, devs, err
+}
+
+// countClaim counts one claim of target's bundle by claimer in the current
+// window: ErrClaimQuota beyond lim.PerWindow.
+func countClaim(ctx context.Context, tx pgx.Tx, claimer, target string, lim ClaimLimits) error {
+	if lim.PerWindow <= 0 || lim.Window <= 0 {
+		return nil
+	}
+	var n int
+	err := tx.QueryRow(ctx, `
+		INSERT INTO claim_windows AS w (claimer_id, target_id, window_start, claims) VALUES ($1, $2, now(), 1)
+		ON CONFLICT (claimer_id, target_id) DO UPDATE SET
+			claims = CASE WHEN w.window_start <= now() - $3::bigint * interval '1 millisecond' THEN 1 ELSE w.claims + 1 END,
+			window_start = CASE WHEN w.window_start <= now() - $3::bigint * interval '1 millisecond' THEN now() ELSE w.window_start END
+		RETURNING claims`, claimer, target, lim.Window.Milliseconds()).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("count claim: %w", err)
+	}
+	if n > lim.PerWindow {
+		return ErrClaimQuota
+	}
+	return nil
+}
+
+// claimOPK takes one of device's one-time prekeys for claimer, within lim's
+// reserve; nil when there is none for it.
+func claimOPK(ctx context.Context, tx pgx.Tx, claimer, device string, lim ClaimLimits) ([]byte, error) {
+	if lim.Reserve > 0 {
+		var pool, mine int
+		err := tx.QueryRow(ctx, `
+			SELECT (SELECT count(*) FROM prekeys WHERE device_id = $1 AND kind = 'opk'),
+			       (SELECT count(*) FROM opk_claims WHERE device_id = $1 AND claimer_id = $2
+			            AND claimed_at > now() - $3::bigint * interval '1 millisecond')`,
+			device, claimer, lim.Held.Milliseconds()).Scan(&pool, &mine)
+		if err != nil {
+			return nil, fmt.Errorf("count opks: %w", err)
+		}
+		if pool <= lim.Reserve && mine >= lim.Share {
+			return nil, nil
+		}
+	}
+	var body []byte
+	err := tx.QueryRow(ctx, `
+		DELETE FROM prekeys WHERE (device_id, kid) = (
+			SELECT device_id, kid FROM prekeys WHERE device_id = $1 AND kind = 'opk'
+			ORDER BY created_at, kid LIMIT 1 FOR UPDATE SKIP LOCKED)
+		RETURNING body`, device).Scan(&body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim opk: %w", err)
+	}
+	if lim.Reserve > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM opk_claims WHERE device_id = $1 AND claimed_at <= now() - $2::bigint * interval '1 millisecond'`,
+			device, lim.Held.Milliseconds()); err != nil {
+			return nil, fmt.Errorf("forget old opk claims: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO opk_claims (device_id, claimer_id) VALUES ($1, $2)`, device, claimer); err != nil {
+			return nil, fmt.Errorf("record opk claim: %w", err)
+		}
+	}
+	return body, nil
 }

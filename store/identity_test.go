@@ -36,7 +36,7 @@ func TestStorePrekeyClaimsHandOutEachOPKOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
-			_, devs, err := db.ClaimBundle(ctx, u.ID)
+			_, devs, err := db.ClaimBundle(ctx, u.ID, u.ID, store.ClaimLimits{})
 			if err != nil || len(devs) != 1 || string(devs[0].SPK) != "spk" {
 				t.Errorf("ClaimBundle = %v, %v", devs, err)
 				return

@@ -16,7 +16,7 @@ import (
 func newLink(t *testing.T, db *store.DB, ttl time.Duration) (code string, secretHash []byte) {
 	t.Helper()
 	pub := randBytes(32)
-	code, secretHash = schema.LinkCode(pub, pub), randBytes(32)
+	code, secretHash = schema.LinkCode(schema.NewLinkCodeSecret(), pub, pub), randBytes(32)
 	if _, err := db.CreateLink(context.Background(), code, pub, pub, secretHash, time.Now().Add(ttl)); err != nil {
 		t.Fatalf("CreateLink: %v", err)
 	}
@@ -101,7 +101,7 @@ func TestLinksConcurrentApprove(t *testing.T) {
 	ctx := context.Background()
 	alice := newUser(t, db, "alice")
 	pub := randBytes(32)
-	code := schema.LinkCode(pub, pub)
+	code := schema.LinkCode(schema.NewLinkCodeSecret(), pub, pub)
 	if _, err := db.CreateLink(ctx, code, pub, pub, randBytes(32), time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}

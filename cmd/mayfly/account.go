@@ -129,7 +129,7 @@ func (c *cli) device(args []string) error {
 			if cl.Identity().Primary {
 				fmt.Fprintf(c.out, "revoked %s: removed from the signed device list\n", args[0])
 			} else {
-				fmt.Fprintf(c.out, "revoked %s at the server; run this on the primary device too to drop it from the signed device list\n", args[0])
+				fmt.Fprintf(c.out, "revoked %s (this device) at the server; the primary drops it from the signed device list\n", args[0])
 			}
 			return nil
 		})
@@ -139,10 +139,14 @@ func (c *cli) device(args []string) error {
 		}
 		return c.deviceLink()
 	case "reset-identity":
-		if err := wantArgs(args, 0, "device reset-identity"); err != nil {
+		cancelIt := len(args) == 1 && args[0] == "--cancel"
+		if cancelIt {
+			args = args[1:]
+		}
+		if err := wantArgs(args, 0, "device reset-identity [--cancel]"); err != nil {
 			return err
 		}
-		return c.resetIdentity()
+		return c.resetIdentity(cancelIt)
 	case "approve":
 		if err := wantArgs(args, 1, "device approve CODE"); err != nil {
 			return err
@@ -185,6 +189,13 @@ func (c *cli) deviceList(args []string) error {
 			}
 			fmt.Fprintf(c.out, "%s  %s  created %s  last seen %s%s\n", d.DeviceID, d.Name,
 				d.CreatedAt.UTC().Format(time.RFC3339), d.LastSeenAt.UTC().Format(time.RFC3339), cur)
+		}
+		if st, err := cl.PendingIdentityReset(ctx); err == nil {
+			fmt.Fprintf(c.out, "IDENTITY RESET PENDING: device %s asked to replace the identity key (new fingerprint %s); it can take effect from %s.\n",
+				st.DeviceID, st.IKFingerprint, st.NotBefore.UTC().Format(time.RFC3339))
+			fmt.Fprintln(c.out, "If that was not you: on the primary, mayfly device revoke "+st.DeviceID)
+		} else if !schema.HasCode(err, schema.CodeNotFound) {
+			return err
 		}
 		return nil
 	})
@@ -266,15 +277,31 @@ func (c *cli) openEmptyDir() (*client.Dir, error) {
 // resetIdentity makes this device the primary of a new identity key, for
 // when the primary is lost (docs/envelope.md, "Identity reset"): the new
 // list names this device only, and every friend must accept the new key.
-func (c *cli) resetIdentity() error {
+// On a linked device the first run asks for the reset, which waits for its
+// delay while the primary may cancel it; a run after that completes it.
+// With cancel, the primary cancels a pending reset.
+func (c *cli) resetIdentity(cancelIt bool) error {
 	return c.withClient(func(ctx context.Context, cl *client.Client) error {
-		keys, err := cl.ResetIdentity(ctx)
+		if cancelIt {
+			if err := cl.CancelIdentityReset(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintln(c.out, "identity reset cancelled; revoke the device that asked for it if you did not")
+			return nil
+		}
+		keys, st, err := cl.ResetIdentity(ctx)
 		if err != nil {
 			return err
 		}
 		id := cl.Identity()
-		if err := c.dir.SaveIdentity(id.UserID, id.Handle, keys, nil); err != nil {
+		if err := c.dir.SaveIdentity(id.UserID, id.Handle, keys, cl.IdentityKey()); err != nil {
 			return err
+		}
+		if st.Status == schema.ResetPending {
+			fmt.Fprintf(c.out, "identity reset requested: it can take effect from %s unless the primary device cancels it\n",
+				st.NotBefore.UTC().Format(time.RFC3339))
+			fmt.Fprintln(c.out, "Your other devices were told. Run mayfly device reset-identity again after that time.")
+			return nil
 		}
 		fmt.Fprintf(c.out, "identity reset: this device is now the primary of %s\nfingerprint: %s\n", id.Handle, id.Fingerprint)
 		fmt.Fprintln(c.out, "Your other devices were dropped (link them again); your friends must accept the new key (mayfly friend verify).")

@@ -397,6 +397,20 @@ func identityReset(t *testing.T, e *attackEnv, ha, hb string) {
 	e.fails("forbidden", laptop, "device", "approve", "AAAAA-AAAAA")
 	e.ok(bob, "send", ha, "before")
 
+	// A linked device's reset waits: the primary sees it and may cancel it.
+	if out := e.ok(laptop, "device", "reset-identity"); !strings.Contains(out, "identity reset requested") {
+		t.Fatalf("reset printed %q", out)
+	}
+	if out := e.ok(alice, "device", "list"); !strings.Contains(out, "IDENTITY RESET PENDING") {
+		t.Fatalf("the primary's device list does not show the pending reset: %q", out)
+	}
+	e.fails("forbidden", laptop, "device", "reset-identity", "--cancel")
+	e.ok(alice, "device", "reset-identity", "--cancel")
+	e.ok(laptop, "device", "reset-identity")
+	if out := e.ok(laptop, "device", "reset-identity"); !strings.Contains(out, "identity reset requested") {
+		t.Fatalf("a second run before the delay printed %q", out)
+	}
+	e.exec(`UPDATE identity_resets SET not_before = now()`) // the 72 hours pass
 	if out := e.ok(laptop, "device", "reset-identity"); !strings.Contains(out, "now the primary of "+ha) {
 		t.Fatalf("reset printed %q", out)
 	}

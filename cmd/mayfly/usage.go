@@ -30,10 +30,13 @@ Commands:
   unread [--json]                  how many unread messages wait from whom (burns nothing)
   recall ID                        withdraw a message you sent (ID as send printed it) before it is read
   device list                      this user's devices
-  device revoke ID                 revoke a device (on the primary: drop it from the signed list)
+  device revoke ID                 on the primary: revoke a device and drop it from the signed list
+                                   (another device may revoke only itself)
   device link                      on a new device: show a code, wait for approval, log in
   device approve CODE              on the primary: add the device showing CODE to the signed list
   device reset-identity            on another device when the primary is lost: new identity key
+                                   (on a linked device it waits 72 h, the primary can cancel)
+  device reset-identity --cancel   on the primary: cancel a pending identity reset
   token                            prints a fresh access token (for curl and NATS-native clients)
   account delete --yes             delete this account on the server for good (every device, friend, message)
 

@@ -38,6 +38,9 @@ import (
 const (
 	DefaultChallengeTTL = time.Minute
 	DefaultRefreshTTL   = 30 * 24 * time.Hour
+	// DefaultIdentityResetDelay is how long a linked device's identity reset
+	// waits for the primary to cancel it (docs/envelope.md, "Identity reset").
+	DefaultIdentityResetDelay = 72 * time.Hour
 )
 
 // Config configures a Service.
@@ -50,6 +53,22 @@ type Config struct {
 	ChallengeTTL time.Duration
 	// RefreshTTL is how long an unused refresh token stays valid; default DefaultRefreshTTL.
 	RefreshTTL time.Duration
+	// IdentityResetDelay is how long an identity reset asked for by a device
+	// other than the primary waits before it can take effect; default
+	// DefaultIdentityResetDelay.
+	IdentityResetDelay time.Duration
+	// ClaimLimits bound bundle claims across transports and processes; each
+	// zero field takes its value from DefaultClaimLimits.
+	ClaimLimits store.ClaimLimits
+}
+
+// DefaultClaimLimits: a claimer claims one user's bundle at most 140 times
+// per 10 s (a send claims two bundles: twice the default send rate and
+// burst); a device's last 40 one-time prekeys go only to claimers that took
+// fewer than 2 of its keys in the last 65 minutes (how long a message
+// sealed with one can live, plus a claim's slack).
+var DefaultClaimLimits = store.ClaimLimits{
+	Window: 10 * time.Second, PerWindow: 140, Reserve: 40, Share: 2, Held: 65 * time.Minute,
 }
 
 // Service implements accounts, login and devices.
@@ -72,7 +91,22 @@ func New(cfg Config) (*Service, error) {
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = DefaultRefreshTTL
 	}
+	if cfg.IdentityResetDelay <= 0 {
+		cfg.IdentityResetDelay = DefaultIdentityResetDelay
+	}
+	cfg.ClaimLimits = withDefaults(cfg.ClaimLimits)
 	return &Service{cfg: cfg, log: cfg.Logger}, nil
+}
+
+func withDefaults(l store.ClaimLimits) store.ClaimLimits {
+	d := DefaultClaimLimits
+	if l.Window <= 0 || l.PerWindow <= 0 {
+		l.Window, l.PerWindow = d.Window, d.PerWindow
+	}
+	if l.Reserve <= 0 || l.Share <= 0 || l.Held <= 0 {
+		l.Reserve, l.Share, l.Held = d.Reserve, d.Share, d.Held
+	}
+	return l
 }
 
 // Principal is an authenticated device of a user.
@@ -405,13 +439,25 @@ func (s *Service) Devices(ctx context.Context, p Principal) (schema.DeviceList, 
 	return out, nil
 }
 
-// RevokeDevice revokes one of p's user's devices (possibly p's own): its
-// tokens are refused from now on and its live connections are told to close
-// through a device_revoked event. Errors: not_found.
+// RevokeDevice revokes one of p's user's devices: its tokens are refused
+// from now on and its live connections are told to close through a
+// device_revoked event. The primary device (the one holding the identity
+// key) may revoke any device; any other device only itself, so a stolen
+// linked device cannot lock the primary out. Errors: not_found, forbidden.
 func (s *Service) RevokeDevice(ctx context.Context, p Principal, deviceID string) error {
 	if !schema.ValidDeviceID(deviceID) {
 		return schema.Errorf(schema.CodeNotFound, "no such device")
 	}
+	if deviceID != p.DeviceID {
+		primary, err := s.cfg.DB.PrimaryDevice(ctx, p.UserID)
+		if err != nil {
+			return s.internal("revoke device", err)
+		}
+		if primary != p.DeviceID {
+			return schema.Errorf(schema.CodeForbidden, "only the primary device (the one holding the identity key) revokes other devices")
+		}
+	}
+	pending, perr := s.cfg.DB.PendingIdentityReset(ctx, p.UserID)
 	err := s.cfg.DB.RevokeDevice(ctx, p.UserID, deviceID)
 	if errors.Is(err, store.ErrNotFound) {
 		return schema.Errorf(schema.CodeNotFound, "no such device")
@@ -421,6 +467,9 @@ func (s *Service) RevokeDevice(ctx context.Context, p Principal, deviceID string
 	}
 	s.log.Info("device revoked", "user_id", p.UserID, "device_id", deviceID, "by_device_id", p.DeviceID)
 	s.revoked(p.UserID, deviceID, 0)
+	if perr == nil && pending.DeviceID == deviceID {
+		s.publish(p.UserID, schema.Event{Type: schema.EventIdentityResetCancelled, DeviceID: deviceID})
+	}
 	return nil
 }
 

@@ -2,7 +2,6 @@ package account
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,32 +53,11 @@ func (s *Service) PublishList(ctx context.Context, req schema.DeviceListRequest)
 	if l.VerifyFor(u.ID, u.IK) != nil {
 		return schema.DeviceListStored{}, schema.Errorf(schema.CodeBadSignature, "the list is not signed by the account's identity key")
 	}
-	return s.storeList(ctx, store.ListParams{UserID: u.ID}, l)
-}
-
-// ResetIdentity replaces p's account identity key with req.IK and stores a
-// device list signed by it, which must list p's device: the way on when
-// the primary device is lost (docs/envelope.md, "Identity reset"). Friends'
-// clients see the key change. Errors: those of PublishList, and
-// bad_request if the list does not name the calling device.
-func (s *Service) ResetIdentity(ctx context.Context, p Principal, req schema.IdentityResetRequest) (schema.DeviceListStored, error) {
-	ik, err := decodeKey("ik", req.IK, schema.SignKeyLen)
-	if err != nil {
-		return schema.DeviceListStored{}, err
-	}
-	l, err := parseList(req.List)
-	if err != nil {
-		return schema.DeviceListStored{}, err
-	}
-	if l.VerifyFor(p.UserID, ed25519.PublicKey(ik)) != nil {
-		return schema.DeviceListStored{}, schema.Errorf(schema.CodeBadSignature, "the list is not the caller's, signed by the new identity key")
-	}
-	if _, ok := l.Key(p.DeviceID); !ok {
-		return schema.DeviceListStored{}, schema.Errorf(schema.CodeBadRequest, "the new list must name the calling device")
-	}
-	out, err := s.storeList(ctx, store.ListParams{UserID: p.UserID, NewIK: ik, ByDevice: p.DeviceID}, l)
-	if err == nil {
-		s.log.Warn("identity reset", "user_id", p.UserID, "device_id", p.DeviceID)
+	_, perr := s.cfg.DB.PendingIdentityReset(ctx, u.ID)
+	out, err := s.storeList(ctx, store.ListParams{UserID: u.ID}, l)
+	if err == nil && perr == nil {
+		s.log.Warn("identity reset cancelled by a list from the identity key", "user_id", u.ID)
+		s.publish(u.ID, schema.Event{Type: schema.EventIdentityResetCancelled})
 	}
 	return out, err
 }
@@ -104,6 +82,8 @@ func (s *Service) storeList(ctx context.Context, base store.ListParams, l *envel
 		return schema.DeviceListStored{}, schema.Errorf(schema.CodeInvalidKey, "a listed device key belongs to another account")
 	case errors.Is(err, store.ErrNotFound):
 		return schema.DeviceListStored{}, schema.Errorf(schema.CodeNotFound, "no such user")
+	case errors.Is(err, store.ErrResetPending):
+		return schema.DeviceListStored{}, errResetPending
 	case err != nil:
 		return schema.DeviceListStored{}, s.internal("store device list", err)
 	}
@@ -180,9 +160,11 @@ func (s *Service) PrekeyStatus(ctx context.Context, p Principal) (schema.PrekeyS
 
 // ClaimBundle returns userID's prekey bundle for p to seal to: the signed
 // device list and, per device with a signed prekey, that prekey and one
-// one-time prekey, which no later claim gets. Only the user and their
-// friends may claim. Errors: not_found (no such user, or no device list
-// yet), not_friend.
+// one-time prekey, which no later claim gets (none when the device's pool
+// is down to its reserve and p's user took its share: Config.ClaimLimits).
+// Only the user and their friends may claim, within Config.ClaimLimits,
+// counted in Postgres across transports and processes. Errors: not_found
+// (no such user, or no device list yet), not_friend, rate_limited.
 func (s *Service) ClaimBundle(ctx context.Context, p Principal, userID string) (json.RawMessage, error) {
 	if !schema.ValidUserID(userID) {
 		return nil, schema.Errorf(schema.CodeNotFound, "no such user")
@@ -196,9 +178,12 @@ func (s *Service) ClaimBundle(ctx context.Context, p Principal, userID string) (
 			return nil, schema.Errorf(schema.CodeNotFriend, "only friends may fetch a user's prekeys")
 		}
 	}
-	list, devs, err := s.cfg.DB.ClaimBundle(ctx, userID)
+	list, devs, err := s.cfg.DB.ClaimBundle(ctx, p.UserID, userID, s.cfg.ClaimLimits)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, schema.Errorf(schema.CodeNotFound, "no such user, or the user has no devices yet")
+	}
+	if errors.Is(err, store.ErrClaimQuota) {
+		return nil, schema.Errorf(schema.CodeRateLimited, "too many prekey claims of this user; slow down")
 	}
 	if err != nil {
 		return nil, s.internal("claim bundle", err)

@@ -33,9 +33,11 @@ func (s *Service) linkError(op string, err error) error {
 }
 
 // CreateLink stores a link request for a new device's ephemeral X25519
-// public key and its device signing key, and returns its code, its secret
-// and its expiry (LinkTTL). Errors: invalid_key, bad_request (a request for
-// these keys exists already).
+// public key and its device signing key under the lookup code the device
+// chose (it commits to a secret the server never sees), and returns the
+// code, a poll secret and the expiry (LinkTTL). Errors: invalid_key,
+// bad_request (no well-formed code, or a request with these keys or this
+// code exists already).
 func (s *Service) CreateLink(ctx context.Context, req schema.LinkRequest) (schema.LinkCreated, error) {
 	pub, err := decodeKey("public_key", req.PublicKey, envelope.KexKeySize)
 	if err != nil {
@@ -49,10 +51,14 @@ func (s *Service) CreateLink(ctx context.Context, req schema.LinkRequest) (schem
 	if err != nil {
 		return schema.LinkCreated{}, err
 	}
+	code, ok := schema.NormalizeLinkCode(req.Code)
+	if !ok {
+		return schema.LinkCreated{}, schema.Errorf(schema.CodeBadRequest,
+			"code must be the link code's 10-character lookup part (link v3, docs/api.md); update the client")
+	}
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	tok := schema.LinkSecretPrefix + b64.EncodeToString(secret)
-	code := schema.LinkCode(pub, dk)
 	l, err := s.cfg.DB.CreateLink(ctx, code, pub, dk, hashSecret(tok), time.Now().Add(schema.LinkTTL).Truncate(time.Millisecond))
 	if errors.Is(err, store.ErrLinkExists) {
 		return schema.LinkCreated{}, schema.Errorf(schema.CodeBadRequest, "a link request for this public key exists already; make a new key pair")

@@ -194,10 +194,11 @@ func (c *Client) Devices(ctx context.Context) ([]schema.Device, error) {
 // RevokeDevice revokes one of the user's devices (possibly this one). On
 // the primary device it publishes a device list without it, signed by the
 // identity key: the device can then never log in, be sealed to or be
-// listed again. On another device it asks the server to lock the device
-// out at once (DELETE /v1/devices/{id}); its key stays in the signed list
-// until the primary drops it, but the server hands out no prekeys for it.
-// Errors: not_found, device_revoked.
+// listed again. Another device may revoke only itself (DELETE
+// /v1/devices/{id}: the server locks it out at once; its key stays in the
+// signed list until the primary drops it, but the server hands out no
+// prekeys for it). Errors: not_found, device_revoked, forbidden (another
+// device's id, on a device that is not the primary).
 func (c *Client) RevokeDevice(ctx context.Context, deviceID string) error {
 	if c.keys.Primary() {
 		return c.updateOwnList(ctx, func(l []ed25519.PublicKey) ([]ed25519.PublicKey, error) {

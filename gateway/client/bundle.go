@@ -76,6 +76,56 @@ func (c *Client) rememberList(p Peer, l *envelope.DeviceList) {
 	}
 }
 
+// ownListVersion returns the highest version of the user's own device list
+// this device has seen, which every message it sends carries (the payload's
+// "lv", docs/payload.md).
+func (c *Client) ownListVersion() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ownVer
+}
+
+// raiseListVersion records that a message from userID, signed by one of its
+// listed devices, says userID's device list reached version lv: a list of a
+// lower version is refused from now on (a server rolling a friend back to
+// a list that still names a revoked device), and a cached list below it is
+// dropped. The user's own version is raised the same way by its sync copies.
+func (c *Client) raiseListVersion(userID string, lv int64) {
+	if lv <= 0 {
+		return
+	}
+	c.mu.Lock()
+	if l := c.lists[userID]; l != nil && l.Version < lv {
+		delete(c.lists, userID)
+	}
+	if userID == c.userID {
+		raise := lv > c.ownVer
+		if raise {
+			c.ownVer = lv
+		}
+		c.mu.Unlock()
+		if raise {
+			if err := c.store.SaveOwnListVersion(lv); err != nil {
+				c.log.Error("save own list version", "err", err)
+			}
+		}
+		return
+	}
+	cur, ok := c.peers[userID]
+	raise := ok && lv > cur.ListVersion
+	if raise {
+		cur.ListVersion = lv
+		c.peers[userID] = cur
+	}
+	all := c.peerList()
+	c.mu.Unlock()
+	if raise {
+		if err := c.store.SavePeers(all); err != nil {
+			c.log.Error("save peers", "err", err)
+		}
+	}
+}
+
 // ownTargets returns the user's other devices to seal for: none when the
 // (recently fetched) own list names only this device, else the verified
 // targets of the user's own bundle, without this device.

@@ -153,48 +153,77 @@ func (c *Client) ownList(ctx context.Context, refresh bool) (*envelope.DeviceLis
 
 // ResetIdentity replaces the account's identity key with a new one held by
 // this device, which becomes the primary; the new list names this device
-// only (link the others again). Every friend's client sees a changed
-// identity key and stops sending until its user accepts the new safety
-// number. For when the primary device is lost (docs/envelope.md). It
-// returns the new Keys, which the caller must store. Unlike the other
-// methods it must not run concurrently with calls that use the identity
-// key (ApproveLink, RevokeDevice). Errors: device_revoked,
-// stale_device_list.
-func (c *Client) ResetIdentity(ctx context.Context) (Keys, error) {
+// only (link the others again). On the primary it is done at once. On any
+// other device the server first records a pending reset (Status pending)
+// that takes effect only when this is called again from NotBefore on
+// (docs/envelope.md, "Identity reset"); the returned Keys then carry the
+// new key as PendingIdentity, and the caller must store them so that the
+// later call asks for the same key. Once done, every friend's client sees
+// a changed identity key and stops sending until its user accepts the new
+// safety number. It returns the new Keys, which the caller must store.
+// Unlike the other methods it must not run concurrently with calls that use
+// the identity key (ApproveLink, RevokeDevice). Errors: device_revoked,
+// stale_device_list, forbidden.
+func (c *Client) ResetIdentity(ctx context.Context) (Keys, schema.IdentityReset, error) {
 	me := c.Identity()
-	nk, err := NewKeys(true)
-	if err != nil {
-		return Keys{}, err
+	c.mu.Lock()
+	nk := Keys{Device: c.keys.Device, PendingIdentity: c.keys.PendingIdentity}
+	primary, version := c.keys.Primary(), c.ownVer
+	c.mu.Unlock()
+	if primary || nk.PendingIdentity == nil {
+		fresh, err := NewKeys(true)
+		if err != nil {
+			return Keys{}, schema.IdentityReset{}, err
+		}
+		nk.PendingIdentity = fresh.Identity
 	}
-	nk.Device = c.keys.Device
 	cur, err := c.fetchList(ctx, me.UserID)
 	if err != nil {
-		return Keys{}, err
+		return Keys{}, schema.IdentityReset{}, err
 	}
-	c.mu.Lock()
-	version := c.ownVer
-	c.mu.Unlock()
 	if cur != nil {
 		version = max(version, cur.Version)
 	}
-	b, err := envelope.SignDeviceList(me.UserID, version+1, time.Now(), []ed25519.PublicKey{nk.DevicePublic()}, nk.Identity)
+	b, err := envelope.SignDeviceList(me.UserID, version+1, time.Now(), []ed25519.PublicKey{nk.DevicePublic()}, nk.PendingIdentity)
 	if err != nil {
-		return Keys{}, fmt.Errorf("reset identity: %w", err)
+		return Keys{}, schema.IdentityReset{}, fmt.Errorf("reset identity: %w", err)
 	}
-	req := schema.IdentityResetRequest{IK: envelope.EncodeKey(nk.IdentityPublic()), List: b}
-	if err := c.do(ctx, "reset identity", call{method: "POST", path: "/v1/identity/reset", body: req, auth: withToken}); err != nil {
-		return Keys{}, err
+	req := schema.IdentityResetRequest{IK: envelope.EncodeKey(nk.PendingIdentity.Public().(ed25519.PublicKey)), List: b}
+	var st schema.IdentityReset
+	if err := c.do(ctx, "reset identity", call{method: "POST", path: "/v1/identity/reset", body: req, out: &st, auth: withToken}); err != nil {
+		return Keys{}, schema.IdentityReset{}, err
 	}
+	if st.Status == schema.ResetPending {
+		c.mu.Lock()
+		c.keys = nk
+		c.mu.Unlock()
+		return nk, st, nil
+	}
+	nk.Identity, nk.PendingIdentity = nk.PendingIdentity, nil
 	c.mu.Lock()
 	c.keys, c.ik = nk, nk.IdentityPublic()
 	delete(c.lists, me.UserID)
 	c.mu.Unlock()
 	if l, err := envelope.ParseDeviceList(b); err == nil {
 		if err := c.checkOwnVersion(l); err != nil {
-			return nk, err
+			return nk, st, err
 		}
 	}
-	return nk, nil
+	return nk, st, nil
+}
+
+// PendingIdentityReset returns the user's pending identity reset, asked
+// for by a device other than the primary. Errors: not_found (none).
+func (c *Client) PendingIdentityReset(ctx context.Context) (schema.IdentityReset, error) {
+	var st schema.IdentityReset
+	err := c.do(ctx, "identity reset status", call{method: "GET", path: "/v1/identity/reset", out: &st, auth: withToken})
+	return st, err
+}
+
+// CancelIdentityReset ends the user's pending identity reset. Only the
+// primary device may. Errors: forbidden, not_found (none pending).
+func (c *Client) CancelIdentityReset(ctx context.Context) error {
+	return c.do(ctx, "cancel identity reset", call{method: "DELETE", path: "/v1/identity/reset", auth: withToken})
 }
 
 // errUntrusted wraps every refusal to trust keys; callers see it as the

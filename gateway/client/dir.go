@@ -83,8 +83,10 @@ type identityJSON struct {
 	DeviceSeed   string `json:"device_seed,omitempty"`   // Ed25519 seed, base64url
 	IdentitySeed string `json:"identity_seed,omitempty"` // Ed25519 seed, base64url; primary only
 	IdentityKey  string `json:"identity_key,omitempty"`  // Ed25519 public key, base64url
-	SignSeed     string `json:"sign_seed,omitempty"`
-	KexPrivate   string `json:"kex_private,omitempty"`
+	// PendingSeed is the identity key of a pending identity reset (Keys.PendingIdentity).
+	PendingSeed string `json:"pending_identity_seed,omitempty"`
+	SignSeed    string `json:"sign_seed,omitempty"`
+	KexPrivate  string `json:"kex_private,omitempty"`
 }
 
 // SaveIdentity stores the user's identity and the device's private keys,
@@ -97,6 +99,9 @@ func (d *Dir) SaveIdentity(userID, handle string, keys Keys, ik ed25519.PublicKe
 	}
 	if ik != nil {
 		id.IdentityKey = b64.EncodeToString(ik)
+	}
+	if keys.PendingIdentity != nil {
+		id.PendingSeed = b64.EncodeToString(keys.PendingIdentity.Seed())
 	}
 	return d.writeJSON(identityFile, id)
 }
@@ -132,6 +137,11 @@ func (d *Dir) LoadIdentity() (userID, handle string, keys Keys, ik ed25519.Publi
 	} else if id.IdentityKey != "" {
 		if ik, err = envelope.DecodeKey(id.IdentityKey, envelope.SignKeySize); err != nil {
 			return "", "", Keys{}, nil, fmt.Errorf("read %s: %w", identityFile, err)
+		}
+	}
+	if id.PendingSeed != "" {
+		if keys.PendingIdentity, err = decodeSeed(id.PendingSeed); err != nil {
+			return "", "", Keys{}, nil, fmt.Errorf("read %s: pending identity key: %w", identityFile, err)
 		}
 	}
 	return id.UserID, id.Handle, keys, ik, nil

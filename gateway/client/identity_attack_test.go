@@ -151,6 +151,60 @@ func atkBefriend(ctx context.Context, t *testing.T, a, b *client.Client) client.
 	return p
 }
 
+// rollbackScene: alice and bob are friends, one of them keeping its state
+// in home (homeUser); alice has a linked laptop, whose keys the thief
+// copied; oldList and oldVersion are alice's list naming the laptop.
+type rollbackScene struct {
+	home               *client.Dir
+	alice, bob, laptop *client.Client
+	thief              client.Keys
+	aliceID, laptopID  string
+	oldList            []byte
+	oldVersion         int64
+}
+
+func (s *atkServer) rollbackScene(ctx context.Context, homeUser string) rollbackScene {
+	t := s.t
+	t.Helper()
+	var r rollbackScene
+	var err error
+	if r.home, err = client.OpenDir(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	homeOf := func(h string) *client.Dir {
+		if h == homeUser {
+			return r.home
+		}
+		return nil
+	}
+	r.alice, r.bob = s.atkUser(ctx, "alice", homeOf("alice")), s.atkUser(ctx, "bob", homeOf("bob"))
+	atkBefriend(ctx, t, r.bob, r.alice)
+	if _, err := r.alice.Friends(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.laptop = s.atkLink(ctx, r.alice, nil)
+	r.thief, r.aliceID = r.laptop.Keys(), r.alice.Identity().UserID
+	r.laptopID = r.thief.DeviceID()
+	if err := s.db.QueryRow(ctx, `SELECT device_list, list_version FROM users WHERE id = $1`, r.aliceID).Scan(&r.oldList, &r.oldVersion); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// restart returns a client from the scene's home, as a new CLI process.
+func (r rollbackScene) restart(t *testing.T, url string) *client.Client {
+	t.Helper()
+	cfg, err := r.home.Config(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestClientAttackOwnListRollback: alice revokes her linked laptop; its
 // thief runs the server. The operator puts back the older device list
 // (still validly signed by alice's identity key), un-revokes the laptop's
@@ -161,33 +215,54 @@ func TestClientAttackOwnListRollback(t *testing.T) {
 	s := atkStart(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	home, err := client.OpenDir(t.TempDir())
-	if err != nil {
+	r := s.rollbackScene(ctx, "alice")
+	if err := r.alice.RevokeDevice(ctx, r.laptopID); err != nil {
 		t.Fatal(err)
 	}
-	alice := s.atkUser(ctx, "alice", home)
-	bob := s.atkUser(ctx, "bob", nil)
-	bobPeer := atkBefriend(ctx, t, alice, bob)
-	laptop := s.atkLink(ctx, alice, nil)
-	thief := laptop.Keys() // the full copy of the laptop's home
-	laptopID := thief.DeviceID()
+	spk := s.rollBack(r.aliceID, r.laptopID, r.thief, r.oldList, r.oldVersion)
+	// The same primary, and the same home in a new process (the CLI).
+	noWrapFor(ctx, t, map[string]*client.Client{"primary": r.alice, "primary restarted": r.restart(t, s.url)}, "bob", r.laptopID, spk)
+}
 
-	var oldList []byte
-	var oldVersion int64
-	aliceID := alice.Identity().UserID
-	if err := s.db.QueryRow(ctx, `SELECT device_list, list_version FROM users WHERE id = $1`, aliceID).Scan(&oldList, &oldVersion); err != nil {
-		t.Fatal(err)
+// noWrapFor fails t if any of cs seals a message to handle with a wrap for
+// device, which the thief holding spk then opens. Refusing to seal with
+// untrusted_keys passes.
+func noWrapFor(ctx context.Context, t *testing.T, cs map[string]*client.Client, handle, device string, spk *ecdh.PrivateKey) {
+	t.Helper()
+	for name, c := range cs {
+		p, ok := c.Peer(handle)
+		if !ok {
+			t.Fatalf("%s has no peer %s", name, handle)
+		}
+		env, _, err := c.Seal(ctx, p, []byte("after the revocation"))
+		if err != nil {
+			if !schema.HasCode(err, schema.CodeUntrustedKeys) {
+				t.Errorf("%s: seal: %v, want untrusted_keys or no wrap for the revoked device", name, err)
+			}
+			continue
+		}
+		e, err := envelope.ParseV2(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, ok := e.WrapFor(device); ok {
+			pt, err := e.Open(device, c.Keys().DevicePublic(), spk, nil)
+			t.Errorf("%s sealed for the revoked device after a rollback of the list (wrap %+v); the thief opens it: %q, %v", name, w, pt, err)
+		}
 	}
-	if err := alice.RevokeDevice(ctx, laptopID); err != nil {
-		t.Fatal(err)
-	}
+}
 
-	// The operator rolls the list back and serves a prekey of the thief's.
+// rollBack is the operator putting back user's older device list (version
+// ver, which still names the revoked device) with a signed prekey of the
+// thief's for it; it returns that prekey's private key.
+func (s *atkServer) rollBack(userID, deviceID string, thief client.Keys, list []byte, ver int64) *ecdh.PrivateKey {
+	t := s.t
+	t.Helper()
 	spk, err := ecdh.X25519().GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := envelope.SignPrekey(aliceID, laptopID, envelope.KindSPK, spk, time.Now(), thief.Device)
+	body, err := envelope.SignPrekey(userID, deviceID, envelope.KindSPK, spk, time.Now(), thief.Device)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,37 +271,42 @@ func TestClientAttackOwnListRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	kid := pk.KeyID()
-	s.exec(`UPDATE users SET device_list = $2, list_version = $3 WHERE id = $1`, aliceID, oldList, oldVersion)
-	s.exec(`UPDATE devices SET revoked_at = NULL WHERE id = $1`, laptopID)
-	s.exec(`INSERT INTO prekeys (device_id, kind, kid, body) VALUES ($1, 'spk', $2, $3)`, laptopID, kid[:], body)
+	s.exec(`UPDATE users SET device_list = $2, list_version = $3 WHERE id = $1`, userID, list, ver)
+	s.exec(`UPDATE devices SET revoked_at = NULL WHERE id = $1`, deviceID)
+	s.exec(`INSERT INTO prekeys (device_id, kind, kid, body) VALUES ($1, 'spk', $2, $3)`, deviceID, kid[:], body)
+	return spk
+}
 
-	// The same primary, and the same home in a new process (the CLI).
-	cfg, err := home.Config(s.url)
-	if err != nil {
+// TestClientAttackFriendListRollback: alice revokes her linked laptop; its
+// thief runs the server. Bob's client last saw alice's list from before the
+// revocation. Alice then writes to bob; her message carries her list's
+// version (docs/payload.md, "lv"). The operator puts back the older list
+// with a prekey of the thief's for the laptop: bob's next message to alice,
+// from the same client or from his home in a new process, must not be
+// sealed for the laptop.
+func TestClientAttackFriendListRollback(t *testing.T) {
+	s := atkStart(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := s.rollbackScene(ctx, "bob")
+	alicePeer, _ := r.bob.Peer("alice")
+	if _, _, err := r.bob.Seal(ctx, alicePeer, []byte("x")); err != nil { // bob sees the list naming the laptop
 		t.Fatal(err)
 	}
-	restarted, err := client.New(cfg)
-	if err != nil {
+	if err := r.alice.RevokeDevice(ctx, r.laptopID); err != nil {
 		t.Fatal(err)
 	}
-	for name, c := range map[string]*client.Client{"primary": alice, "primary restarted": restarted} {
-		env, _, err := c.Seal(ctx, bobPeer, []byte("after the revocation"))
-		if err != nil {
-			if !schema.HasCode(err, schema.CodeUntrustedKeys) {
-				t.Errorf("%s: seal: %v, want untrusted_keys or no wrap for the laptop", name, err)
-			}
-			continue
-		}
-		e, err := envelope.ParseV2(env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if w, ok := e.WrapFor(laptopID); ok {
-			pt, err := e.Open(laptopID, alice.Keys().DevicePublic(), spk, nil)
-			t.Errorf("%s sealed for the revoked laptop after a rollback of its own list (wrap %+v); the thief opens it: %q, %v",
-				name, w, pt, err)
-		}
+	in := run(t, r.bob)
+	in.waitSyncs(1)
+	run(t, r.alice).waitSyncs(1)
+	if _, err := r.alice.Send(ctx, "bob", "I revoked my laptop"); err != nil {
+		t.Fatal(err)
 	}
+	if m := in.waitReceived(1); m[0].Err != nil {
+		t.Fatalf("bob reads %+v", m[0])
+	}
+	spk := s.rollBack(r.aliceID, r.laptopID, r.thief, r.oldList, r.oldVersion)
+	noWrapFor(ctx, t, map[string]*client.Client{"bob": r.bob, "bob restarted": r.restart(t, s.url)}, "alice", r.laptopID, spk)
 }
 
 // TestClientAttackRevokedCopy: a full copy of a revoked linked device's
@@ -263,7 +343,7 @@ func TestClientAttackRevokedCopy(t *testing.T) {
 	if _, err := thief.Lookup(ctx, "bob"); !schema.HasCode(err, schema.CodeTokenRevoked) {
 		t.Errorf("lookup: %v, want token_revoked", err)
 	}
-	if _, err := thief.ResetIdentity(ctx); !schema.HasCode(err, schema.CodeTokenRevoked) && !schema.HasCode(err, schema.CodeDeviceRevoked) {
+	if _, _, err := thief.ResetIdentity(ctx); !schema.HasCode(err, schema.CodeTokenRevoked) && !schema.HasCode(err, schema.CodeDeviceRevoked) {
 		t.Errorf("identity reset: %v, want token_revoked", err)
 	}
 	// Signing itself back in needs the identity key; the thief has none, and
@@ -295,14 +375,12 @@ func rawFriends(a, b *apptest.Client) {
 }
 
 // TestClientAttackFriendDrainsOPKs: one malicious friend claims bob's
-// bundle as fast as the claim limit allows (10/s, burst 40) and takes all
-// 100 one-time prekeys in about 6 seconds without sending anything; every
-// other friend's next message is then sealed to the signed prekey alone,
-// so its forward secrecy waits for the SPK's deletion (up to ~2 h) instead
-// of the burn. docs/envelope.md says a friend "only weakens forward secrecy
-// of their own messages".
+// bundle as fast as the claim limits allow, without sending anything, until
+// it gets no one-time prekey. Another friend's next claim must still get
+// one: a pool's last keys are held in reserve for claimers that took few
+// (account.DefaultClaimLimits). Before, mallory took all 100 in 6 s and
+// every other sender's messages went without a one-time prekey.
 func TestClientAttackFriendDrainsOPKs(t *testing.T) {
-	knownHole(t, "a friend drains another user's one-time prekey pool for everyone")
 	s := atkStart(t)
 	addr := strings.TrimPrefix(s.url, "http://")
 	alice, bob, mallory := apptest.NewUser(t, addr, "alice"), apptest.NewUser(t, addr, "bob"), apptest.NewUser(t, addr, "mallory")
@@ -339,28 +417,106 @@ func TestClientAttackFriendDrainsOPKs(t *testing.T) {
 }
 
 // TestClientAttackLinkedDeviceTakesOver: a thief holding a linked (not
-// primary) device, before the user revokes it, locks the primary out at the
-// server (DELETE /v1/devices/{primary}) and resets the identity: the
-// primary can then neither log in nor publish a list; the account is the
-// thief's. Only the primary may approve devices (docs/envelope.md), yet any
-// linked device may remove it and take its place.
+// primary) device, before the user revokes it, tries to lock the primary
+// out at the server (DELETE /v1/devices/{primary}) and to reset the
+// identity. Neither may happen at once: a linked device revokes only
+// itself, and its reset waits (IdentityResetDelay) while every device is
+// told and the primary cancels it, by a list or by DELETE.
 func TestClientAttackLinkedDeviceTakesOver(t *testing.T) {
-	knownHole(t, "a linked device can lock out the primary and reset the identity")
 	s := atkStart(t)
 	addr := strings.TrimPrefix(s.url, "http://")
 	bob := apptest.NewUser(t, addr, "bob")
 	laptop := bob.Device("laptop")
-	if _, e := laptop.Do("DELETE", "/v1/devices/"+bob.DeviceID(), nil, nil); e == nil {
-		t.Error("a linked device revoked the primary")
+	tablet := bob.Device("tablet")
+	if _, e := laptop.Do("DELETE", "/v1/devices/"+bob.DeviceID(), nil, nil); e == nil || e.Code != schema.CodeForbidden {
+		t.Errorf("a linked device revoked the primary: %v, want forbidden", e)
 	}
+	if _, e := laptop.Do("DELETE", "/v1/devices/"+tablet.DeviceID(), nil, nil); e == nil || e.Code != schema.CodeForbidden {
+		t.Errorf("a linked device revoked another linked device: %v, want forbidden", e)
+	}
+	reset := func() (int, schema.IdentityReset, *schema.Error) {
+		_, ik, _ := ed25519.GenerateKey(nil)
+		l, err := envelope.SignDeviceList(bob.User.UserID, bob.Acct.Version+1, time.Now(), []ed25519.PublicKey{laptop.DK.Public().(ed25519.PublicKey)}, ik)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out schema.IdentityReset
+		st, e := laptop.Do("POST", "/v1/identity/reset", schema.IdentityResetRequest{IK: envelope.EncodeKey(ik.Public().(ed25519.PublicKey)), List: l}, &out)
+		return st, out, e
+	}
+	st, out, e := reset()
+	if e != nil || st != 202 || out.Status != schema.ResetPending || out.NotBefore == nil || time.Until(*out.NotBefore) < time.Hour {
+		t.Fatalf("a linked device's reset: %d %+v %v, want 202 pending for hours", st, out, e)
+	}
+	// The identity key did not change: the primary still publishes lists.
+	var pending schema.IdentityReset
+	tablet.Must("GET", "/v1/identity/reset", nil, &pending)
+	if pending.DeviceID != laptop.DeviceID() {
+		t.Errorf("pending reset seen by another device: %+v", pending)
+	}
+	if _, e := tablet.Do("DELETE", "/v1/identity/reset", nil, nil); e == nil || e.Code != schema.CodeForbidden {
+		t.Errorf("a linked device cancelled the reset: %v, want forbidden", e)
+	}
+	bob.Must("DELETE", "/v1/identity/reset", nil, nil)
+	if _, e := tablet.Do("GET", "/v1/identity/reset", nil, nil); e == nil || e.Code != schema.CodeNotFound {
+		t.Errorf("after the primary cancelled: %v, want not_found", e)
+	}
+	// Asked again, then ended by the primary's next list, which drops the laptop.
+	if st, _, e := reset(); st != 202 || e != nil {
+		t.Fatalf("second reset: %d %v", st, e)
+	}
+	bob.PublishList([]ed25519.PublicKey{bob.DK.Public().(ed25519.PublicKey), tablet.DK.Public().(ed25519.PublicKey)})
+	if _, e := tablet.Do("GET", "/v1/identity/reset", nil, nil); e == nil || e.Code != schema.CodeNotFound {
+		t.Errorf("after a list from the identity key: %v, want not_found", e)
+	}
+	var u schema.User
+	bob.Must("GET", "/v1/users/bob", nil, &u)
+	if u.IK != envelope.EncodeKey(bob.Acct.IK.Public().(ed25519.PublicKey)) {
+		t.Errorf("the identity key changed: %s", u.IK)
+	}
+}
+
+// TestClientIdentityResetAfterDelay: with the primary lost, a linked device
+// becomes the primary once the delay has passed, the other devices having
+// been told; the primary's own reset is immediate.
+func TestClientIdentityResetAfterDelay(t *testing.T) {
+	const delay = 500 * time.Millisecond
+	a := apptest.Start(t, app.Config{DatabaseURL: storetest.NewURL(t), IdentityResetDelay: delay})
+	addr := a.HTTPAddr()
+	bob := apptest.NewUser(t, addr, "bob")
+	laptop := bob.Device("laptop")
 	_, ik, _ := ed25519.GenerateKey(nil)
 	l, err := envelope.SignDeviceList(bob.User.UserID, bob.Acct.Version+1, time.Now(), []ed25519.PublicKey{laptop.DK.Public().(ed25519.PublicKey)}, ik)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req := schema.IdentityResetRequest{IK: envelope.EncodeKey(ik.Public().(ed25519.PublicKey)), List: l}
-	if _, e := laptop.Do("POST", "/v1/identity/reset", req, nil); e == nil {
-		t.Error("a linked device replaced the identity key while the primary is active")
+	var out schema.IdentityReset
+	if st, e := laptop.Do("POST", "/v1/identity/reset", req, &out); st != 202 || e != nil {
+		t.Fatalf("reset: %d %v", st, e)
+	}
+	if st, e := laptop.Do("POST", "/v1/identity/reset", req, &out); st != 202 || e != nil {
+		t.Fatalf("reset again before the delay: %d %v, want 202", st, e)
+	}
+	notBefore := *out.NotBefore
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st, e := laptop.Do("POST", "/v1/identity/reset", req, &out)
+		if e != nil || st != 202 && st != 200 || time.Now().After(deadline) {
+			t.Fatalf("reset: %d %v", st, e)
+		}
+		if st == 200 {
+			break
+		}
+	}
+	if out.Status != schema.ResetDone || time.Now().Before(notBefore) {
+		t.Fatalf("reset done %+v before its time %v", out, notBefore)
+	}
+	if _, e := bob.Do("POST", "/v1/devicelist", schema.DeviceListRequest{List: bob.SignList(bob.Acct.Keys)}, nil); e == nil {
+		t.Error("the old identity key still publishes lists")
+	}
+	// The laptop is the primary now: it revokes at once.
+	if _, e := laptop.Do("DELETE", "/v1/devices/"+bob.DeviceID(), nil, nil); e != nil && e.Code != schema.CodeNotFound {
+		t.Errorf("the new primary revokes: %v", e)
 	}
 }
 

@@ -13,7 +13,8 @@ import (
 // and cannot sign lists any more; bob's client refuses to send to the new
 // key (untrusted_keys) until bob accepts it, then the laptop reads.
 func TestClientIdentityReset(t *testing.T) {
-	s := startServer(t)
+	as := atkStart(t)
+	s := &server{t: t, app: as.app, url: as.url}
 	ctx := testCtx(t)
 	alice, bob := s.user("alice"), s.user("bob")
 	befriend(t, alice, bob)
@@ -28,9 +29,17 @@ func TestClientIdentityReset(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	keys, err := laptop.ResetIdentity(ctx)
-	if err != nil {
-		t.Fatal(err)
+	keys, st, err := laptop.ResetIdentity(ctx)
+	if err != nil || st.Status != schema.ResetPending || keys.Primary() || keys.PendingIdentity == nil {
+		t.Fatalf("a linked device's reset: %+v, %v; want pending", st, err)
+	}
+	if st2, err := alice.PendingIdentityReset(ctx); err != nil || st2.DeviceID != laptop.Identity().DeviceID {
+		t.Fatalf("the primary sees %+v, %v", st2, err)
+	}
+	as.exec(`UPDATE identity_resets SET not_before = now()`) // the delay passes
+	keys, st, err = laptop.ResetIdentity(ctx)
+	if err != nil || st.Status != schema.ResetDone {
+		t.Fatalf("reset after the delay: %+v, %v", st, err)
 	}
 	if !keys.Primary() || !laptop.Identity().Primary || laptop.Identity().Fingerprint == oldFP {
 		t.Fatalf("after the reset: %+v", laptop.Identity())

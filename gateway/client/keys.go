@@ -13,10 +13,13 @@ import (
 // Device is the device's own signing key (DK), made on the device; it
 // never leaves it. Identity is the account's identity key (IK), held only
 // by the primary device, the one that registered; nil on a linked device.
-// Keys are safe for concurrent use; do not modify them.
+// PendingIdentity is, on a linked device, the identity key of an identity
+// reset it asked for and that waits for its delay (ResetIdentity); nil
+// otherwise. Keys are safe for concurrent use; do not modify them.
 type Keys struct {
-	Identity ed25519.PrivateKey
-	Device   ed25519.PrivateKey
+	Identity        ed25519.PrivateKey
+	Device          ed25519.PrivateKey
+	PendingIdentity ed25519.PrivateKey
 }
 
 // NewKeys makes a fresh device key and, for the primary device (the one
@@ -58,6 +61,9 @@ func (k Keys) validate() error {
 	}
 	if k.Identity != nil && !k.Primary() {
 		return fmt.Errorf("identity key malformed: %w", envelope.ErrKey)
+	}
+	if k.PendingIdentity != nil && len(k.PendingIdentity) != ed25519.PrivateKeySize {
+		return fmt.Errorf("pending identity key malformed: %w", envelope.ErrKey)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -19,12 +20,16 @@ import (
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
-// Device linking (docs/api.md, "Device linking"; docs/envelope.md, "Link a
-// device"): a new device starts a link with an ephemeral X25519 key and its
-// own device key and shows the code that commits to both; the primary
-// device approves the code, which adds the device key to the signed device
-// list and seals who the user is to the ephemeral key; the new device
-// fetches that, checks it is listed, and logs in. No private key moves.
+// Device linking, v3 (docs/api.md, "Device linking"; docs/envelope.md,
+// "Link a device"): a new device starts a link with an ephemeral X25519 key
+// and its own device key and shows a code whose secret part the server
+// never sees and whose lookup part commits to that secret and both keys;
+// the primary device approves the code, which adds the device key to the
+// signed device list and seals who the user is and the identity key to
+// the ephemeral key, keyed with the secret too; the new device opens that,
+// checks the list is signed by that identity key and names it, and logs
+// in. No private key moves, and a server that substitutes keys on either
+// side is caught.
 
 // LinkConfig configures StartLink on a new device.
 type LinkConfig struct {
@@ -45,19 +50,22 @@ type PendingLink struct {
 	poll   time.Duration
 	priv   *ecdh.PrivateKey
 	keys   Keys
-	code   string // canonical
-	secret string
+	code   string // canonical lookup part
+	pass   string // the code's secret part, never sent
+	secret string // the server's poll secret
 	// ExpiresAt is when the request lapses (ten minutes after StartLink).
 	ExpiresAt time.Time
 }
 
-// Code returns the link code to show the user, as "ABCDE-FGHIJ". It commits
-// to the device's ephemeral public key.
-func (l *PendingLink) Code() string { return schema.FormatLinkCode(l.code) }
+// Code returns the link code to show the user, 25 characters as
+// "ABCDE-FGHIJ-KLMNO-PQRST-UVWXY": the lookup part the server knows, then
+// the secret part it never sees.
+func (l *PendingLink) Code() string { return schema.FormatLinkCode(l.code + l.pass) }
 
 // Linked is what a new device learns from an approved link: the user, and
 // the account's identity key from the device list that now names this
-// device (trusted on first use; compare its fingerprint with the primary's).
+// device: the one the primary sealed into its answer with the code's secret
+// part, which signed the list (compare its fingerprint with the primary's).
 // Build a Client with them and the device's Keys, and Login.
 type Linked struct {
 	UserID      string
@@ -87,16 +95,18 @@ func StartLink(ctx context.Context, cfg LinkConfig) (*PendingLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start link: %w", err)
 	}
-	l := &PendingLink{api: api{base: u, http: cfg.HTTPClient}, poll: cfg.PollInterval, priv: priv, keys: cfg.Keys}
+	l := &PendingLink{api: api{base: u, http: cfg.HTTPClient}, poll: cfg.PollInterval, priv: priv, keys: cfg.Keys,
+		pass: schema.NewLinkCodeSecret()}
 	var created schema.LinkCreated
 	dk := cfg.Keys.DevicePublic()
-	err = l.api.roundTrip(ctx, call{method: "POST", path: "/v1/link",
-		body: schema.LinkRequest{PublicKey: envelope.EncodeKey(priv.PublicKey().Bytes()), DeviceKey: envelope.EncodeKey(dk)}, out: &created}, "")
+	code := schema.LinkCode(l.pass, priv.PublicKey().Bytes(), dk)
+	err = l.api.roundTrip(ctx, call{method: "POST", path: "/v1/link", body: schema.LinkRequest{
+		PublicKey: envelope.EncodeKey(priv.PublicKey().Bytes()), DeviceKey: envelope.EncodeKey(dk), Code: code}, out: &created}, "")
 	if err != nil {
 		return nil, fmt.Errorf("start link: %w", err)
 	}
-	if created.Code != schema.LinkCode(priv.PublicKey().Bytes(), dk) {
-		return nil, fmt.Errorf("start link: server's code is not the key's: %w", ErrLinkMismatch)
+	if created.Code != code {
+		return nil, fmt.Errorf("start link: the server stored another code: %w", ErrLinkMismatch)
 	}
 	l.code, l.secret, l.ExpiresAt = created.Code, created.Secret, created.ExpiresAt
 	return l, nil
@@ -116,7 +126,7 @@ func (l *PendingLink) Wait(ctx context.Context) (Linked, error) {
 		case err != nil && !schema.HasCode(err, schema.CodeRateLimited) && !schema.HasCode(err, schema.CodeUnavailable):
 			return Linked{}, fmt.Errorf("wait for link approval: %w", err)
 		case err == nil && st.Status == schema.LinkApproved && st.Bundle != nil:
-			linked, err := openBundle(l.priv, *st.Bundle)
+			linked, err := openBundle(l.priv, l.pass, *st.Bundle)
 			if err != nil {
 				return Linked{}, fmt.Errorf("open link bundle: %w", err)
 			}
@@ -124,7 +134,7 @@ func (l *PendingLink) Wait(ctx context.Context) (Linked, error) {
 				return Linked{}, fmt.Errorf("open link bundle: %w: keys are for another user than the approver", ErrBadMessage)
 			}
 			linked.Keys = l.keys
-			if linked.IdentityKey, err = l.listedIdentity(ctx, linked.UserID); err != nil {
+			if err = l.checkListed(ctx, linked); err != nil {
 				return Linked{}, fmt.Errorf("wait for link approval: %w", err)
 			}
 			return linked, nil
@@ -135,21 +145,22 @@ func (l *PendingLink) Wait(ctx context.Context) (Linked, error) {
 	}
 }
 
-// listedIdentity fetches userID's device list and returns the identity key
-// that signed it, once it names this device.
-func (l *PendingLink) listedIdentity(ctx context.Context, userID string) (ed25519.PublicKey, error) {
+// checkListed fetches the linked user's device list and checks that the
+// identity key the primary sealed into the answer signed it and that it
+// names this device.
+func (l *PendingLink) checkListed(ctx context.Context, linked Linked) error {
 	var r schema.DeviceListRequest
-	if err := l.api.roundTrip(ctx, call{method: "GET", path: "/v1/devicelist/" + pathEscape(userID), out: &r}, ""); err != nil {
-		return nil, err
+	if err := l.api.roundTrip(ctx, call{method: "GET", path: "/v1/devicelist/" + pathEscape(linked.UserID), out: &r}, ""); err != nil {
+		return err
 	}
 	dl, err := envelope.ParseDeviceList(r.List)
 	if err == nil {
-		err = dl.Verify()
+		err = dl.VerifyFor(linked.UserID, linked.IdentityKey)
 	}
-	if err != nil || dl.UserID != userID || !dl.Has(l.keys.DevicePublic()) {
-		return nil, schema.Errorf(schema.CodeUntrustedKeys, "the account's device list does not name this device")
+	if err != nil || !dl.Has(l.keys.DevicePublic()) {
+		return schema.Errorf(schema.CodeUntrustedKeys, "the account's device list is not signed by the primary's identity key or does not name this device")
 	}
-	return dl.IK, nil
+	return nil
 }
 
 // ApproveLink adds the new device showing code to the account: it checks
@@ -163,9 +174,10 @@ func (c *Client) ApproveLink(ctx context.Context, code string) error {
 	if !c.keys.Primary() {
 		return fmt.Errorf("approve link: %w", ErrNotPrimary)
 	}
-	canon, ok := schema.NormalizeLinkCode(code)
+	canon, pass, ok := schema.SplitLinkCode(code)
 	if !ok {
-		return fmt.Errorf("approve link: %w", schema.Errorf(schema.CodeNotFound, "a link code is 10 letters and digits, like ABCDE-FGHIJ"))
+		return fmt.Errorf("approve link: %w", schema.Errorf(schema.CodeNotFound,
+			"a link code is 25 letters and digits, like ABCDE-FGHIJ-KLMNO-PQRST-UVWXY"))
 	}
 	var info schema.LinkInfo
 	if err := c.do(ctx, "approve link", call{method: "GET", path: "/v1/link/" + canon, out: &info, auth: withToken}); err != nil {
@@ -173,15 +185,15 @@ func (c *Client) ApproveLink(ctx context.Context, code string) error {
 	}
 	pub, err1 := envelope.DecodeKey(info.PublicKey, envelope.KexKeySize)
 	dk, err2 := envelope.DecodeKey(info.DeviceKey, envelope.SignKeySize)
-	if err1 != nil || err2 != nil || info.Code != canon || schema.LinkCode(pub, dk) != canon {
+	if err1 != nil || err2 != nil || info.Code != canon || schema.LinkCode(pass, pub, dk) != canon {
 		return fmt.Errorf("approve link %s: %w", schema.FormatLinkCode(canon), ErrLinkMismatch)
 	}
 	if err := c.updateOwnList(ctx, addKey(dk)); err != nil {
 		return fmt.Errorf("approve link: %w", err)
 	}
 	me := c.Identity()
-	plain, _ := json.Marshal(schema.LinkKeys{V: 2, UserID: me.UserID, Handle: me.Handle})
-	bundle, err := sealBundle(pub, plain)
+	plain, _ := json.Marshal(schema.LinkKeys{V: 3, UserID: me.UserID, Handle: me.Handle, IK: envelope.EncodeKey(c.keys.IdentityPublic())})
+	bundle, err := sealBundle(rand.Reader, pub, pass, plain)
 	if err != nil {
 		return fmt.Errorf("approve link: %w", err)
 	}
@@ -189,25 +201,33 @@ func (c *Client) ApproveLink(ctx context.Context, code string) error {
 		body: schema.LinkApproveRequest{Bundle: bundle}, auth: withToken})
 }
 
-// sealBundle encrypts plain to the X25519 public key to: an ephemeral key
-// pair (e, E), shared = X25519(e, to), key = HKDF-SHA256(shared, salt = E ||
-// to, info = schema.LinkBundleInfo), AES-256-GCM with a random nonce and no
-// associated data. The same construction as an envelope's key wrap.
-func sealBundle(to, plain []byte) (schema.SealedBundle, error) {
+// sealBundle encrypts plain to the X25519 public key to, keyed with the
+// link code's secret part pass too: an ephemeral key pair (e, E) read from
+// rnd, shared = X25519(e, to), key = HKDF-SHA256(ikm = shared || pass, salt
+// = E || to, info = schema.LinkBundleInfo), AES-256-GCM with a nonce read
+// from rnd next and no associated data. Without pass nobody (the server)
+// makes an answer the new device opens.
+func sealBundle(rnd io.Reader, to []byte, pass string, plain []byte) (schema.SealedBundle, error) {
 	toKey, err := ecdh.X25519().NewPublicKey(to)
 	if err != nil {
 		return schema.SealedBundle{}, fmt.Errorf("link key: %w", err)
 	}
-	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	seed := make([]byte, 32)
+	if _, err := io.ReadFull(rnd, seed); err != nil {
+		return schema.SealedBundle{}, err
+	}
+	eph, err := ecdh.X25519().NewPrivateKey(seed)
 	if err != nil {
 		return schema.SealedBundle{}, err
 	}
-	aead, err := bundleAEAD(eph, toKey, eph.PublicKey().Bytes(), to)
+	aead, err := bundleAEAD(eph, toKey, eph.PublicKey().Bytes(), to, pass)
 	if err != nil {
 		return schema.SealedBundle{}, err
 	}
 	nonce := make([]byte, envelope.NonceSize)
-	rand.Read(nonce)
+	if _, err := io.ReadFull(rnd, nonce); err != nil {
+		return schema.SealedBundle{}, err
+	}
 	return schema.SealedBundle{
 		EPK: b64.EncodeToString(eph.PublicKey().Bytes()),
 		N:   b64.EncodeToString(nonce),
@@ -216,14 +236,15 @@ func sealBundle(to, plain []byte) (schema.SealedBundle, error) {
 }
 
 // bundleAEAD derives the bundle's AES-256-GCM from priv's agreement with
-// peer; epk and to are the sealer's ephemeral and the recipient's public key.
-func bundleAEAD(priv *ecdh.PrivateKey, peer *ecdh.PublicKey, epk, to []byte) (cipher.AEAD, error) {
+// peer and the code's secret part pass; epk and to are the sealer's
+// ephemeral and the recipient's public key.
+func bundleAEAD(priv *ecdh.PrivateKey, peer *ecdh.PublicKey, epk, to []byte, pass string) (cipher.AEAD, error) {
 	shared, err := priv.ECDH(peer)
 	if err != nil {
 		return nil, fmt.Errorf("link key agreement: %w", err)
 	}
 	salt := append(append([]byte{}, epk...), to...)
-	key, err := hkdf.Key(sha256.New, shared, salt, schema.LinkBundleInfo, 32)
+	key, err := hkdf.Key(sha256.New, append(shared, pass...), salt, schema.LinkBundleInfo, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -235,8 +256,8 @@ func bundleAEAD(priv *ecdh.PrivateKey, peer *ecdh.PublicKey, epk, to []byte) (ci
 }
 
 // openBundle decrypts a sealed bundle with the new device's ephemeral key
-// and decodes the link answer in it.
-func openBundle(priv *ecdh.PrivateKey, b schema.SealedBundle) (Linked, error) {
+// and the code's secret part, and decodes the link answer in it.
+func openBundle(priv *ecdh.PrivateKey, pass string, b schema.SealedBundle) (Linked, error) {
 	epk, err1 := envelope.DecodeKey(b.EPK, envelope.KexKeySize)
 	nonce, err2 := b64.DecodeString(b.N)
 	ct, err3 := b64.DecodeString(b.CT)
@@ -247,19 +268,23 @@ func openBundle(priv *ecdh.PrivateKey, b schema.SealedBundle) (Linked, error) {
 	if err != nil {
 		return Linked{}, fmt.Errorf("%w: malformed bundle key", ErrBadMessage)
 	}
-	aead, err := bundleAEAD(priv, peer, epk, priv.PublicKey().Bytes())
+	aead, err := bundleAEAD(priv, peer, epk, priv.PublicKey().Bytes(), pass)
 	if err != nil {
 		return Linked{}, fmt.Errorf("%w: %w", ErrBadMessage, err)
 	}
 	plain, err := aead.Open(nil, nonce, ct, nil)
 	if err != nil {
-		return Linked{}, fmt.Errorf("%w: the bundle was not sealed to this device", ErrBadMessage)
+		return Linked{}, fmt.Errorf("%w: the bundle was not sealed to this device with its code", ErrBadMessage)
 	}
 	var k schema.LinkKeys
-	if err := json.Unmarshal(plain, &k); err != nil || k.V != 2 {
+	if err := json.Unmarshal(plain, &k); err != nil || k.V != 3 {
 		return Linked{}, fmt.Errorf("%w: unknown bundle format", ErrBadMessage)
 	}
-	return Linked{UserID: k.UserID, Handle: k.Handle}, nil
+	ik, err := envelope.DecodeKey(k.IK, envelope.SignKeySize)
+	if err != nil {
+		return Linked{}, fmt.Errorf("%w: the answer's identity key: %w", ErrBadMessage, err)
+	}
+	return Linked{UserID: k.UserID, Handle: k.Handle, IdentityKey: ik}, nil
 }
 
 // CheckKeys verifies that the server's device list for this user is signed

@@ -3,8 +3,13 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,10 +19,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/gateway/client"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
@@ -38,7 +45,7 @@ func TestClientLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code := pl.Code(); len(code) != 11 || code[5] != '-' {
+	if code := pl.Code(); len(code) != 29 || code[5] != '-' || code[23] != '-' {
 		t.Fatalf("code %q", code)
 	}
 	if d := time.Until(pl.ExpiresAt); d < 9*time.Minute || d > 11*time.Minute {
@@ -152,11 +159,15 @@ func TestClientLinkErrors(t *testing.T) {
 	priv, _ := ecdh.X25519().GenerateKey(rand.Reader)
 	dk := bytes.Repeat([]byte{7}, 32)
 	lr := schema.LinkRequest{PublicKey: envelope.EncodeKey(priv.PublicKey().Bytes()), DeviceKey: envelope.EncodeKey(dk)}
+	if st, e := postJSON(t, ctx, s.url+"/v1/link", lr, "", nil); st != 400 || e.Code != schema.CodeBadRequest {
+		t.Fatalf("create without a code (a link v2 client): %d %v", st, e)
+	}
+	lr.Code = schema.LinkCode(schema.NewLinkCodeSecret(), priv.PublicKey().Bytes(), dk)
 	var created schema.LinkCreated
 	if st, e := postJSON(t, ctx, s.url+"/v1/link", lr, "", &created); st != 201 {
 		t.Fatalf("create: %d %v", st, e)
 	}
-	if created.Code != schema.LinkCode(priv.PublicKey().Bytes(), dk) || !strings.HasPrefix(created.Secret, "mfl_") {
+	if created.Code != lr.Code || !strings.HasPrefix(created.Secret, "mfl_") {
 		t.Fatalf("created %+v", created)
 	}
 	if st, e := postJSON(t, ctx, s.url+"/v1/link", lr, "", nil); st != 400 {
@@ -228,6 +239,81 @@ func TestClientLinkSubstitutedKey(t *testing.T) {
 	if _, err := pl.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("new device after a refused approval: %v", err)
 	}
+}
+
+// TestClientLinkForgedAnswer: a hostile server answers a new device's link
+// request itself. It knows the device's link key and device key (they pass
+// through it), so it makes an account of its own whose signed list names
+// the device, and seals an answer naming that account to the link key. The
+// new device must refuse it: the answer is keyed with the code's secret
+// part, which the server never saw, so the device does not join the
+// server's account believing it is its user's.
+func TestClientLinkForgedAnswer(t *testing.T) {
+	s := startServer(t)
+	ctx := testCtx(t)
+	mallory := apptest.NewUser(t, strings.TrimPrefix(s.url, "http://"), "mallory")
+	var req schema.LinkRequest
+	var mu sync.Mutex
+	target, _ := url.Parse(s.url)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(r *http.Response) error {
+		if r.Request.Method != "GET" || !strings.HasSuffix(r.Request.URL.Path, "/bundle") {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		pub, _ := envelope.DecodeKey(req.PublicKey, envelope.KexKeySize)
+		dk, _ := envelope.DecodeKey(req.DeviceKey, envelope.SignKeySize)
+		mallory.PublishList(append(append([]ed25519.PublicKey(nil), mallory.Acct.Keys...), dk))
+		plain, _ := json.Marshal(schema.LinkKeys{V: 3, UserID: mallory.User.UserID, Handle: "mallory",
+			IK: envelope.EncodeKey(mallory.Acct.IK.Public().(ed25519.PublicKey))})
+		st := schema.LinkStatus{Status: schema.LinkApproved, ExpiresAt: time.Now().Add(time.Minute),
+			UserID: mallory.User.UserID, Handle: "mallory", Bundle: forgeAnswer(t, pub, plain)}
+		b, _ := json.Marshal(st)
+		r.StatusCode, r.Body, r.ContentLength = 200, io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+		return nil
+	}
+	rp.Director = func(r *http.Request) {
+		r.URL.Scheme, r.URL.Host = target.Scheme, target.Host
+		if r.Method == "POST" && r.URL.Path == "/v1/link" {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			_ = json.Unmarshal(b, &req)
+			mu.Unlock()
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		}
+	}
+	hostile := httptest.NewServer(rp)
+	defer hostile.Close()
+
+	nk, _ := client.NewKeys(false)
+	pl, err := client.StartLink(ctx, client.LinkConfig{Server: hostile.URL, Keys: nk, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked, err := pl.Wait(ctx)
+	if err == nil || !errors.Is(err, client.ErrBadMessage) {
+		t.Fatalf("the new device took the server's own answer: %+v, %v; want ErrBadMessage", linked, err)
+	}
+}
+
+// forgeAnswer seals plain to the link key pub as a server that does not
+// know the code's secret part can: the v3 construction with an empty
+// secret (and, before v3, exactly the answer's construction).
+func forgeAnswer(t *testing.T, pub, plain []byte) *schema.SealedBundle {
+	t.Helper()
+	to, err := ecdh.X25519().NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eph, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	shared, _ := eph.ECDH(to)
+	key, _ := hkdf.Key(sha256.New, shared, append(eph.PublicKey().Bytes(), pub...), schema.LinkBundleInfo, 32)
+	block, _ := aes.NewCipher(key)
+	gcm, _ := cipher.NewGCM(block)
+	n := make([]byte, 12)
+	return &schema.SealedBundle{EPK: envelope.EncodeKey(eph.PublicKey().Bytes()), N: envelope.EncodeKey(n), CT: envelope.EncodeKey(gcm.Seal(nil, n, plain, nil))}
 }
 
 // do sends req and returns the status and decoded error, if any.

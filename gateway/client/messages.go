@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -39,22 +40,34 @@ type Message struct {
 // payload is the plaintext format of docs/payload.md.
 type payload struct {
 	Text *string `json:"text"`
+	// ListVersion is the sender's own device list version when it sealed
+	// (docs/payload.md, "lv"); 0 when absent.
+	ListVersion int64 `json:"lv,omitempty"`
 }
 
-// encodeText returns the payload for text.
-func encodeText(text string) []byte {
-	b, _ := json.Marshal(payload{Text: &text})
+// encodeText returns the payload for text, carrying the sender's own
+// device list version lv (none when 0).
+func encodeText(text string, lv int64) []byte {
+	b, _ := json.Marshal(payload{Text: &text, ListVersion: lv})
 	return b
 }
 
-// decodeText returns the text of a payload: its "text" member, or the whole
-// payload as UTF-8 when it is not such an object (docs/payload.md).
-func decodeText(b []byte) string {
-	var p payload
-	if json.Unmarshal(b, &p) == nil && p.Text != nil {
-		return *p.Text
+// decodePayload returns the text of a payload: its "text" member, or the
+// whole payload as UTF-8 when it is not such an object (docs/payload.md);
+// and its "lv" member, 0 when absent or not an integer from 1 to 2^53-1
+// (a bad "lv" is ignored, the text still shown).
+func decodePayload(b []byte) (text string, lv int64) {
+	var p struct {
+		Text *string         `json:"text"`
+		LV   json.RawMessage `json:"lv"`
 	}
-	return strings.ToValidUTF8(string(b), string(utf8.RuneError))
+	if json.Unmarshal(b, &p) != nil || p.Text == nil {
+		return strings.ToValidUTF8(string(b), string(utf8.RuneError)), 0
+	}
+	if n, err := strconv.ParseInt(string(p.LV), 10, 64); err == nil && n > 0 && n <= envelope.MaxVersion {
+		lv = n
+	}
+	return *p.Text, lv
 }
 
 // open verifies and decrypts a msg frame with this device's prekeys.
@@ -68,7 +81,9 @@ func (c *Client) open(ctx context.Context, f *schema.MsgFrame) Message {
 		m.Err = err
 		return m
 	}
-	m.Text = decodeText(pt)
+	var lv int64
+	m.Text, lv = decodePayload(pt)
+	c.raiseListVersion(f.From, lv)
 	return m
 }
 
@@ -150,7 +165,8 @@ const (
 // both copies. If the connection drops before the answer, or the server
 // answers unavailable (a failover under way), the same envelope is sent
 // again (the server drops the repeat by its message id) for up to 25
-// seconds after the first attempt; a send that still fails then fails with
+// seconds after the first attempt; a bundle claim answered unavailable
+// (Postgres failing over) is likewise claimed again and sealed anew; a send that still fails then fails with
 // unavailable, its outcome unknown. Send needs Run to be active and waits
 // for its connection until ctx ends (or fails with Run's error if the
 // session ended, token_revoked for example). Errors: untrusted_keys,
@@ -166,11 +182,12 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Sent, error) {
 	if err != nil {
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}
-	env, mid, err := c.Seal(ctx, p, encodeText(text))
+	retryUntil := time.Now().Add(dedupWindow)
+	env, mid, err := c.sealRetrying(ctx, p, encodeText(text, c.ownListVersion()), retryUntil)
 	if err != nil {
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}
-	a, err := c.request(ctx, "send", time.Now().Add(dedupWindow), func(id string) any {
+	a, err := c.request(ctx, "send", retryUntil, func(id string) any {
 		return schema.SendFrame{Type: schema.FrameSend, ID: id, To: p.UserID, Envelope: env}
 	})
 	if err != nil {
@@ -208,6 +225,25 @@ func (c *Client) Seal(ctx context.Context, p Peer, payload []byte) (env []byte, 
 		return nil, "", schema.Errorf(schema.CodeMessageTooLarge, "the text is over 64 KiB")
 	}
 	return env, mid, err
+}
+
+// sealRetrying is Seal, tried again after a growing pause while the
+// bundle claims answer unavailable (Postgres failing over), until
+// retryUntil. Nothing is sent before sealing, so a repeat is safe; the
+// one-time prekeys an unanswered claim may have taken are never used.
+func (c *Client) sealRetrying(ctx context.Context, p Peer, payload []byte, retryUntil time.Time) ([]byte, string, error) {
+	pause := unavailablePause
+	for {
+		env, mid, err := c.Seal(ctx, p, payload)
+		if err == nil || !schema.HasCode(err, schema.CodeUnavailable) || !time.Now().Add(pause).Before(retryUntil) {
+			return env, mid, err
+		}
+		c.log.Debug("bundle claim unavailable; retrying", "pause", pause)
+		if !sleepCtx(ctx, pause) {
+			return nil, "", err
+		}
+		pause = min(2*pause, maxUnavailablePause)
+	}
 }
 
 // recipient returns the pinned peer for handle: a friend's, or, for anyone

@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
+	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/gateway/client"
 	"github.com/mayfly-im/mayfly/schema"
+	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
 // TestClientMessages: a message is sealed, stored, delivered live and
@@ -185,20 +188,8 @@ func TestClientReconnect(t *testing.T) {
 		}
 	}
 	// bob sends while cut off: it waits for the connection.
-	type result struct {
-		sent client.Sent
-		err  error
-	}
-	res := make(chan result, 1)
-	go func() {
-		s, err := bob.Send(ctx, "alice", "from the tunnel")
-		res <- result{s, err}
-	}()
-	select {
-	case r := <-res:
-		t.Fatalf("send completed while disconnected: %+v", r)
-	case <-time.After(200 * time.Millisecond):
-	}
+	res := goSend(ctx, bob, "alice", "from the tunnel")
+	stillSending(t, res, 200*time.Millisecond)
 	p.restore()
 	r := <-res
 	if r.err != nil {
@@ -314,5 +305,62 @@ func TestClientSendRetry(t *testing.T) {
 	ain.waitReceived(2)
 	if texts := ain.received(); !slices.Equal(texts, []string{"exactly once", "marker"}) {
 		t.Fatalf("alice got %q", texts)
+	}
+}
+
+// TestClientSendRidesOutPostgresFailover: while Postgres drops every
+// connection (a restart or promotion), a send's bundle claim is answered
+// unavailable; Send claims again after a pause and the message is stored
+// once Postgres is back, within Send's retry window.
+func TestClientSendRidesOutPostgresFailover(t *testing.T) {
+	proxy, dbURL := storetest.NewProxy(t)
+	a := apptest.Start(t, app.Config{DatabaseURL: dbURL, DataDir: t.TempDir(), SendRate: 1000, SendBurst: 1000})
+	s := &server{t: t, app: a, url: "http://" + a.HTTPAddr()}
+	ctx := testCtx(t)
+	alice, bob := s.user("alice"), s.user("bob")
+	befriend(t, alice, bob)
+	ain, bin := run(t, alice), run(t, bob)
+	ain.waitSyncs(1)
+	bin.waitSyncs(1)
+	if _, err := alice.Send(ctx, "bob", "before"); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.SetDown(true)
+	done := goSend(ctx, alice, "bob", "during the failover")
+	stillSending(t, done, time.Second) // the outage lasts a second; Send must not give up
+	proxy.SetDown(false)
+	if r := <-done; r.err != nil {
+		t.Fatalf("send across the failover: %v", r.err)
+	}
+	got := bin.waitReceived(2)
+	if got[1].Text != "during the failover" || got[1].Err != nil {
+		t.Fatalf("bob got %+v", got[1])
+	}
+}
+
+// sendResult is what a Send started by goSend returned.
+type sendResult struct {
+	sent client.Sent
+	err  error
+}
+
+// goSend starts c.Send(ctx, handle, text) and returns where its result will be.
+func goSend(ctx context.Context, c *client.Client, handle, text string) <-chan sendResult {
+	res := make(chan sendResult, 1)
+	go func() {
+		sent, err := c.Send(ctx, handle, text)
+		res <- sendResult{sent, err}
+	}()
+	return res
+}
+
+// stillSending fails t if the send behind res finishes within d.
+func stillSending(t *testing.T, res <-chan sendResult, d time.Duration) {
+	t.Helper()
+	select {
+	case r := <-res:
+		t.Fatalf("send finished early: %+v, %v", r.sent, r.err)
+	case <-time.After(d):
 	}
 }

@@ -75,6 +75,14 @@ const identityHelpers = `(async () => {
       return kind(() => f(input));
     },
     async fingerprint(ik) { return id.identityFingerprint(d(ik)); },
+    async linkCode(secret, pub, dk) { return (await import("/assets/js/link.js")).linkCode(secret, d(pub), d(dk)); },
+    async openLink(priv, secret, answer) {
+      const link = await import("/assets/js/link.js");
+      try {
+        const a = await link.openBundle(await id.importPrivate("X25519", d(priv)), secret, answer);
+        return { user_id: a.user_id, handle: a.handle, ik: e(a.ik) };
+      } catch (x) { return { error: x.kind || x.message }; }
+    },
     async safety(a, b) { return id.safetyNumber(d(a), d(b)); },
   };
   return true;
@@ -151,7 +159,49 @@ func TestWebIdentity(t *testing.T) {
 	t.Run("Vectors", func(t *testing.T) { identityVectors(t, tb) })
 	t.Run("Interop", func(t *testing.T) { envelopeInterop(t, tb) })
 	t.Run("Parse", func(t *testing.T) { identityParse(t, tb) })
+	t.Run("LinkVectors", func(t *testing.T) { linkVectors(t, tb) })
 	tb.checkNoErrors()
+}
+
+// linkVectors reproduces schema/testdata/link-v3-vectors.json: the code's
+// lookup part, and the answer Go sealed opens with the secret part only.
+func linkVectors(t *testing.T, tb *tab) {
+	raw, err := os.ReadFile("../../schema/testdata/link-v3-vectors.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Private, Public, DeviceKey, Secret, Code, AnswerPlain string
+		Answer                                                map[string]string
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	for k, dst := range map[string]any{"link_private": &v.Private, "link_public": &v.Public, "device_key": &v.DeviceKey,
+		"secret": &v.Secret, "code": &v.Code, "answer_plain": &v.AnswerPlain, "answer": &v.Answer} {
+		if err := json.Unmarshal(m[k], dst); err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+	}
+	var code string
+	tb.eval(fmt.Sprintf(`T2.linkCode(%q, %q, %q)`, v.Secret, v.Public, v.DeviceKey), &code)
+	if code != v.Code {
+		t.Errorf("JS link code %q, want %q", code, v.Code)
+	}
+	var want map[string]any
+	var got map[string]string
+	if err := json.Unmarshal([]byte(v.AnswerPlain), &want); err != nil {
+		t.Fatal(err)
+	}
+	tb.eval(fmt.Sprintf(`T2.openLink(%q, %q, %s)`, v.Private, v.Secret, jsJSON(v.Answer)), &got)
+	if got["user_id"] != want["user_id"] || got["handle"] != want["handle"] || got["ik"] != want["ik"] {
+		t.Errorf("JS opened the vector answer as %v, want %v", got, want)
+	}
+	tb.eval(fmt.Sprintf(`T2.openLink(%q, "AAAAABBBBBCCCCD", %s)`, v.Private, jsJSON(v.Answer)), &got)
+	if got["error"] != "decrypt" {
+		t.Errorf("JS opened the answer with another secret: %v", got)
+	}
 }
 
 // identityVectors reproduces schema/envelope/testdata/v2-vectors.json.

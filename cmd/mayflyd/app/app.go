@@ -82,6 +82,14 @@ type Config struct {
 	// account.DefaultChallengeTTL (one minute). Tests shorten it to reach
 	// expiry quickly; operators have no reason to change it.
 	ChallengeTTL time.Duration
+	// IdentityResetDelay is how long an identity reset by a device other
+	// than the primary waits for the primary to cancel it; default
+	// account.DefaultIdentityResetDelay (72 hours). Tests shorten it.
+	IdentityResetDelay time.Duration
+	// ClaimLimits bound prekey bundle claims; zero fields take
+	// account.DefaultClaimLimits, with the per-window quota raised to twice
+	// a higher send rate. Tests lower them.
+	ClaimLimits store.ClaimLimits
 	// MailboxMaxAge is how long an unread message lives; default and
 	// maximum 60m minus MailboxRotateInterval (mailbox.Config.MaxAge).
 	// Tests shorten it to see expiry.
@@ -398,6 +406,7 @@ func (a *App) startGateway() error {
 	}
 	accounts, err := account.New(account.Config{
 		DB: a.db, Tokens: tokens, NATS: a.nc, Logger: a.log, ChallengeTTL: a.cfg.ChallengeTTL,
+		IdentityResetDelay: a.cfg.IdentityResetDelay, ClaimLimits: a.claimLimits(),
 	})
 	if err != nil {
 		return err
@@ -572,4 +581,22 @@ func Migrate(ctx context.Context, cfg Config) error {
 		return err
 	}
 	return a.db.Migrate(ctx)
+}
+
+// claimLimits returns account.DefaultClaimLimits with the per-window claim
+// quota raised to match a send rate above the default: a send claims two
+// bundles (the recipient's and the sender's own).
+func (a *App) claimLimits() store.ClaimLimits {
+	if a.cfg.ClaimLimits != (store.ClaimLimits{}) {
+		return a.cfg.ClaimLimits
+	}
+	l := account.DefaultClaimLimits
+	rate, burst := a.cfg.SendRate, a.cfg.SendBurst
+	if rate < 0 {
+		rate, burst = 1000, 1000
+	}
+	if perWindow := int(2 * (rate*l.Window.Seconds() + float64(burst))); perWindow > l.PerWindow {
+		l.PerWindow = perWindow
+	}
+	return l
 }

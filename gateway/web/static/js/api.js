@@ -89,9 +89,9 @@ export async function login(handle, identity, deviceName) {
   return s;
 }
 
-/** startLink asks for a link request for a new device's link key and device key (raw). */
-export function startLink(linkPublic, deviceKey) {
-  return call("POST", "/v1/link", { public_key: b64.encode(linkPublic), device_key: b64.encode(deviceKey) });
+/** startLink asks for a link request for a new device's link key and device key (raw), under the code's lookup part. */
+export function startLink(linkPublic, deviceKey, code) {
+  return call("POST", "/v1/link", { public_key: b64.encode(linkPublic), device_key: b64.encode(deviceKey), code });
 }
 
 /** linkStatus polls a link request with its secret: {status, user_id, handle, bundle}. */

@@ -96,7 +96,7 @@ async function linkDevice(deviceName) {
     pending = await PendingLink.start();
     show(h("h2", {}, "Link this browser"),
       h("p", { class: "muted" }, "On the device that created the account, approve this code: in the web client under Devices, Add a device; with the CLI, mayfly device approve CODE. It expires in ten minutes."),
-      h("p", { class: "fingerprint big", id: "link-code" }, formatCode(pending.code)));
+      h("p", { class: "fingerprint big", id: "link-code" }, formatCode(pending.shown)));
     const id = await pending.wait();
     await keystore.saveIdentity(id);
     signedIn(id, await account.login(id, deviceName));

@@ -20,7 +20,7 @@ export class DevicesDialog {
     this.id = id;
     this.onDeleteAccount = onDeleteAccount;
     this.list = h("ul", { class: "list devices", id: "devices" });
-    const code = h("input", { id: "link-approve-code", placeholder: "ABCDE-FGHIJ", maxlength: 16, autocomplete: "off" });
+    const code = h("input", { id: "link-approve-code", placeholder: "ABCDE-FGHIJ-KLMNO-PQRST-UVWXY", maxlength: 40, autocomplete: "off" });
     const add = h("form", { id: "link-approve", class: "add-friend" }, code, h("button", { type: "submit" }, "Add a device"));
     add.addEventListener("submit", async (e) => {
       e.preventDefault();
@@ -74,7 +74,8 @@ export class DevicesDialog {
         h("strong", {}, d.name), d.current && h("span", { class: "badge" }, "this device"),
         !listed && h("span", { class: "badge warn" }, "not in the signed list"),
         h("div", { class: "muted small" }, `added ${dateFmt.format(new Date(d.created_at))} · last seen ${dateFmt.format(new Date(d.last_seen_at))}`)),
-      h("button", { class: "danger revoke", onclick: () => this.revoke(d) }, "Revoke"));
+      // Only the primary revokes other devices; any device may revoke itself.
+      (this.id.ik || d.current) && h("button", { class: "danger revoke", onclick: () => this.revoke(d) }, "Revoke"));
   }
 
   /** deleteAccount asks for the handle as confirmation, then deletes. */

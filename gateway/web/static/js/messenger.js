@@ -9,7 +9,7 @@ import * as envelope from "./envelope.js";
 import * as identity from "./identity.js";
 import * as prekeys from "./prekeys.js";
 import { Peers, UntrustedError } from "./peers.js";
-import { decodeText, encodeText } from "./payload.js";
+import { decodePayload, encodeText } from "./payload.js";
 import { Conn } from "./ws.js";
 
 /** MESSAGE_TTL_MS is how long the server keeps an unread message (mailbox MaxAge, 55 minutes by default). */
@@ -201,7 +201,9 @@ export class Messenger extends EventTarget {
     try {
       const opened = await envelope.open(f.envelope, list, this.me.deviceID, prekeys.find);
       await prekeys.used(opened.wrap.opk, f.seq);
-      return { text: decodeText(opened.plaintext) };
+      const { text, lv } = decodePayload(opened.plaintext);
+      await this.peers.learn(e.from, lv);
+      return { text };
     } catch (err) {
       if (err.kind === "no_wrap") return { unreadable: err.message };
       throw err;
@@ -358,7 +360,7 @@ export class Messenger extends EventTarget {
     const targets = [...await this.peers.targets(fr.user_id, fr.handle), ...await this.peers.ownTargets()];
     if (targets.length === 0) throw Object.assign(new Error(`no device of @${fr.handle} can receive messages yet`), { code: "no_devices" });
     const header = { from: this.me.userID, fd: this.me.deviceID, to: fr.user_id, mid, ts };
-    return envelope.seal(header, this.me.dk.private, targets.slice(0, envelope.MAX_WRAPS), encodeText(text));
+    return envelope.seal(header, this.me.dk.private, targets.slice(0, envelope.MAX_WRAPS), encodeText(text, this.peers.ownVer));
   }
 
   /** deliver sends (or resends, with the same message id) a sealed message. */

@@ -32,6 +32,7 @@ export class Peers {
     this.me = me;
     this.lists = new Map(); // user id -> verified device list
     this.ownListAt = 0;
+    this.ownVer = 0; // the highest own list version seen: every sent message carries it (payload "lv")
   }
 
   /** pins returns the stored pins: {userID: {ik: base64url, ver}}. */
@@ -79,7 +80,10 @@ export class Peers {
 
   /** raise records ver as the highest list version seen for userID; a lower one throws. */
   async raise(userID, handle, ver) {
-    if (userID === this.me.userID) return;
+    if (userID === this.me.userID) {
+      this.ownVer = Math.max(this.ownVer, ver);
+      return;
+    }
     await keystore.update("pins", (pins = {}) => {
       const p = pins[userID];
       if (!p) return undefined;
@@ -145,6 +149,28 @@ export class Peers {
     this.lists.set(userID, l);
     if (userID === this.me.userID) this.ownListAt = Date.now();
     return l;
+  }
+
+  /**
+   * learn records that a message of userID, signed by a listed device of
+   * theirs, says their device list reached version lv (the payload's "lv",
+   * docs/payload.md): a lower list is refused from now on, and a cached one
+   * below it is dropped. A lower lv changes nothing.
+   */
+  async learn(userID, lv) {
+    if (!Number.isSafeInteger(lv) || lv <= 0) return;
+    const cached = this.lists.get(userID);
+    if (cached && cached.ver < lv) this.lists.delete(userID);
+    if (userID === this.me.userID) {
+      this.ownVer = Math.max(this.ownVer, lv);
+      return;
+    }
+    await keystore.update("pins", (pins = {}) => {
+      const p = pins[userID];
+      if (!p || lv <= p.ver) return undefined;
+      p.ver = lv;
+      return pins;
+    });
   }
 
   /** forgetList drops the cached list of userID (it changed). */

@@ -58,6 +58,7 @@ func (s *Service) read(ctx context.Context, reader string, m Message) (BurnResul
 		return BurnResult{}, err
 	}
 	res := BurnResult{Seq: seq, Peer: m.From, MsgID: m.MsgID}
+	s.burned(ctx, m.From, reader, m.MsgID)
 	if m.PeerSeq > 0 && s.burnPeer(ctx, m.From, m.PeerSeq) {
 		res.PeerSeq = m.PeerSeq
 	}
@@ -93,6 +94,7 @@ func (s *Service) Recall(ctx context.Context, sender string, seq uint64) (_ Burn
 		return BurnResult{}, err
 	}
 	res := BurnResult{Seq: seq, Peer: m.To, PeerSeq: peerSeq, MsgID: m.MsgID}
+	s.burned(ctx, sender, m.To, m.MsgID)
 	s.burnPeer(ctx, sender, seq)
 	s.event(m.To, schema.Event{Type: schema.EventRecalled, Seq: peerSeq, MsgID: m.MsgID, PeerID: sender})
 	s.event(sender, schema.Event{Type: schema.EventRecalled, Seq: seq, MsgID: m.MsgID, PeerID: m.To})
@@ -138,6 +140,13 @@ func (s *Service) burn(ctx context.Context, uid string, seq uint64) error {
 		return s.unavailable("burn message", err)
 	}
 	return nil
+}
+
+// burned tells Config.OnBurn that message msgID from from to to is gone.
+func (s *Service) burned(ctx context.Context, from, to, msgID string) {
+	if s.cfg.OnBurn != nil {
+		s.cfg.OnBurn(context.WithoutCancel(ctx), from, to, msgID)
+	}
 }
 
 // burnPeer deletes the other copy once the committing delete succeeded and

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mayfly-im/mayfly/fabric/account"
+	"github.com/mayfly-im/mayfly/fabric/attach"
 	"github.com/mayfly-im/mayfly/fabric/friends"
 	"github.com/mayfly-im/mayfly/fabric/lifecycle"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
@@ -87,6 +88,10 @@ type Config struct {
 	// maximum 60m minus MailboxRotateInterval (mailbox.Config.MaxAge).
 	// Tests shorten it to see expiry.
 	MailboxMaxAge time.Duration
+	// AttachMaxAge is how long an attachment lives; default and maximum
+	// 60m minus MailboxRotateInterval (attach.Config.MaxAge), which also
+	// paces the attachment stream's block rotation. Tests shorten it.
+	AttachMaxAge time.Duration
 	// MailboxRotateInterval is how often the mailbox streams' last blocks
 	// are closed (mailbox.Config.RotateInterval); default 5m.
 	MailboxRotateInterval time.Duration
@@ -143,6 +148,10 @@ type App struct {
 	mailbox *mailbox.Service
 	// stopRotation ends the mailbox's block rotation and waits for it.
 	stopRotation func()
+	// attach stores attachments (attach.go); stopAttachRotation ends its
+	// block rotation and waits for it.
+	attach             *attach.Service
+	stopAttachRotation func()
 	// presence keeps who is online and tells friends (presence.go).
 	presence *presence.Service
 	// msgMetrics is the mailbox's Observer (metrics.go).
@@ -397,6 +406,9 @@ func (a *App) startGateway() error {
 	if err != nil {
 		return err
 	}
+	if err := a.startAttach(); err != nil {
+		return err
+	}
 	if err := a.startMailbox(); err != nil {
 		return err
 	}
@@ -413,6 +425,7 @@ func (a *App) startGateway() error {
 		Accounts:       accounts,
 		Friends:        a.friends,
 		Mailbox:        a.mailbox,
+		Attach:         a.attach,
 		Presence:       a.presence,
 		Lifecycle:      a.lifecycle,
 		NATS:           a.nc,
@@ -433,7 +446,7 @@ func (a *App) startGateway() error {
 	a.http = &http.Server{
 		Handler:           a.gw.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second, // bodies are at most 16 KiB; WebSockets set their own deadlines
+		ReadTimeout:       30 * time.Second, // JSON bodies are at most 16 KiB; WebSockets and attachments set their own deadlines
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
@@ -508,6 +521,9 @@ func (a *App) teardown(ctx context.Context) error {
 		a.friends.Close()
 	}
 	a.native.stop()
+	if a.stopAttachRotation != nil {
+		a.stopAttachRotation()
+	}
 	if a.stopRotation != nil {
 		a.stopRotation()
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -271,3 +272,20 @@ func TestAttachChunksLeaveFiles(t *testing.T) {
 }
 
 func itoa(i int) string { return string(rune('a'+i%26)) + string(rune('a'+i/26%26)) }
+
+// FuzzAttachParseID: an id from a client becomes subject tokens only if
+// every part is a valid id, and what parses prints back to itself.
+func FuzzAttachParseID(f *testing.F) {
+	f.Add("ubbbbbbbbbbbbbbbbbbbbbbbbbb.ucccccccccccccccccccccccccc.m-1.aaaaaaaaaaaaaaaaaaaaaaaaaaa")
+	f.Add("u.u.m.a")
+	f.Add("*.>.m.a")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := ParseID(s)
+		if err != nil {
+			return
+		}
+		if id.String() != s || strings.ContainsAny(id.chunks(), " *>\t\r\n") || strings.Count(id.meta(), ".") != 5 {
+			t.Fatalf("ParseID(%q) = %+v", s, id)
+		}
+	})
+}

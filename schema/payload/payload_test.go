@@ -123,7 +123,7 @@ func TestPayloadDecode(t *testing.T) {
 		{`{"text":"a","files":[` + file(`id=""`) + `]}`, "a", 0, 1},
 		{`{"text":"a","files":[` + file(`id="a b"`) + `]}`, "a", 0, 1},
 		{`{"text":"a","files":[` + file(`type="text/plain; x"`) + `]}`, "a", 0, 1},
-		{`{"text":"a","files":[` + file(`name="` + strings.Repeat("n", 256) + `"`) + `]}`, "a", 0, 1},
+		{`{"text":"a","files":[` + file(`name="`+strings.Repeat("n", 256)+`"`) + `]}`, "a", 0, 1},
 		{`{"text":"a","files":[7]}`, "a", 0, 1},
 		{`{"text":"a","files":7}`, `{"text":"a","files":7}`, 0, 0},
 	} {

@@ -2,15 +2,13 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
+	"github.com/mayfly-im/mayfly/schema/payload"
 )
 
 // Message is one message of the device's mailbox, opened.
@@ -30,31 +28,12 @@ type Message struct {
 	SentAt time.Time
 	// Text is the message text (docs/payload.md).
 	Text string
+	// Files are the attached files (docs/payload.md); Download fetches one.
+	Files []payload.File
 	// Err is set, and Text empty, when the message could not be opened: the
 	// sender is unknown, the signature or decryption failed, or the signed
 	// header disagrees with the server's (it wraps ErrBadMessage).
 	Err error
-}
-
-// payload is the plaintext format of docs/payload.md.
-type payload struct {
-	Text *string `json:"text"`
-}
-
-// encodeText returns the payload for text.
-func encodeText(text string) []byte {
-	b, _ := json.Marshal(payload{Text: &text})
-	return b
-}
-
-// decodeText returns the text of a payload: its "text" member, or the whole
-// payload as UTF-8 when it is not such an object (docs/payload.md).
-func decodeText(b []byte) string {
-	var p payload
-	if json.Unmarshal(b, &p) == nil && p.Text != nil {
-		return *p.Text
-	}
-	return strings.ToValidUTF8(string(b), string(utf8.RuneError))
 }
 
 // open verifies and decrypts a msg frame with this device's prekeys.
@@ -68,7 +47,8 @@ func (c *Client) open(ctx context.Context, f *schema.MsgFrame) Message {
 		m.Err = err
 		return m
 	}
-	m.Text = decodeText(pt)
+	pl := payload.Decode(pt)
+	m.Text, m.Files = pl.Text, pl.Files
 	return m
 }
 
@@ -166,10 +146,15 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Sent, error) {
 	if err != nil {
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}
-	env, mid, err := c.Seal(ctx, p, encodeText(text))
+	env, mid, err := c.Seal(ctx, p, payload.Encode(payload.Payload{Text: text}))
 	if err != nil {
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}
+	return c.sendSealed(ctx, p, mid, env)
+}
+
+// sendSealed stores env, sealed for p with message id mid, as Send does.
+func (c *Client) sendSealed(ctx context.Context, p Peer, mid string, env []byte) (Sent, error) {
 	a, err := c.request(ctx, "send", time.Now().Add(dedupWindow), func(id string) any {
 		return schema.SendFrame{Type: schema.FrameSend, ID: id, To: p.UserID, Envelope: env}
 	})
@@ -186,28 +171,34 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Sent, error) {
 // message id without sending it (for NATS-native senders and benchmarks).
 // Errors: untrusted_keys, not_found, message_too_large, and the claim's.
 func (c *Client) Seal(ctx context.Context, p Peer, payload []byte) (env []byte, mid string, err error) {
+	mid = schema.NewID('m')
+	env, err = c.sealAs(ctx, p, mid, payload)
+	return env, mid, err
+}
+
+// sealAs is Seal with the message id given.
+func (c *Client) sealAs(ctx context.Context, p Peer, mid string, payload []byte) ([]byte, error) {
 	me := c.Identity()
 	if p.KeyChanged {
-		return nil, "", untrusted(p.Handle, errUntrusted)
+		return nil, untrusted(p.Handle, errUntrusted)
 	}
 	targets, err := c.claim(ctx, p)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if len(targets) == 0 {
-		return nil, "", schema.Errorf(schema.CodeNotFound, p.Handle+" has no device ready to receive yet")
+		return nil, schema.Errorf(schema.CodeNotFound, p.Handle+" has no device ready to receive yet")
 	}
 	own, err := c.ownTargets(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	mid = schema.NewID('m')
 	h := envelope.HeaderV2{From: me.UserID, FromDevice: me.DeviceID, To: p.UserID, MsgID: mid, SentAt: time.Now()}
-	env, err = envelope.SealV2(h, c.keys.Device, append(targets, own...), payload)
+	env, err := envelope.SealV2(h, c.keys.Device, append(targets, own...), payload)
 	if errors.Is(err, envelope.ErrTooLarge) {
-		return nil, "", schema.Errorf(schema.CodeMessageTooLarge, "the text is over 64 KiB")
+		return nil, schema.Errorf(schema.CodeMessageTooLarge, "the text is over 64 KiB")
 	}
-	return env, mid, err
+	return env, err
 }
 
 // recipient returns the pinned peer for handle: a friend's, or, for anyone

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/mayfly-im/mayfly/schema"
@@ -131,7 +132,12 @@ func (c *Client) rawRoundTrip(ctx context.Context, method, path, token string, b
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.endpoint(path), rd)
+	path, query, _ := strings.Cut(path, "?")
+	u := c.endpoint(path)
+	if query != "" {
+		u += "?" + query
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}

@@ -115,6 +115,10 @@ type Config struct {
 	// always), which mailboxes need. Benchmarks set it to compare a relaxed
 	// setting; production should not. Unused when NATSURL is set.
 	NATSSyncInterval time.Duration
+	// NATSCompactInterval is how often the embedded NATS server compacts
+	// closed blocks with deleted messages (node.Config.CompactInterval);
+	// default 1m. Tests shorten it to see burned bytes leave the files.
+	NATSCompactInterval time.Duration
 	// PresenceTTL is how long a device stays online after its connection
 	// vanishes without a goodbye; default 60s (presence.Config.TTL). Tests
 	// shorten it to see crashes quickly.
@@ -318,6 +322,7 @@ func (a *App) connectNATS() error {
 		WebSocketListen:  a.natsWebSocketListen(),
 		WebSocketOrigins: a.webOrigins(),
 		SyncInterval:     a.cfg.NATSSyncInterval,
+		CompactInterval:  a.cfg.NATSCompactInterval,
 		MonitorListen:    a.cfg.NATSMonitorListen,
 		Logger:           a.log,
 	})

@@ -44,6 +44,8 @@ const SENTENCES = {
   mailbox_full: "Their mailbox is full. Try again once they have read some messages.",
   invalid_cursor: "The server refused the message's number.",
   unknown_attachment: "That file is gone: read, recalled or expired.",
+  file_digest: "That file is not what the sender sent; it was not opened.",
+  file_decrypt: "That file could not be decrypted.",
   attachment_too_large: "That file is too large: 25 MiB at most.",
   attachment_quota: "You have 10 unread files waiting already. Try again once some are read.",
   link_expired: "The link code expired. Start linking again.",

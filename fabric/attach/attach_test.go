@@ -45,7 +45,7 @@ type fixture struct {
 	dir     string
 }
 
-func newFixture(t *testing.T, compact time.Duration, edit func(*Config)) *fixture {
+func newFixture(t testing.TB, compact time.Duration, edit func(*Config)) *fixture {
 	t.Helper()
 	n := natstest.RunWith(t, func(c *node.Config) {
 		if compact > 0 {

@@ -257,13 +257,17 @@ func (s *Service) checkQuota(ctx context.Context, from string) error {
 	return nil
 }
 
-// writeChunks publishes r's size bytes as chunks, asynchronously with a
-// bounded window, and returns the first chunk's sequence and the count.
+// ackWindow is how many chunks an upload has in flight at most.
+const ackWindow = 16
+
+// writeChunks publishes r's size bytes as chunks, asynchronously with at
+// most ackWindow unacknowledged, and returns the first chunk's sequence and
+// the count.
 func (s *Service) writeChunks(ctx context.Context, id ID, size int64, r io.Reader) (first uint64, n int, err error) {
 	buf := make([]byte, ChunkSize)
 	var acks []jetstream.PubAckFuture
-	left := size
-	for left > 0 {
+	waited := 0 // acks[:waited] are acknowledged
+	for left := size; left > 0; {
 		k := min(int64(ChunkSize), left)
 		if _, err := io.ReadFull(r, buf[:k]); err != nil {
 			return 0, 0, fmt.Errorf("%w (read: %w)", errShort, err)
@@ -277,44 +281,41 @@ func (s *Service) writeChunks(ctx context.Context, id ID, size int64, r io.Reade
 			return 0, 0, s.unavailable("publish chunk", err)
 		}
 		acks = append(acks, f)
-		if len(acks)%16 == 0 {
-			if first, err = s.waitAcks(ctx, acks, first); err != nil {
+		if len(acks)-waited >= ackWindow {
+			if err := s.waitAcks(ctx, acks[waited:], &first); err != nil {
 				return 0, 0, err
 			}
+			waited = len(acks)
 		}
 	}
 	if n, _ := r.Read(buf[:1]); n > 0 {
 		return 0, 0, errShort
 	}
-	if first, err = s.waitAcks(ctx, acks, first); err != nil {
+	if err := s.waitAcks(ctx, acks[waited:], &first); err != nil {
 		return 0, 0, err
 	}
 	return first, len(acks), nil
 }
 
-// waitAcks waits for the acks not yet waited for (from the last multiple of
-// 16) and returns the first sequence seen.
-func (s *Service) waitAcks(ctx context.Context, acks []jetstream.PubAckFuture, first uint64) (uint64, error) {
-	start := (len(acks) - 1) / 16 * 16
-	if len(acks)%16 == 0 {
-		start = len(acks) - 16
-	}
-	for _, f := range acks[start:] {
+// waitAcks waits for every ack of acks, in order, and sets *first to the
+// first sequence if it is still 0.
+func (s *Service) waitAcks(ctx context.Context, acks []jetstream.PubAckFuture, first *uint64) error {
+	for _, f := range acks {
 		select {
 		case a := <-f.Ok():
-			if first == 0 {
-				first = a.Sequence
+			if *first == 0 {
+				*first = a.Sequence
 			}
 		case err := <-f.Err():
 			if isFull(err) {
-				return 0, fmt.Errorf("attach: store full: %w", schema.Errorf(schema.CodeUnavailable, "attachment storage is full; retry later"))
+				return fmt.Errorf("attach: store full: %w", schema.Errorf(schema.CodeUnavailable, "attachment storage is full; retry later"))
 			}
-			return 0, s.unavailable("store chunk", err)
+			return s.unavailable("store chunk", err)
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	return first, nil
+	return nil
 }
 
 func isFull(err error) bool {

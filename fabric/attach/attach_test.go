@@ -289,3 +289,24 @@ func FuzzAttachParseID(f *testing.F) {
 		}
 	})
 }
+
+// TestAttachSizes: uploads of one byte, of exactly one ack window of
+// chunks, and just past two, come back whole.
+func TestAttachSizes(t *testing.T) {
+	f := newFixture(t, 0, func(*Config) {})
+	alice, bob := schema.NewUserID(), schema.NewUserID()
+	f.friends.befriend(alice, bob)
+	for i, size := range []int{1, ChunkSize, ackWindow * ChunkSize, 2*ackWindow*ChunkSize + 1} {
+		data := randomBytes(size)
+		mid := "m-" + itoa(i)
+		id, err := f.svc.Put(ctxT(t), alice, bob, mid, int64(size), bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("Put of %d bytes: %v", size, err)
+		}
+		got, err := f.get(t, bob, id.String())
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes: got %d, %v", size, len(got), err)
+		}
+		f.svc.Forget(ctxT(t), alice, bob, mid)
+	}
+}

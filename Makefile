@@ -23,6 +23,7 @@ lint: ## go vet, gofmt check, and go.mod/go.sum tidy (go mod tidy -diff)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 fuzz: ## run every fuzz target for a short while each (FUZZTIME=30s); a test checks none is missing
+	$(GO) test -run='^$$' -fuzz='^FuzzAttachParseID$$' -fuzztime=$${FUZZTIME:-30s} ./fabric/attach
 	$(GO) test -run='^$$' -fuzz='^FuzzTokenVerify$$' -fuzztime=$${FUZZTIME:-30s} ./fabric/token
 	$(GO) test -run='^$$' -fuzz='^FuzzGatewayDecodeEvent$$' -fuzztime=$${FUZZTIME:-30s} ./gateway
 	$(GO) test -run='^$$' -fuzz='^FuzzGatewayDecodeJSON$$' -fuzztime=$${FUZZTIME:-30s} ./gateway
@@ -40,6 +41,7 @@ fuzz: ## run every fuzz target for a short while each (FUZZTIME=30s); a test che
 	$(GO) test -run='^$$' -fuzz='^FuzzParseDeviceList$$' -fuzztime=$${FUZZTIME:-30s} ./schema/envelope
 	$(GO) test -run='^$$' -fuzz='^FuzzParsePrekey$$' -fuzztime=$${FUZZTIME:-30s} ./schema/envelope
 	$(GO) test -run='^$$' -fuzz='^FuzzParseV2$$' -fuzztime=$${FUZZTIME:-30s} ./schema/envelope
+	$(GO) test -run='^$$' -fuzz='^FuzzPayloadDecode$$' -fuzztime=$${FUZZTIME:-30s} ./schema/payload
 
 bench: ## short mayfly-bench runs of scenarios 1 and 2 (under 2 minutes; see BENCHMARKS.md)
 	./deploy/ensure-postgres.sh

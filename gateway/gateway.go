@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mayfly-im/mayfly/fabric/account"
+	"github.com/mayfly-im/mayfly/fabric/attach"
 	"github.com/mayfly-im/mayfly/fabric/friends"
 	"github.com/mayfly-im/mayfly/fabric/keyrate"
 	"github.com/mayfly-im/mayfly/fabric/lifecycle"
@@ -57,6 +58,9 @@ type Config struct {
 	// Presence makes connected devices online and sends friends' presence
 	// (gateway/presence.go); without it presence is off.
 	Presence *presence.Service
+	// Attach stores and serves attachments (gateway/attach.go); without it
+	// those routes answer unavailable.
+	Attach *attach.Service
 	// Lifecycle deletes accounts (DELETE /v1/account); without it that
 	// route answers unavailable.
 	Lifecycle *lifecycle.Service
@@ -178,6 +182,7 @@ func (s *Server) routes() {
 	s.linkRoutes()
 	s.identityRoutes()
 	s.presenceRoutes()
+	s.attachRoutes()
 	// The browser client (docs/web.md): the app at "/", its files under /assets/.
 	app := web.New()
 	s.mux.Handle("GET /{$}", app)

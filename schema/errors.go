@@ -63,6 +63,11 @@ const (
 	CodeMailboxFull     Code = "mailbox_full"      // the recipient's mailbox holds the maximum of unread messages
 	CodeInvalidCursor   Code = "invalid_cursor"    // a sequence number or cursor is out of range
 
+	// Attachments (docs/api.md, "Attachments").
+	CodeUnknownAttachment  Code = "unknown_attachment"   // no such attachment for you (never uploaded, burned, recalled or expired)
+	CodeAttachmentTooLarge Code = "attachment_too_large" // the file is over MaxAttachmentSize
+	CodeAttachmentQuota    Code = "attachment_quota"     // you have the maximum of unread attachments stored; retry once some are read
+
 	// Device linking.
 	CodeLinkExpired Code = "link_expired" // the link request is past its ten minutes; start linking again
 
@@ -118,6 +123,10 @@ var codeInfo = map[Code]struct {
 	CodeMailboxFull:      {http.StatusConflict, true},
 	CodeInvalidCursor:    {http.StatusBadRequest, false},
 	CodeLinkExpired:      {http.StatusGone, false},
+
+	CodeUnknownAttachment:  {http.StatusNotFound, false},
+	CodeAttachmentTooLarge: {http.StatusRequestEntityTooLarge, false},
+	CodeAttachmentQuota:    {http.StatusConflict, true},
 
 	CodeDeviceRevoked:      {http.StatusForbidden, false},
 	CodeStaleDeviceList:    {http.StatusConflict, false},

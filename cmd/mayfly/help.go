@@ -18,7 +18,7 @@ func wantsHelp(args []string) bool {
 // reports false for an unknown command.
 func commandHelp(cmd string) (string, bool) {
 	var lines []string
-	inCommands := false
+	inCommands, inCmd := false, false
 	for _, l := range strings.Split(usage, "\n") {
 		switch {
 		case l == "Commands:":
@@ -26,7 +26,11 @@ func commandHelp(cmd string) (string, bool) {
 		case l == "":
 			inCommands = false
 		case inCommands && (strings.HasPrefix(l, "  "+cmd+" ") || l == "  "+cmd):
-			lines = append(lines, l)
+			lines, inCmd = append(lines, l), true
+		case inCmd && strings.HasPrefix(l, "    "):
+			lines = append(lines, l) // the command's continuation lines
+		default:
+			inCmd = false
 		}
 	}
 	if len(lines) == 0 {

@@ -54,44 +54,58 @@ func newEventLine(cl *client.Client, e schema.Event) eventLine {
 	return l
 }
 
-// connectionLine is listen --json's line for a lost or regained connection.
+// connectionLine is listen --json's line for a connection that could not
+// be made, was made after that, was lost, or is back.
 type connectionLine struct {
 	Type    string `json:"type"`  // "connection"
-	State   string `json:"state"` // "lost" or "back"
+	State   string `json:"state"` // "unreachable", "connected", "lost" or "back"
 	Error   string `json:"error,omitempty"`
 	RetryIn string `json:"retry_in,omitempty"` // a Go duration
 }
 
-// connState prints when listen's connection is lost and when it is back.
+// connState prints when listen could not connect, when its connection is
+// lost, and when it is up again.
 type connState struct {
 	c    *cli
 	json bool
 	lost atomic.Bool
+	// ever is set once a connection synced: before that a failure is "could
+	// not connect", not "lost".
+	ever atomic.Bool
 }
 
-// disconnected prints that the connection was lost and when the next
-// attempt is, once per outage.
+// disconnected prints that the connection could not be made or was lost,
+// and when the next attempt is, once per outage.
 func (s *connState) disconnected(_ context.Context, err error, retryIn time.Duration) {
 	if s.lost.Swap(true) {
 		return
 	}
 	why := oneLine(err.Error())
 	retry := retryIn.Round(100 * time.Millisecond)
+	state, text, next := "lost", "connection lost", "reconnecting"
+	if !s.ever.Load() {
+		state, text, next = "unreachable", "could not connect", "trying again"
+	}
 	if s.json {
-		s.c.jsonLine(connectionLine{Type: "connection", State: "lost", Error: why, RetryIn: retry.String()})
+		s.c.jsonLine(connectionLine{Type: "connection", State: state, Error: why, RetryIn: retry.String()})
 		return
 	}
-	fmt.Fprintf(s.c.out, "* connection lost (%s); reconnecting in %s, then with backoff\n", why, retry)
+	fmt.Fprintf(s.c.out, "* %s (%s); %s in %s, then with backoff\n", text, why, next, retry)
 }
 
-// synced prints that the connection is back after an outage.
+// synced prints that the connection is up after a failure.
 func (s *connState) synced(context.Context, uint64) {
+	first := !s.ever.Swap(true)
 	if !s.lost.Swap(false) {
 		return
 	}
+	state, text := "back", "connection back; replayed what came meanwhile"
+	if first {
+		state, text = "connected", "connected"
+	}
 	if s.json {
-		s.c.jsonLine(connectionLine{Type: "connection", State: "back"})
+		s.c.jsonLine(connectionLine{Type: "connection", State: state})
 		return
 	}
-	fmt.Fprintln(s.c.out, "* connection back; replayed what came meanwhile")
+	fmt.Fprintln(s.c.out, "* "+text)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,11 +29,13 @@ type messageLine struct {
 	Text   string    `json:"text"`
 	SentAt time.Time `json:"sent_at"`
 	Self   bool      `json:"self"`
+	// Files are the attached files, with where read --save wrote them.
+	Files []fileLine `json:"files,omitempty"`
 }
 
 func newMessageLine(m client.Message) messageLine {
 	return messageLine{Type: "message", ID: m.ID, Seq: m.Seq, From: orID(m.FromHandle, m.From), To: orID(m.ToHandle, m.To),
-		Text: m.Text, SentAt: m.SentAt.UTC(), Self: m.Self}
+		Text: m.Text, SentAt: m.SentAt.UTC(), Self: m.Self, Files: fileLines(m)}
 }
 
 func orID(handle, id string) string {
@@ -42,9 +45,13 @@ func orID(handle, id string) string {
 	return id
 }
 
-// printMessage prints one message as a JSON line or as text.
-func (c *cli) printMessage(m client.Message, asJSON bool) error {
+// printMessage prints one message as a JSON line or as text; files, when
+// given, replace the message's unsaved file list.
+func (c *cli) printMessage(m client.Message, asJSON bool, files ...fileLine) error {
 	l := newMessageLine(m)
+	if files != nil {
+		l.Files = files
+	}
 	if asJSON {
 		return c.jsonLine(l)
 	}
@@ -53,6 +60,13 @@ func (c *cli) printMessage(m client.Message, asJSON bool) error {
 		who = "you to " + l.To
 	}
 	_, err := fmt.Fprintf(c.out, "%s  %s: %s\n", l.SentAt.Format(time.RFC3339), who, l.Text)
+	for _, f := range l.Files {
+		if err == nil && f.Path != "" {
+			_, err = fmt.Fprintf(c.out, "    file %s (%d bytes) saved to %s\n", f.Name, f.Size, f.Path)
+		} else if err == nil {
+			_, err = fmt.Fprintf(c.out, "    file %s (%d bytes), not saved\n", f.Name, f.Size)
+		}
+	}
 	return err
 }
 
@@ -82,10 +96,19 @@ func withRun(ctx context.Context, cl *client.Client, h client.Handler, fn func(c
 	}
 }
 
-// send seals TEXT to HANDLE and exits once the server stored it.
+// send seals TEXT, and the --file files, to HANDLE and exits once the
+// server stored it.
 func (c *cli) send(args []string) error {
-	if len(args) < 2 {
-		return usageError("want: mayfly send HANDLE TEXT")
+	paths, args, err := splitFileFlags(args)
+	if err != nil {
+		return err
+	}
+	if len(args) < 2 && (len(paths) == 0 || len(args) < 1) {
+		return usageError("want: mayfly send HANDLE [--file PATH]... TEXT (TEXT optional with --file)")
+	}
+	files, err := loadFiles(paths)
+	if err != nil {
+		return err
 	}
 	handle, text := args[0], strings.Join(args[1:], " ")
 	ctx, cancel := c.timeout()
@@ -95,7 +118,13 @@ func (c *cli) send(args []string) error {
 		return err
 	}
 	return withRun(ctx, cl, client.Handler{SendOnly: true}, func(ctx context.Context) error {
-		s, err := cl.Send(ctx, handle, text)
+		send := cl.Send
+		if len(files) > 0 {
+			send = func(ctx context.Context, handle, text string) (client.Sent, error) {
+				return cl.SendFiles(ctx, handle, text, files)
+			}
+		}
+		s, err := send(ctx, handle, text)
 		if err != nil {
 			return err
 		}
@@ -110,12 +139,18 @@ func (c *cli) read(args []string) error {
 	fs := flag.NewFlagSet("read", flag.ContinueOnError)
 	wait := fs.Duration("wait", 0, "")
 	asJSON := fs.Bool("json", false, "")
+	save := fs.String("save", "", "")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(rest, 0, "read [--wait DURATION] [--json]"); err != nil {
+	if err := wantArgs(rest, 0, "read [--wait DURATION] [--json] [--save DIR]"); err != nil {
 		return err
+	}
+	if *save != "" {
+		if st, err := os.Stat(*save); err != nil || !st.IsDir() {
+			return usageError("--save %s: not a directory", *save)
+		}
 	}
 	if *wait < 0 {
 		return usageError("--wait must not be negative")
@@ -126,7 +161,7 @@ func (c *cli) read(args []string) error {
 	if err != nil {
 		return err
 	}
-	r := &reader{c: c, cl: cl, json: *asJSON, first: make(chan struct{}), synced: make(chan struct{})}
+	r := &reader{c: c, cl: cl, json: *asJSON, save: *save, first: make(chan struct{}), synced: make(chan struct{})}
 	return withRun(c.ctx, cl, r.handler(), func(ctx context.Context) error {
 		select {
 		case <-r.synced:
@@ -153,6 +188,7 @@ type reader struct {
 	c       *cli
 	cl      *client.Client
 	json    bool
+	save    string // --save DIR; "" when files are not saved
 	printed atomic.Int64
 	first   chan struct{} // closed when the first message was printed
 	synced  chan struct{} // closed when the replay caught up
@@ -172,7 +208,15 @@ func (r *reader) handler() client.Handler {
 				fmt.Fprintf(r.c.errw, "warning: message %d from %s could not be opened and is left unread: %v\n", m.Seq, orID(m.FromHandle, m.From), m.Err)
 				return nil
 			}
-			if err := r.c.printMessage(m, r.json); err != nil {
+			var files []fileLine
+			if r.save != "" && len(m.Files) > 0 {
+				var err error
+				if files, err = saveFiles(ctx, r.cl, r.save, m); err != nil {
+					fmt.Fprintf(r.c.errw, "warning: message %d from %s: %v; it is left unread\n", m.Seq, orID(m.FromHandle, m.From), err)
+					return nil
+				}
+			}
+			if err := r.c.printMessage(m, r.json, files...); err != nil {
 				return err
 			}
 			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), burnTimeout)

@@ -23,9 +23,12 @@ Commands:
   friend verify HANDLE [--accept]  show the safety number with HANDLE; --accept trusts a changed key
   friend list [--json]             friends with fingerprints, then pending requests
   friend blocks [--json]           the users you blocked
-  send HANDLE TEXT                 exits 0 only once the server has stored it; prints the id;
-                                   refuses (untrusted_keys) if HANDLE's identity key changed
-  read [--wait DURATION] [--json]  prints unread messages, then marks them read (burns them)
+  send HANDLE [--file PATH]... TEXT  exits 0 only once the server has stored it; prints the id;
+                                   refuses (untrusted_keys) if HANDLE's identity key changed;
+                                   --file attaches a file (up to 4, 25 MiB each; TEXT optional then)
+  read [--wait DURATION] [--json] [--save DIR]
+                                   prints unread messages, then marks them read (burns them);
+                                   --save writes their files into DIR, never overwriting
   listen [--json]                  live messages and events until interrupted
   unread [--json]                  how many unread messages wait from whom (burns nothing)
   recall ID                        withdraw a message you sent (ID as send printed it) before it is read

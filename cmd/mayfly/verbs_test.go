@@ -31,7 +31,7 @@ func TestCLICommandHelp(t *testing.T) {
 		}
 		lines := 0
 		for l := range strings.Lines(r.stdout) {
-			if strings.HasPrefix(l, "  ") {
+			if strings.HasPrefix(l, "  ") && !strings.HasPrefix(l, "   ") { // not a continuation line
 				lines++
 				if !strings.HasPrefix(l, "  "+args[0]+" ") {
 					t.Errorf("mayfly %v: help line %q is another command's", args, l)

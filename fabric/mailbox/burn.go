@@ -76,6 +76,7 @@ func (s *Service) read(ctx context.Context, reader string, m Message) (BurnResul
 	if err := s.burn(ctx, reader, seq); err != nil {
 		return BurnResult{}, err
 	}
+	s.burned(ctx, m.From, reader, m.MsgID)
 	s.event(reader, schema.Event{Type: schema.EventBurned, Seq: seq, MsgID: m.MsgID, PeerID: m.From})
 	if m.PeerSeq > 0 {
 		s.event(m.From, schema.Event{Type: schema.EventBurned, Seq: m.PeerSeq, MsgID: m.MsgID, PeerID: reader})
@@ -121,6 +122,7 @@ func (s *Service) Recall(ctx context.Context, sender string, seq uint64) (_ Burn
 		return BurnResult{}, err
 	}
 	res := BurnResult{Seq: seq, Peer: m.To, PeerSeq: peerSeq, MsgID: m.MsgID}
+	s.burned(ctx, sender, m.To, m.MsgID)
 	if peerSeq > 0 {
 		s.event(m.To, schema.Event{Type: schema.EventRecalled, Seq: peerSeq, MsgID: m.MsgID, PeerID: sender})
 	}
@@ -167,6 +169,13 @@ func (s *Service) burn(ctx context.Context, uid string, seq uint64) error {
 		return s.unavailable("burn message", err)
 	}
 	return nil
+}
+
+// burned tells Config.OnBurn that message msgID from from to to is gone.
+func (s *Service) burned(ctx context.Context, from, to, msgID string) {
+	if s.cfg.OnBurn != nil {
+		s.cfg.OnBurn(context.WithoutCancel(ctx), from, to, msgID)
+	}
 }
 
 // burnPeer deletes the other copy of a message: the sync copy before a

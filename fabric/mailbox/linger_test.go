@@ -1,14 +1,9 @@
 package mailbox
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -108,30 +103,11 @@ func (w *lingerWatch) report() string {
 }
 
 // inFiles returns which of needles are in some regular file under dir.
-// Files the server removes while the walk runs are skipped.
 func inFiles(t *testing.T, dir string, needles [][]byte) map[string]bool {
 	t.Helper()
 	found := map[string]bool{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		for _, n := range needles {
-			if bytes.Contains(b, n) {
-				found[string(n)] = true
-			}
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
+	for i := range natstest.InFiles(t, dir, needles) {
+		found[string(needles[i])] = true
 	}
 	return found
 }

@@ -129,6 +129,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer, if set, is told the outcome of every operation (metrics).
 	Observer Observer
+	// OnBurn, if set, is called after a Read or Recall removed message
+	// msgID from from to to (fabric/attach deletes the message's
+	// attachments there). It runs in the caller's goroutine before Read or
+	// Recall returns; it must not block for long.
+	OnBurn func(ctx context.Context, from, to, msgID string)
 }
 
 // Service is the mailbox relay and burn service.

@@ -11,12 +11,13 @@ import (
 )
 
 // TestClientImports: the client library's production files import only
-// the standard library, schema, schema/envelope and third-party packages,
+// the standard library, schema, schema/envelope, schema/payload and
+// third-party packages,
 // never server internals (store, fabric, the gateway itself), so programs
 // can use it without pulling in a server.
 func TestClientImports(t *testing.T) {
 	const module = "github.com/mayfly-im/mayfly"
-	allowed := map[string]bool{module + "/schema": true, module + "/schema/envelope": true}
+	allowed := map[string]bool{module + "/schema": true, module + "/schema/envelope": true, module + "/schema/payload": true}
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +36,7 @@ func TestClientImports(t *testing.T) {
 		for _, imp := range f.Imports {
 			p, _ := strconv.Unquote(imp.Path.Value)
 			if (p == module || strings.HasPrefix(p, module+"/")) && !allowed[p] {
-				t.Errorf("%s imports %s: the client may import only schema and schema/envelope of this module", name, p)
+				t.Errorf("%s imports %s: the client may import only schema, schema/envelope and schema/payload of this module", name, p)
 			}
 			if p == "testing" {
 				t.Errorf("%s imports testing", name)

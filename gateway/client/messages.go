@@ -2,16 +2,13 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
+	"github.com/mayfly-im/mayfly/schema/payload"
 )
 
 // Message is one message of the device's mailbox, opened.
@@ -31,43 +28,12 @@ type Message struct {
 	SentAt time.Time
 	// Text is the message text (docs/payload.md).
 	Text string
+	// Files are the attached files (docs/payload.md); Download fetches one.
+	Files []payload.File
 	// Err is set, and Text empty, when the message could not be opened: the
 	// sender is unknown, the signature or decryption failed, or the signed
 	// header disagrees with the server's (it wraps ErrBadMessage).
 	Err error
-}
-
-// payload is the plaintext format of docs/payload.md.
-type payload struct {
-	Text *string `json:"text"`
-	// ListVersion is the sender's own device list version when it sealed
-	// (docs/payload.md, "lv"); 0 when absent.
-	ListVersion int64 `json:"lv,omitempty"`
-}
-
-// encodeText returns the payload for text, carrying the sender's own
-// device list version lv (none when 0).
-func encodeText(text string, lv int64) []byte {
-	b, _ := json.Marshal(payload{Text: &text, ListVersion: lv})
-	return b
-}
-
-// decodePayload returns the text of a payload: its "text" member, or the
-// whole payload as UTF-8 when it is not such an object (docs/payload.md);
-// and its "lv" member, 0 when absent or not an integer from 1 to 2^53-1
-// (a bad "lv" is ignored, the text still shown).
-func decodePayload(b []byte) (text string, lv int64) {
-	var p struct {
-		Text *string         `json:"text"`
-		LV   json.RawMessage `json:"lv"`
-	}
-	if json.Unmarshal(b, &p) != nil || p.Text == nil {
-		return strings.ToValidUTF8(string(b), string(utf8.RuneError)), 0
-	}
-	if n, err := strconv.ParseInt(string(p.LV), 10, 64); err == nil && n > 0 && n <= envelope.MaxVersion {
-		lv = n
-	}
-	return *p.Text, lv
 }
 
 // open verifies and decrypts a msg frame with this device's prekeys.
@@ -81,9 +47,9 @@ func (c *Client) open(ctx context.Context, f *schema.MsgFrame) Message {
 		m.Err = err
 		return m
 	}
-	var lv int64
-	m.Text, lv = decodePayload(pt)
-	c.raiseListVersion(f.From, lv)
+	pl := payload.Decode(pt)
+	m.Text, m.Files = pl.Text, pl.Files
+	c.raiseListVersion(f.From, pl.LV)
 	return m
 }
 
@@ -183,10 +149,17 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Sent, error) {
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}
 	retryUntil := time.Now().Add(dedupWindow)
-	env, mid, err := c.sealRetrying(ctx, p, encodeText(text, c.ownListVersion()), retryUntil)
+	mid := schema.NewID('m')
+	env, err := c.sealRetrying(ctx, p, mid, payload.Encode(payload.Payload{Text: text, LV: c.ownListVersion()}), retryUntil)
 	if err != nil {
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}
+	return c.sendSealed(ctx, p, mid, env, retryUntil)
+}
+
+// sendSealed stores env, sealed for p with message id mid, as Send does,
+// repeating the frame while it is answered unavailable until retryUntil.
+func (c *Client) sendSealed(ctx context.Context, p Peer, mid string, env []byte, retryUntil time.Time) (Sent, error) {
 	a, err := c.request(ctx, "send", retryUntil, func(id string) any {
 		return schema.SendFrame{Type: schema.FrameSend, ID: id, To: p.UserID, Envelope: env}
 	})
@@ -203,44 +176,50 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Sent, error) {
 // message id without sending it (for NATS-native senders and benchmarks).
 // Errors: untrusted_keys, not_found, message_too_large, and the claim's.
 func (c *Client) Seal(ctx context.Context, p Peer, payload []byte) (env []byte, mid string, err error) {
-	me := c.Identity()
-	if p.KeyChanged {
-		return nil, "", untrusted(p.Handle, errUntrusted)
-	}
-	targets, err := c.claim(ctx, p)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(targets) == 0 {
-		return nil, "", schema.Errorf(schema.CodeNotFound, p.Handle+" has no device ready to receive yet")
-	}
-	own, err := c.ownTargets(ctx)
-	if err != nil {
-		return nil, "", err
-	}
 	mid = schema.NewID('m')
-	h := envelope.HeaderV2{From: me.UserID, FromDevice: me.DeviceID, To: p.UserID, MsgID: mid, SentAt: time.Now()}
-	env, err = envelope.SealV2(h, c.keys.Device, append(targets, own...), payload)
-	if errors.Is(err, envelope.ErrTooLarge) {
-		return nil, "", schema.Errorf(schema.CodeMessageTooLarge, "the text is over 64 KiB")
-	}
+	env, err = c.sealAs(ctx, p, mid, payload)
 	return env, mid, err
 }
 
-// sealRetrying is Seal, tried again after a growing pause while the
+// sealAs is Seal with the message id given.
+func (c *Client) sealAs(ctx context.Context, p Peer, mid string, payload []byte) ([]byte, error) {
+	me := c.Identity()
+	if p.KeyChanged {
+		return nil, untrusted(p.Handle, errUntrusted)
+	}
+	targets, err := c.claim(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if len(targets) == 0 {
+		return nil, schema.Errorf(schema.CodeNotFound, p.Handle+" has no device ready to receive yet")
+	}
+	own, err := c.ownTargets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := envelope.HeaderV2{From: me.UserID, FromDevice: me.DeviceID, To: p.UserID, MsgID: mid, SentAt: time.Now()}
+	env, err := envelope.SealV2(h, c.keys.Device, append(targets, own...), payload)
+	if errors.Is(err, envelope.ErrTooLarge) {
+		return nil, schema.Errorf(schema.CodeMessageTooLarge, "the text is over 64 KiB")
+	}
+	return env, err
+}
+
+// sealRetrying is sealAs, tried again after a growing pause while the
 // bundle claims answer unavailable (Postgres failing over), until
 // retryUntil. Nothing is sent before sealing, so a repeat is safe; the
 // one-time prekeys an unanswered claim may have taken are never used.
-func (c *Client) sealRetrying(ctx context.Context, p Peer, payload []byte, retryUntil time.Time) ([]byte, string, error) {
+func (c *Client) sealRetrying(ctx context.Context, p Peer, mid string, pl []byte, retryUntil time.Time) ([]byte, error) {
 	pause := unavailablePause
 	for {
-		env, mid, err := c.Seal(ctx, p, payload)
+		env, err := c.sealAs(ctx, p, mid, pl)
 		if err == nil || !schema.HasCode(err, schema.CodeUnavailable) || !time.Now().Add(pause).Before(retryUntil) {
-			return env, mid, err
+			return env, err
 		}
 		c.log.Debug("bundle claim unavailable; retrying", "pause", pause)
 		if !sleepCtx(ctx, pause) {
-			return nil, "", err
+			return nil, err
 		}
 		pause = min(2*pause, maxUnavailablePause)
 	}

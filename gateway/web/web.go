@@ -28,9 +28,11 @@ const AssetPrefix = "/assets/"
 // images and connections only from the page's own origin (which includes
 // its ws:// or wss:// WebSocket), no inline script or style, no plugins,
 // frames, forms to elsewhere or base-URI tricks, and Trusted Types enforced
-// so no string can reach an HTML or script sink.
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; " +
+// so no string can reach an HTML or script sink. Pictures and voice notes
+// decrypted in the page are shown from blob: URLs (img-src, media-src),
+// which the page may also read back (connect-src blob:, local data only).
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src blob:; " +
+	"connect-src 'self' blob:; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; " +
 	"require-trusted-types-for 'script'; trusted-types 'none'"
 
 // contentTypes maps the extensions of the embedded files to their types;
@@ -122,5 +124,5 @@ func setSecurityHeaders(h http.Header) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()")
+	h.Set("Permissions-Policy", "camera=(), microphone=(self), geolocation=(), payment=(), usb=()") // the microphone records voice notes
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mayfly-im/mayfly/fabric/account"
+	"github.com/mayfly-im/mayfly/fabric/attach"
 	"github.com/mayfly-im/mayfly/fabric/friends"
 	"github.com/mayfly-im/mayfly/fabric/lifecycle"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
@@ -94,6 +95,10 @@ type Config struct {
 	// maximum 60m minus MailboxRotateInterval (mailbox.Config.MaxAge).
 	// Tests shorten it to see expiry.
 	MailboxMaxAge time.Duration
+	// AttachMaxAge is how long an attachment lives; default and maximum
+	// 60m minus MailboxRotateInterval (attach.Config.MaxAge), which also
+	// paces the attachment stream's block rotation. Tests shorten it.
+	AttachMaxAge time.Duration
 	// MailboxRotateInterval is how often the mailbox streams' last blocks
 	// are closed (mailbox.Config.RotateInterval); default 5m.
 	MailboxRotateInterval time.Duration
@@ -117,6 +122,10 @@ type Config struct {
 	// always), which mailboxes need. Benchmarks set it to compare a relaxed
 	// setting; production should not. Unused when NATSURL is set.
 	NATSSyncInterval time.Duration
+	// NATSCompactInterval is how often the embedded NATS server compacts
+	// closed blocks with deleted messages (node.Config.CompactInterval);
+	// default 1m. Tests shorten it to see burned bytes leave the files.
+	NATSCompactInterval time.Duration
 	// PresenceTTL is how long a device stays online after its connection
 	// vanishes without a goodbye; default 60s (presence.Config.TTL). Tests
 	// shorten it to see crashes quickly.
@@ -154,6 +163,10 @@ type App struct {
 	mailbox *mailbox.Service
 	// stopRotation ends the mailbox's block rotation and waits for it.
 	stopRotation func()
+	// attach stores attachments (attach.go); stopAttachRotation ends its
+	// block rotation and waits for it.
+	attach             *attach.Service
+	stopAttachRotation func()
 	// presence keeps who is online and tells friends (presence.go).
 	presence *presence.Service
 	// msgMetrics is the mailbox's Observer (metrics.go).
@@ -333,6 +346,7 @@ func (a *App) connectNATS() error {
 		WebSocketListen:  a.natsWebSocketListen(),
 		WebSocketOrigins: a.webOrigins(),
 		SyncInterval:     a.cfg.NATSSyncInterval,
+		CompactInterval:  a.cfg.NATSCompactInterval,
 		MonitorListen:    a.cfg.NATSMonitorListen,
 		Logger:           a.log,
 	})
@@ -422,6 +436,9 @@ func (a *App) startGateway() error {
 	if err != nil {
 		return err
 	}
+	if err := a.startAttach(); err != nil {
+		return err
+	}
 	if err := a.startMailbox(); err != nil {
 		return err
 	}
@@ -438,6 +455,7 @@ func (a *App) startGateway() error {
 		Accounts:       accounts,
 		Friends:        a.friends,
 		Mailbox:        a.mailbox,
+		Attach:         a.attach,
 		Presence:       a.presence,
 		Lifecycle:      a.lifecycle,
 		NATS:           a.nc,
@@ -464,7 +482,7 @@ func (a *App) startGateway() error {
 	a.http = &http.Server{
 		Handler:           a.gw.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second, // bodies are at most 16 KiB; WebSockets set their own deadlines
+		ReadTimeout:       30 * time.Second, // JSON bodies are at most 16 KiB; WebSockets and attachments set their own deadlines
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
@@ -542,6 +560,9 @@ func (a *App) teardown(ctx context.Context) error {
 		a.friends.Close()
 	}
 	a.native.stop()
+	if a.stopAttachRotation != nil {
+		a.stopAttachRotation()
+	}
 	if a.stopRotation != nil {
 		a.stopRotation()
 	}

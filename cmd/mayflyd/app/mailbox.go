@@ -27,6 +27,7 @@ func (a *App) startMailbox() error {
 		SendBurst:      a.cfg.SendBurst,
 		Logger:         a.log.With("src", "mailbox"),
 		Observer:       a.msgMetrics,
+		OnBurn:         a.forgetAttachments,
 	})
 	if err != nil {
 		return err

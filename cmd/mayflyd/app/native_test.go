@@ -109,6 +109,10 @@ func TestNativeCalloutPermissions(t *testing.T) {
 		{"jetstream direct get", "pub", "$JS.API.DIRECT.GET.MBX_3"},
 		{"consumer create", "pub", "$JS.API.CONSUMER.CREATE.MBX_3"},
 		{"system account", "pub", "$SYS.REQ.SERVER.PING"},
+		{"write an attachment chunk", "pub", "att." + alice.Session.UserID + "." + bob.Session.UserID + ".m-1.aaaaaaaaaaaaaaaaaaaaaaaaaaa.c"},
+		{"read attachments", "sub", "att.>"},
+		{"attachment direct get", "pub", "$JS.API.DIRECT.GET.ATTACH"},
+		{"attachment purge", "pub", "$JS.API.STREAM.PURGE.ATTACH"},
 	}
 	for _, d := range denied {
 		t.Run("denied "+d.name, func(t *testing.T) {

@@ -42,6 +42,29 @@ async function call(method, path, body, token) {
   return data;
 }
 
+/** callBytes sends bytes (or nothing) and returns the answer: JSON, or an ArrayBuffer when raw. */
+async function callBytes(method, path, bytes, token, raw) {
+  const headers = { Authorization: "Bearer " + token };
+  if (bytes) headers["Content-Type"] = "application/octet-stream";
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body: bytes, cache: "no-store", credentials: "omit" });
+  } catch (err) {
+    throw new ApiError("network", "server not reachable: " + err.message, 0);
+  }
+  if (!resp.ok) {
+    let data = null;
+    try { data = await resp.json(); } catch { /* not JSON */ }
+    const e = data && data.error;
+    throw new ApiError(e ? e.code : "internal", e ? e.message : `HTTP ${resp.status}`, resp.status);
+  }
+  try {
+    return raw ? await resp.arrayBuffer() : await resp.json();
+  } catch (err) {
+    throw new ApiError("network", "the answer was cut short: " + err.message, 0);
+  }
+}
+
 function toSession(s) {
   return {
     userID: s.user_id, handle: s.handle, deviceID: s.device_id,
@@ -162,5 +185,14 @@ export class Client {
   putPrekeys(upload) { return this.do("PUT", "/v1/prekeys", upload); }
   claimBundle(userID) { return this.do("POST", `/v1/users/${encodeURIComponent(userID)}/bundle`); }
   linkInfo(code) { return this.do("GET", `/v1/link/${encodeURIComponent(code)}`); }
+  /** upload stores a sealed file (Uint8Array) for message mid to user id to: {id, size}. */
+  async upload(to, mid, sealed) {
+    const q = new URLSearchParams({ to, mid });
+    return callBytes("POST", "/v1/attachments?" + q, sealed, await this.token(), false);
+  }
+  /** download returns the sealed bytes of attachment id as an ArrayBuffer. */
+  async download(id) {
+    return callBytes("GET", `/v1/attachments/${encodeURIComponent(id)}`, null, await this.token(), true);
+  }
   approveLink(code, bundle) { return this.do("POST", `/v1/link/${encodeURIComponent(code)}/approve`, { bundle }); }
 }

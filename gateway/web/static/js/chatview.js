@@ -3,8 +3,10 @@
 // recall of unread sent messages, and the composer.
 
 import { h, replace } from "./dom.js";
-import { MESSAGE_TTL_MS } from "./messenger.js";
+import { MESSAGE_TTL_MS, safeType } from "./messenger.js";
 import { toast, toastError } from "./notify.js";
+import { MAX_FILES, MAX_FILE_SIZE } from "./payload.js";
+import { Recorder } from "./recorder.js";
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
@@ -77,6 +79,8 @@ export class ChatView {
     if (this.text.disabled === off) return;
     this.text.disabled = off;
     this.sendBtn.disabled = off;
+    this.attachBtn.disabled = off;
+    this.recordBtn.disabled = off && !this.recorder.active;
     this.text.placeholder = off ? "Not connected: you can send again once the connection is back" : `Message @${this.m.friends.get(this.peer).handle}`;
     if (!off) this.text.focus();
   }
@@ -91,7 +95,18 @@ export class ChatView {
     this.list = h("ol", { class: "messages", id: "messages", "aria-live": "polite" });
     this.text = h("textarea", { id: "compose-text", rows: 2, maxlength: 4000, placeholder: `Message @${f.handle}`, "aria-label": "Message" });
     this.sendBtn = h("button", { type: "submit", class: "primary", id: "send-btn" }, "Send");
-    const form = h("form", { class: "composer", id: "composer" }, this.text, this.sendBtn);
+    this.pending = []; // files chosen for the next message: {name, type, data}
+    this.fileInput = h("input", { type: "file", id: "file-input", multiple: true, hidden: true,
+      onchange: () => this.addFiles(this.fileInput.files) });
+    this.attachBtn = h("button", { type: "button", id: "attach-btn", title: "Attach files (25 MiB each)", "aria-label": "Attach files",
+      onclick: () => this.fileInput.click() }, "File");
+    this.recorder = new Recorder();
+    this.recordBtn = h("button", { type: "button", id: "record-btn", title: "Record a voice note", "aria-label": "Record a voice note",
+      onclick: () => this.toggleRecording() }, "Voice");
+    this.chips = h("div", { class: "chips", id: "pending-files" });
+    const form = h("form", { class: "composer", id: "composer" },
+      h("div", { class: "compose-main" }, this.chips, this.text),
+      this.fileInput, this.attachBtn, this.recordBtn, this.sendBtn);
     form.addEventListener("submit", (e) => { e.preventDefault(); this.submit(); });
     this.text.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); this.submit(); }
@@ -102,9 +117,50 @@ export class ChatView {
 
   submit() {
     const text = this.text.value.trim();
-    if (!text || this.text.disabled) return;
+    const files = this.pending;
+    if ((!text && files.length === 0) || this.text.disabled) return;
     this.text.value = "";
-    this.m.send(this.peer, text).catch((x) => toastError(x));
+    this.pending = [];
+    this.renderChips();
+    this.m.send(this.peer, text, files).catch((x) => toastError(x));
+  }
+
+  /** addFiles reads chosen files into the pending list, refusing any over the limits. */
+  async addFiles(list) {
+    for (const file of [...list]) {
+      if (this.pending.length >= MAX_FILES) { toast(`A message carries at most ${MAX_FILES} files.`); break; }
+      if (file.size > MAX_FILE_SIZE) { toastError({ code: "attachment_too_large" }); continue; }
+      this.pending.push({ name: file.name, type: file.type || "", data: new Uint8Array(await file.arrayBuffer()) });
+    }
+    this.fileInput.value = "";
+    this.renderChips();
+  }
+
+  renderChips() {
+    replace(this.chips, this.pending.map((f, i) => h("span", { class: "chip", "data-name": f.name },
+      f.name + " · " + sizeText(f.data.byteLength),
+      h("button", { type: "button", class: "link", "aria-label": "Remove " + f.name,
+        onclick: () => { this.pending.splice(i, 1); this.renderChips(); } }, "✕"))));
+  }
+
+  /** toggleRecording starts a voice note, or stops it and sends it at once. */
+  async toggleRecording() {
+    try {
+      if (!this.recorder.active) {
+        await this.recorder.start();
+        this.recordBtn.classList.add("recording");
+        this.recordBtn.textContent = "Stop";
+        return;
+      }
+      const note = await this.recorder.stop();
+      this.recordBtn.classList.remove("recording");
+      this.recordBtn.textContent = "Voice";
+      if (note.data.byteLength > 0) this.m.send(this.peer, "", [note]).catch((x) => toastError(x));
+    } catch (x) {
+      this.recordBtn.classList.remove("recording");
+      this.recordBtn.textContent = "Voice";
+      toastError(x);
+    }
   }
 
   renderHead(f) {
@@ -147,7 +203,7 @@ export class ChatView {
 
   renderMessages(f) {
     const msgs = this.m.messages(f.user_id);
-    const sig = JSON.stringify(msgs.map((m) => [m.key, m.status, m.seq, m.error]));
+    const sig = JSON.stringify(msgs.map((m) => [m.key, m.status, m.seq, m.error, (m.files || []).map((f) => [f.state, f.error])]));
     if (this.listSig === sig) return;
     this.listSig = sig;
     const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
@@ -168,15 +224,40 @@ export class ChatView {
     const retry = msg.self && msg.status === "failed" && msg.envelope && h("button", {
       class: "link retry", onclick: () => this.m.deliver(this.peer, msg),
     }, "Retry");
-    const text = msg.status === "recalled" ? h("p", { class: "text gone" }, "Message recalled") : h("p", { class: "text" }, msg.text);
+    const text = msg.status === "recalled" ? h("p", { class: "text gone" }, "Message recalled")
+      : (msg.text || !msg.files) && h("p", { class: "text" }, msg.text);
+    const files = msg.status !== "recalled" && (msg.files || []).map((f) => this.file(f));
     return h("li", {
       class: `msg ${msg.self ? "out" : "in"} ${msg.status}`, "data-mid": msg.mid, "data-status": msg.status,
-    }, h("div", { class: "bubble" }, text,
+    }, h("div", { class: "bubble" }, text, files,
       h("div", { class: "meta" },
         h("time", {}, timeFmt.format(new Date(msg.ts))),
         h("span", { class: "state" }, STATUS_TEXT[msg.status] + (msg.error ? ` (${msg.error})` : "")),
         live && h("span", { class: "countdown", "data-expires": String(msg.ts + MESSAGE_TTL_MS), title: "burns unread after 55 minutes" }),
         recall, retry)));
+  }
+
+  /**
+   * file renders one attached file: a picture inline, a voice note or other
+   * audio as a player, anything else as a download link; a file not yet
+   * here shows its state.
+   */
+  file(f) {
+    const label = `${f.name || "file"} · ${sizeText(f.size)}`;
+    const attrs = { class: "file", "data-state": f.state, "data-attachment-id": f.id || "", "data-name": f.name };
+    if (f.state === "remote") {
+      return h("div", attrs, h("button", { class: "link", onclick: () => this.m.fetchFile(f) }, "Download " + label));
+    }
+    if (f.state === "pending") return h("div", attrs, h("span", { class: "muted" }, "Downloading " + label + "…"));
+    if (f.state === "error") return h("div", { ...attrs, class: "file error" }, `${label}: ${errorSentence(f.error)}`);
+    const download = h("a", { href: f.url, download: f.name || "file", class: "download" }, "Save " + label);
+    if (f.url && f.type.startsWith("image/") && safeInline(f.type)) {
+      return h("figure", attrs, h("img", { src: f.url, alt: f.name, class: "picture" }), h("figcaption", {}, download));
+    }
+    if (f.url && f.type.startsWith("audio/") && safeInline(f.type)) {
+      return h("div", attrs, h("audio", { src: f.url, controls: true, preload: "metadata", class: "voice" }), download);
+    }
+    return h("div", attrs, download);
   }
 
   /** tick updates the countdowns to each unread message's 55-minute limit. */
@@ -186,4 +267,20 @@ export class ChatView {
       el.textContent = clock(Number(el.dataset.expires) - now) + " left";
     }
   }
+}
+
+function sizeText(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function errorSentence(code) {
+  if (code === "unknown_attachment") return "gone (read, recalled or expired)";
+  if (code === "file_digest" || code === "file_decrypt") return "not what the sender sent; not opened";
+  return "could not be downloaded (" + code + "); the message stays unread";
+}
+
+function safeInline(type) {
+  return safeType(type) === type;
 }

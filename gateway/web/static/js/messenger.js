@@ -9,7 +9,7 @@ import * as envelope from "./envelope.js";
 import * as identity from "./identity.js";
 import * as prekeys from "./prekeys.js";
 import { Peers, UntrustedError } from "./peers.js";
-import { decodePayload, encodeText } from "./payload.js";
+import { decodePayload, encodePayload, openFile, sealFile } from "./payload.js";
 import { Conn } from "./ws.js";
 
 /** MESSAGE_TTL_MS is how long the server keeps an unread message (mailbox MaxAge, 55 minutes by default). */
@@ -25,9 +25,29 @@ function newMsgID() {
   return "w" + b64.encode(crypto.getRandomValues(new Uint8Array(12)));
 }
 
+// INLINE_TYPES are the media types a received file is shown or played as;
+// every other file gets application/octet-stream and is only downloaded (a
+// sender-chosen text/html or image/svg+xml blob would run in this origin).
+const INLINE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp",
+  "audio/webm", "audio/ogg", "audio/mpeg", "audio/mp4", "audio/wav"]);
+
+/** safeType is the type a file's blob gets (see INLINE_TYPES). */
+export function safeType(type) {
+  return INLINE_TYPES.has(type) ? type : "application/octet-stream";
+}
+
+function releaseFiles(m) {
+  for (const f of m.files || []) if (f.url) URL.revokeObjectURL(f.url);
+}
+
 /**
  * A message in a chat:
- *   {key, mid, self, ts (ms), text, seq (own mailbox seq, once known), status}
+ *   {key, mid, self, ts (ms), text, seq (own mailbox seq, once known), status,
+ *    files: [{id, name, type, size, key, sha256, state ("pending" | "ready" |
+ *    "remote" | "error"), url (object URL once ready), error}]}
+ * A received message with files is burned only once they are downloaded
+ * (the burn deletes them on the server); a download that fails for another
+ * reason than the file being gone holds the message unread.
  * status of a received message: "unread" | "read" (shown, burned) |
  * "unreadable" (not sealed for this device, or its prekey is gone; never
  * marked read here, so it does not burn for the user's other devices)
@@ -175,6 +195,7 @@ export class Messenger extends EventTarget {
     const c = this.chat(peerID);
     for (const [k, m] of c) {
       if (m.status === "read" || m.status === "recalled") {
+        releaseFiles(m);
         c.delete(k);
         if (m.seq) this.bySeq.delete(m.seq);
       }
@@ -201,9 +222,9 @@ export class Messenger extends EventTarget {
     try {
       const opened = await envelope.open(f.envelope, list, this.me.deviceID, prekeys.find);
       await prekeys.used(opened.wrap.opk, f.seq);
-      const { text, lv } = decodePayload(opened.plaintext);
-      await this.peers.learn(e.from, lv);
-      return { text };
+      const p = decodePayload(opened.plaintext);
+      await this.peers.learn(e.from, p.lv);
+      return { text: p.text, files: p.files };
     } catch (err) {
       if (err.kind === "no_wrap") return { unreadable: err.message };
       throw err;
@@ -232,6 +253,13 @@ export class Messenger extends EventTarget {
       m.status = self ? m.status : "unreadable";
     } else if (!opened.sentHere) {
       m.text = opened.text;
+      if (!m.files && opened.files.length) {
+        m.files = opened.files.map((fl) => ({ ...fl, state: self ? "remote" : "pending" }));
+        if (!self) {
+          m.pending = true;
+          this.fetchFiles(m);
+        }
+      }
     }
     m.ts = Date.parse(f.sent_at) || m.ts || Date.now();
     m.seq = f.seq;
@@ -240,6 +268,34 @@ export class Messenger extends EventTarget {
     this.bySeq.set(f.seq, m);
     this.changed();
     this.markShownRead();
+  }
+
+  /**
+   * fetchFiles downloads, checks and decrypts a received message's files,
+   * then lets it be marked read. A file that is gone (unknown_attachment)
+   * does not hold the message; any other failure does, so the file is not
+   * burned unseen.
+   */
+  async fetchFiles(m) {
+    await Promise.all(m.files.map((f) => this.fetchFile(f)));
+    m.pending = false;
+    m.hold = m.files.some((f) => f.state === "error" && f.error !== "unknown_attachment");
+    this.changed();
+    this.markShownRead();
+  }
+
+  /** fetchFile makes file f ready (an object URL of its plaintext) or records its error. */
+  async fetchFile(f) {
+    f.state = "pending";
+    this.changed();
+    try {
+      const plain = await openFile(f, new Uint8Array(await this.api.download(f.id)));
+      f.url = URL.createObjectURL(new Blob([plain], { type: safeType(f.type) }));
+      f.state = "ready";
+    } catch (err) {
+      Object.assign(f, { state: "error", error: err.code || err.message });
+    }
+    this.changed();
   }
 
   onEvent(ev) {
@@ -298,10 +354,11 @@ export class Messenger extends EventTarget {
       m.status = "failed";
       m.error = "not delivered";
     } else if (ev.type === "recalled") {
-      if (m.self) m.status = "recalled"; else c.delete(m.key);
+      if (m.self) m.status = "recalled"; else { releaseFiles(m); c.delete(m.key); }
     } else if (m.self) {
       m.status = "read";
     } else if (m.status === "unread") {
+      releaseFiles(m);
       c.delete(m.key); // read on another device
     }
     if (!c.has(m.key)) this.bySeq.delete(ev.seq);
@@ -316,7 +373,7 @@ export class Messenger extends EventTarget {
   markShownRead() {
     if (!this.openChat || document.visibilityState !== "visible") return;
     for (const m of this.chat(this.openChat).values()) {
-      if (m.self || m.status !== "unread" || m.reading) continue;
+      if (m.self || m.status !== "unread" || m.reading || m.pending || m.hold) continue;
       m.reading = true;
       this.conn.request({ type: "read", seq: m.seq }).then(
         () => { m.status = "read"; this.changed(); return prekeys.burned(m.seq); },
@@ -332,18 +389,32 @@ export class Messenger extends EventTarget {
   /**
    * send seals text for every listed device of the friend and the user's
    * other devices, and sends it; the message shows at once as "sending".
+   * files ({name, type, data: Uint8Array}, at most MAX_FILES) are sealed
+   * and uploaded first, each with its own key that only the envelope holds.
    * A friend whose identity key changed, or whose bundle is not signed by
    * the pinned one, gets nothing: the message fails with untrusted_keys.
    */
-  async send(peerID, text) {
+  async send(peerID, text, files = []) {
     const fr = this.friends.get(peerID);
     if (!fr) throw new Error("not a friend");
     const mid = newMsgID();
     const m = { key: "o:" + mid, mid, self: true, ts: Date.now(), text, status: "sending" };
+    if (files.length) {
+      m.files = files.map((f) => ({ name: f.name, type: f.type, size: f.data.byteLength, state: "ready",
+        url: URL.createObjectURL(new Blob([f.data], { type: safeType(f.type) })) }));
+    }
     this.chat(peerID).set(m.key, m);
     this.changed();
     try {
-      m.envelope = JSON.parse(await this.seal(fr, mid, m.ts, text));
+      if (fr.keysChanged) throw new UntrustedError(fr.handle, "the identity key changed since it was pinned");
+      const refs = [];
+      for (const f of files) {
+        const s = await sealFile(f.data);
+        const up = await this.api.upload(peerID, mid, s.sealed);
+        refs.push({ id: up.id, name: f.name, type: f.type, size: s.size, key: s.key, sha256: s.sha256 });
+      }
+      refs.forEach((r, i) => { m.files[i].id = r.id; });
+      m.envelope = JSON.parse(await this.seal(fr, mid, m.ts, text, refs));
     } catch (err) {
       Object.assign(m, { status: "failed", error: err.code || err.kind || err.message });
       if (err instanceof UntrustedError) Object.assign(fr, { untrusted: true, keysChanged: true });
@@ -354,13 +425,17 @@ export class Messenger extends EventTarget {
     return m;
   }
 
-  /** seal claims the bundles, verifies them against the pinned keys and seals. */
-  async seal(fr, mid, ts, text) {
+  /**
+   * seal claims the bundles, verifies them against the pinned keys and seals
+   * the payload of text and file references refs; the payload carries the
+   * user's own device list version, known once ownTargets has run.
+   */
+  async seal(fr, mid, ts, text, refs = []) {
     if (fr.keysChanged) throw new UntrustedError(fr.handle, "the identity key changed since it was pinned");
     const targets = [...await this.peers.targets(fr.user_id, fr.handle), ...await this.peers.ownTargets()];
     if (targets.length === 0) throw Object.assign(new Error(`no device of @${fr.handle} can receive messages yet`), { code: "no_devices" });
     const header = { from: this.me.userID, fd: this.me.deviceID, to: fr.user_id, mid, ts };
-    return envelope.seal(header, this.me.dk.private, targets.slice(0, envelope.MAX_WRAPS), encodeText(text, this.peers.ownVer));
+    return envelope.seal(header, this.me.dk.private, targets.slice(0, envelope.MAX_WRAPS), encodePayload(text, refs, this.peers.ownVer));
   }
 
   /** deliver sends (or resends, with the same message id) a sealed message. */
@@ -397,6 +472,7 @@ export class Messenger extends EventTarget {
     for (const c of this.chats.values()) {
       for (const [k, m] of c) {
         if (m.status !== "sending" && m.status !== "read" && now >= m.ts + MESSAGE_TTL_MS) {
+          releaseFiles(m);
           c.delete(k);
           if (m.seq) this.bySeq.delete(m.seq);
           any = true;

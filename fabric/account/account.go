@@ -92,8 +92,14 @@ func (p Principal) LogValue() slog.Value {
 
 var b64 = base64.RawURLEncoding
 
-// internal logs err and returns the generic client error.
+// internal logs err and returns the generic client error, or unavailable
+// when the database could not be reached (a failover under way): the
+// client repeats the request.
 func (s *Service) internal(op string, err error) error {
+	if store.Unavailable(err) {
+		s.log.Warn("account service: database unavailable", "op", op, "err", err)
+		return schema.Errorf(schema.CodeUnavailable, "the database is unavailable; retry later")
+	}
 	s.log.Error("account service failure", "op", op, "err", err)
 	return schema.Errorf(schema.CodeInternal, "internal error")
 }

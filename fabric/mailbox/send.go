@@ -161,8 +161,14 @@ func (s *Service) storeSync(ctx context.Context, out outgoing) (syncCopy, error)
 		prev = ack.Sequence
 		id = out.dedupID + ".s." + strconv.FormatUint(prev, 10)
 	}
-	return syncCopy{}, schema.Errorf(schema.CodeMailboxFull, "the recipient's mailbox is full; retry later")
+	// Every generation was gone again: not a full mailbox (that withdraws
+	// the copy once) but repeats meeting a leader change. The sender
+	// repeats with the same message id.
+	return syncCopy{}, s.unavailable("store sync copy", errSyncUnsettled)
 }
+
+// errSyncUnsettled is why storeSync gave up.
+var errSyncUnsettled = fmt.Errorf("every one of %d generations of the sync copy was gone", maxSyncGenerations)
 
 // publishAttempts is how often the recipient's copy is published when the
 // outcome is unknown (a timeout); the message id makes repeats safe.

@@ -167,3 +167,23 @@ func (c *Cluster) ConnectAs(i int, user string) *nats.Conn {
 	c.t.Cleanup(nc.Close)
 	return nc
 }
+
+// AddSite starts a node for a new site (a replacement city) that routes to
+// every other site's node, and returns its index.
+func (c *Cluster) AddSite(name string) int {
+	c.t.Helper()
+	var routes []string
+	for _, cfg := range c.cfgs {
+		routes = append(routes, cfg.Cluster.Listen)
+	}
+	cfg := c.cfgs[0]
+	cfg.StoreDir, cfg.ServerName = c.t.TempDir(), name
+	cfg.Cluster.Listen = "127.0.0.1:" + strconv.Itoa(routePorts(1)[0])
+	cfg.Cluster.Routes, cfg.Cluster.Tags = routes, []string{"site:" + name}
+	n, err := node.Start(cfg)
+	if err != nil {
+		c.t.Fatalf("natstest: add site %s: %v", name, err)
+	}
+	c.Sites, c.Nodes, c.cfgs = append(c.Sites, name), append(c.Nodes, n), append(c.cfgs, cfg)
+	return len(c.Nodes) - 1
+}

@@ -53,7 +53,7 @@ func drill(ctx context.Context, o options) (*result, error) {
 			return nil, err
 		}
 	}
-	gws := []string{d.httpAddr("b"), d.httpAddr("c")}
+	gws := []string{d.httpAddr("a"), d.httpAddr("b"), d.httpAddr("c")}
 	pairs, err := makePairs(ctx, gws, o.pairs, "d")
 	if err != nil {
 		return nil, err

@@ -112,7 +112,7 @@ func baseline(ctx context.Context, o options) (time.Duration, error) {
 			return 0, err
 		}
 	}
-	gws := []string{d.httpAddr("b"), d.httpAddr("c")}
+	gws := []string{d.httpAddr("a"), d.httpAddr("b"), d.httpAddr("c")}
 	pairs, err := makePairs(ctx, gws, o.pairs, "x")
 	if err != nil {
 		return 0, err

@@ -200,8 +200,8 @@ func (r *result) print(out io.Writer) bool {
 		rows = append(rows, row{"publish p99 before the kill", "≤ 1.5× single-site R3",
 			fmt.Sprintf("%v vs %v (%.2f×)", r.p99Before.Round(time.Millisecond), r.baseP99.Round(time.Millisecond), ratio), ratio <= 1.5})
 	}
-	fmt.Fprintf(out, "\nstreams led by city a before the kill: %s; every stream had a leader %s after it; sends failed: %d; burns failed: %d; standby promoted after %s\n",
-		strings.Join(r.aLedStreams, " "), secs(r.elected), r.sendsFailed, r.burnsFailed, secs(r.promoted))
+	fmt.Fprintf(out, "\nstreams led by city a before the kill: %s; every stream had a leader %s after it; sends failed: %d; burns failed: %d; standby promoted after %s; city a back (NATS, Postgres standby, mayflyd ready) %s after start-site began\n",
+		strings.Join(r.aLedStreams, " "), secs(r.elected), r.sendsFailed, r.burnsFailed, secs(r.promoted), secs(r.restartedA))
 	for e, n := range r.errs {
 		fmt.Fprintf(out, "  %d× %s\n", n, e)
 	}

@@ -87,8 +87,7 @@ func drill(ctx context.Context, o options) (*result, error) {
 	sleep(ctx, o.before)
 
 	logf("killing city a: mayflyd, nats-server, postgres primary (SIGKILL)")
-	res.killAt = time.Now()
-	if err := d.killCity("a"); err != nil {
+	if res.killAt, err = d.killCity("a"); err != nil {
 		stopLoad()
 		stopClients()
 		side.Wait()
@@ -110,14 +109,17 @@ func drill(ctx context.Context, o options) (*result, error) {
 
 	logf("bringing city a back")
 	restart := time.Now()
-	if err := d.run(nil, "start-site", d.dir, "a"); err != nil {
-		stopLoad()
-		stopClients()
-		side.Wait()
-		wg.Wait()
-		return nil, err
+	// Polled from the start: NATS comes back first, and its replicas catch
+	// up while the script rebuilds the Postgres standby and mayflyd starts.
+	caught := make(chan time.Duration, 1)
+	go func() { caught <- d.waitCaughtUp(ctx, "a", 60*time.Second, restart) }()
+	err = d.run(nil, "start-site", d.dir, "a")
+	if err == nil {
+		logf("city a's NATS server and Postgres standby up %v after start-site began", time.Since(restart).Round(time.Millisecond))
+		err = d.startMayflyd(ctx, "a")
 	}
-	if err := d.startMayflyd(ctx, "a"); err != nil {
+	res.caughtUp = <-caught
+	if err != nil {
 		stopLoad()
 		stopClients()
 		side.Wait()
@@ -125,7 +127,6 @@ func drill(ctx context.Context, o options) (*result, error) {
 		return nil, err
 	}
 	res.restartedA = time.Since(restart)
-	res.caughtUp = d.waitCaughtUp(ctx, "a", 60*time.Second, restart)
 	logf("city a's replicas caught up %v after its restart", res.caughtUp.Round(time.Millisecond))
 	sleep(ctx, 3*time.Second)
 	stopLoad()
@@ -185,7 +186,7 @@ func (d *deployment) placement(ctx context.Context, site string) (sites.Report, 
 		return sites.Report{}, err
 	}
 	defer sys.Close()
-	where, err := sites.ServerSites(ctx, sys, time.Second)
+	where, err := sites.ServerSites(ctx, sys, 300*time.Millisecond) // loopback servers answer in milliseconds
 	if err != nil {
 		return sites.Report{}, err
 	}

@@ -139,7 +139,7 @@ const dedupWindow = 25 * time.Second
 // is repeated; each further pause doubles, up to maxUnavailablePause.
 const (
 	unavailablePause    = 250 * time.Millisecond
-	maxUnavailablePause = 2 * time.Second
+	maxUnavailablePause = time.Second // a repeat finds a new stream leader at most 1 s late
 )
 
 // Send seals text for every listed device of handle and every other listed

@@ -24,7 +24,7 @@ func (r *result) check(ctx context.Context, d *deployment, o options, rec *recor
 	r.otherCopyWarnings = d.countLog("burn other copy")
 	r.errs = rec.errs
 	r.burnsFailed = rec.burnErrs
-	if err := r.burnsGone(ctx, d, rec, o.partitions); err != nil {
+	if err := r.burnsGone(ctx, d, rec, o.partitions, siteNames); err != nil {
 		return err
 	}
 	return r.commitsKept(ctx, d, w)
@@ -94,10 +94,10 @@ func (r *result) sendTimes(rec *recorder, partitions int) {
 	}
 }
 
-// burnsGone asks every server, city a's included, for both copies of every
-// burned message; a server answers from its own replica (a local queue
-// subscriber is preferred over remote ones).
-func (r *result) burnsGone(ctx context.Context, d *deployment, rec *recorder, partitions int) error {
+// burnsGone asks the server of every city in cities, city a's included,
+// for both copies of every burned message; a server answers from its own
+// replica (a local queue subscriber is preferred over remote ones).
+func (r *result) burnsGone(ctx context.Context, d *deployment, rec *recorder, partitions int, cities []string) error {
 	seqOf := map[string]uint64{} // message id -> sender's copy
 	for _, s := range rec.sends {
 		if s.ok {
@@ -106,7 +106,7 @@ func (r *result) burnsGone(ctx context.Context, d *deployment, rec *recorder, pa
 	}
 	r.burned = len(rec.burned)
 	r.backDetail = map[string]int{}
-	for _, site := range siteNames {
+	for _, site := range cities {
 		u := strings.Split(d.value(site, "MAYFLY_NATS_URL"), ",")[0]
 		nc, err := nats.Connect(u, nats.NoReconnect(), nats.Timeout(2*time.Second))
 		if err != nil {
@@ -224,6 +224,9 @@ func (r *result) print(out io.Writer) bool {
 			res, all = "FAIL", false
 		}
 		fmt.Fprintf(out, "| %s | %s | %s | %s |\n", x.check, x.goal, x.got, res)
+	}
+	if r.permanent != nil && !r.permanent.print(out) {
+		all = false
 	}
 	return all
 }

@@ -37,6 +37,7 @@ type result struct {
 	backDetail                 map[string]int // burned messages still served, by copy and server
 	otherCopyWarnings          int
 	nativeLast                 string
+	permanent                  *permanent // the optional permanent-loss phase
 }
 
 // drill runs the city-loss drill proper.
@@ -141,6 +142,11 @@ func drill(ctx context.Context, o options) (*result, error) {
 	}
 	if rep, err := d.placement(ctx, "a"); err == nil {
 		res.placement = rep.String()
+	}
+	if o.permanent {
+		if res.permanent, err = permanentLoss(ctx, d, rec, o.partitions); err != nil {
+			return nil, fmt.Errorf("permanent loss: %w", err)
+		}
 	}
 	return res, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ func (r *result) check(ctx context.Context, d *deployment, o options, rec *recor
 		return fmt.Errorf("native client: %w", nat.err)
 	}
 	r.p99Before = p99(rec.sends, start.Add(2*time.Second), r.killAt)
+	logTimeline(rec.sends, start, r.killAt)
 	r.deliveries(rec, nat)
 	r.sendTimes(rec, o.partitions)
 	r.nativeAcked, r.nativeLast = len(nat.acked), nat.last
@@ -229,4 +231,43 @@ func (r *result) print(out io.Writer) bool {
 		all = false
 	}
 	return all
+}
+
+// logTimeline logs, per second of the run (by start time), how many sends
+// started, failed, and their slowest and p90 latency: where the time went.
+func logTimeline(sends []sendRec, start, killAt time.Time) {
+	type sec struct {
+		n, failed int
+		lat       []time.Duration
+	}
+	var secs []sec
+	for _, s := range sends {
+		i := int(s.start.Sub(start) / time.Second)
+		if i < 0 {
+			continue
+		}
+		for len(secs) <= i {
+			secs = append(secs, sec{})
+		}
+		secs[i].n++
+		if !s.ok {
+			secs[i].failed++
+		}
+		secs[i].lat = append(secs[i].lat, s.end.Sub(s.start))
+	}
+	var b strings.Builder
+	kill := int(killAt.Sub(start) / time.Second)
+	for i, x := range secs {
+		slices.Sort(x.lat)
+		var p90, worst time.Duration
+		if len(x.lat) > 0 {
+			p90, worst = x.lat[len(x.lat)*9/10], x.lat[len(x.lat)-1]
+		}
+		mark := ""
+		if i == kill {
+			mark = "  <- kill"
+		}
+		fmt.Fprintf(&b, "  t=%3ds sends %3d failed %2d p90 %6.2fs max %6.2fs%s\n", i, x.n, x.failed, p90.Seconds(), worst.Seconds(), mark)
+	}
+	logf("sends by the second they started:\n%s", b.String())
 }

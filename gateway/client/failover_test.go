@@ -30,16 +30,11 @@ func TestClientFailover(t *testing.T) {
 
 	hc.CloseIdleConnections() // the claim's HTTP connection is a new one, not held
 	cityA.holdDown()
-	res := make(chan error, 1)
-	var sent client.Sent
-	go func() {
-		var err error
-		sent, err = bob.Send(ctx, "alice", "exactly once")
-		res <- err
-	}()
+	wait := sendAsync(ctx, bob, "alice", "exactly once")
 	got := ain.waitReceived(1) // stored, but bob never heard back
 	cityA.close()              // city a is gone: its port refuses from now on
-	if err := <-res; err != nil {
+	sent, err := wait()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !sent.Duplicate || sent.ID != got[0].ID {

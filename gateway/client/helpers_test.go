@@ -417,3 +417,21 @@ func isCode(t *testing.T, err error, code schema.Code) {
 		t.Fatalf("error %v (schema error %v), want code %s", err, e, code)
 	}
 }
+
+// sendAsync starts c.Send(to, text) and returns a function that waits for
+// its outcome.
+func sendAsync(ctx context.Context, c *client.Client, to, text string) (wait func() (client.Sent, error)) {
+	type outcome struct {
+		sent client.Sent
+		err  error
+	}
+	res := make(chan outcome, 1)
+	go func() {
+		s, err := c.Send(ctx, to, text)
+		res <- outcome{s, err}
+	}()
+	return func() (client.Sent, error) {
+		o := <-res
+		return o.sent, o.err
+	}
+}

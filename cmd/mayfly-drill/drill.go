@@ -145,7 +145,7 @@ func drill(ctx context.Context, o options) (*result, error) {
 	}
 	if o.permanent {
 		if res.permanent, err = permanentLoss(ctx, d, rec, o.partitions); err != nil {
-			return nil, fmt.Errorf("permanent loss: %w", err)
+			res.permanent = &permanent{placed: -1, err: err}
 		}
 	}
 	return res, nil

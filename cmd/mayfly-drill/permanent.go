@@ -18,6 +18,7 @@ type permanent struct {
 	burnedBack int
 	detail     map[string]int
 	placement  string
+	err        error // why the phase could not run to its end
 }
 
 // permanentLoss loses city a for good after the drill proper: a is killed
@@ -69,7 +70,10 @@ func (p *permanent) print(out io.Writer) bool {
 	if p.placed >= 0 {
 		placed = fmt.Sprintf("%.1f s", p.placed.Seconds())
 	}
-	okPlaced, okBurns := p.placed >= 0, p.burnedBack == 0 && p.burned > 0
+	okPlaced, okBurns := p.placed >= 0, p.burnedBack == 0 && p.burned > 0 && p.err == nil
+	if p.err != nil {
+		fmt.Fprintf(out, "  permanent loss phase failed: %v\n", p.err)
+	}
 	fmt.Fprintf(out, "| permanent loss: every stream with a current replica in the replacement city d, none on a | placed | %s | %s |\n", placed, passFail(okPlaced))
 	fmt.Fprintf(out, "| permanent loss: burned messages readable on d's replicas | 0 | %d of %d burns (both copies) | %s |\n", p.burnedBack, p.burned, passFail(okBurns))
 	for what, n := range p.detail {

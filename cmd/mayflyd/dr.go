@@ -65,19 +65,19 @@ func drConnect(o options, cmd string) (nc, sys *nats.Conn, err error) {
 	return nc, sys, nil
 }
 
-// drRemoveSite is "mayflyd dr-remove-site SERVER": it removes the NATS
-// server of a city lost for good from JetStream's metadata group and from
-// Mayfly's streams, which move their replica to a site that has none yet
-// (docs/dr.md, "Permanent loss of a city").
+// drRemoveSite is "mayflyd dr-remove-site SERVER [flags]": it removes the
+// NATS server of a city lost for good from JetStream's metadata group and
+// from Mayfly's streams, which move their replica to a site that has none
+// yet (docs/dr.md, "Permanent loss of a city").
 func drRemoveSite(args []string) error {
-	o, err := parseFlags(args)
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return errors.New("usage: mayflyd dr-remove-site SERVER [flags] (SERVER: the lost server's name)")
+	}
+	server := args[0]
+	o, err := parseFlags(args[1:])
 	if err != nil {
 		return err
 	}
-	if o.flags.NArg() != 1 {
-		return errors.New("usage: mayflyd dr-remove-site [flags] SERVER (the lost server's name)")
-	}
-	server := o.flags.Arg(0)
 	nc, sys, err := drConnect(o, "dr-remove-site")
 	if err != nil {
 		return err

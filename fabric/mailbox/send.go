@@ -161,14 +161,18 @@ func (s *Service) storeSync(ctx context.Context, out outgoing) (syncCopy, error)
 		prev = ack.Sequence
 		id = out.dedupID + ".s." + strconv.FormatUint(prev, 10)
 	}
-	// Every generation was gone again: not a full mailbox (that withdraws
-	// the copy once) but repeats meeting a leader change. The sender
-	// repeats with the same message id.
-	return syncCopy{}, s.unavailable("store sync copy", errSyncUnsettled)
+	// Every generation was gone again (seen after a city's loss: repeats
+	// meeting leader changes), and every repeat would find the same. Store
+	// one under an id no repeat derives: the send completes, and if the
+	// recipient's copy turns out stored already, duplicate withdraws this
+	// surplus copy as it does any other.
+	ack, err := s.js.PublishMsg(ctx, s.natsMsg(out, out.from, id+"."+schema.NewID('s'), 0))
+	if err != nil {
+		return syncCopy{}, s.publishErr(out, out.from, err)
+	}
+	s.log.Warn("mailbox: every generation of a sync copy was gone; stored a fresh one", "user_id", out.from, "seq", ack.Sequence)
+	return syncCopy{seq: ack.Sequence, fresh: true, prev: prev}, nil
 }
-
-// errSyncUnsettled is why storeSync gave up.
-var errSyncUnsettled = fmt.Errorf("every one of %d generations of the sync copy was gone", maxSyncGenerations)
 
 // publishAttempts is how often the recipient's copy is published when the
 // outcome is unknown (a timeout); the message id makes repeats safe.

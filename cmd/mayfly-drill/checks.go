@@ -18,7 +18,7 @@ func (r *result) check(ctx context.Context, d *deployment, o options, rec *recor
 	if nat.err != nil {
 		return fmt.Errorf("native client: %w", nat.err)
 	}
-	r.p99Before = p99(rec.sends, start.Add(2*time.Second), r.killAt)
+	r.p99Before = p99(rec.sends, start.Add(2*time.Second), r.killAt, r.killAt)
 	logTimeline(rec.sends, start, r.killAt)
 	r.deliveries(rec, nat)
 	r.sendTimes(rec, o.partitions)

@@ -129,5 +129,5 @@ func baseline(ctx context.Context, o options) (time.Duration, error) {
 	side.Go(func() { nat.run(lctx, d, pairs[0]) })
 	runPairs(lctx, lctx, pairs, o.rate, rec)
 	side.Wait()
-	return p99(rec.sends, warm, time.Now()), nil
+	return p99(rec.sends, warm, time.Now(), time.Now()), nil
 }

@@ -6,13 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/store"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
 // TestStoreUnavailable provokes each way the database goes away during a
-// failover and checks Unavailable sees it, and that ordinary statement
-// errors are not mistaken for it.
+// failover (docs/dr.md) and checks schema.DependencyDown sees the errors
+// pgx returns for it, so clients get unavailable and repeat, and that
+// ordinary statement errors are not mistaken for it.
 func TestStoreUnavailable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -25,8 +27,8 @@ func TestStoreUnavailable(t *testing.T) {
 		addr := l.Addr().String()
 		l.Close()
 		_, err = store.Open(ctx, "postgres://mayfly@"+addr+"/mayfly?connect_timeout=2", nil)
-		if err == nil || !store.Unavailable(err) {
-			t.Fatalf("open with no server: Unavailable(%v) = false, want true", err)
+		if err == nil || !schema.DependencyDown(err) {
+			t.Fatalf("open with no server: DependencyDown(%v) = false, want true", err)
 		}
 	})
 
@@ -45,8 +47,8 @@ func TestStoreUnavailable(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = c.Exec(ctx, "SELECT 1")
-		if err == nil || !store.Unavailable(err) {
-			t.Fatalf("statement on a terminated connection: Unavailable(%v) = false, want true", err)
+		if err == nil || !schema.DependencyDown(err) {
+			t.Fatalf("statement on a terminated connection: DependencyDown(%v) = false, want true", err)
 		}
 	})
 
@@ -60,18 +62,18 @@ func TestStoreUnavailable(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = tx.Exec(ctx, "CREATE TABLE unavailable_probe (x int)")
-		if err == nil || !store.Unavailable(err) {
-			t.Fatalf("write in a read-only transaction: Unavailable(%v) = false, want true", err)
+		if err == nil || !schema.DependencyDown(err) {
+			t.Fatalf("write in a read-only transaction: DependencyDown(%v) = false, want true", err)
 		}
 	})
 
 	t.Run("ordinary errors", func(t *testing.T) {
 		_, err := db.Pool().Exec(ctx, "SELECT no_such_column FROM users")
-		if err == nil || store.Unavailable(err) {
-			t.Fatalf("undefined column: Unavailable(%v) = true, want false", err)
+		if err == nil || schema.DependencyDown(err) {
+			t.Fatalf("undefined column: DependencyDown(%v) = true, want false", err)
 		}
-		if store.Unavailable(context.Canceled) || store.Unavailable(store.ErrNotFound) || store.Unavailable(nil) {
-			t.Fatal("Unavailable is true for a cancelled request, not found or nil")
+		if schema.DependencyDown(context.Canceled) || schema.DependencyDown(store.ErrNotFound) || schema.DependencyDown(nil) {
+			t.Fatal("DependencyDown is true for a cancelled request, not found or nil")
 		}
 	})
 }

@@ -276,14 +276,10 @@ func (s *Service) friendIDs(ctx context.Context, userID string) ([]string, error
 	return s.graph.Get(ctx, userID)
 }
 
-// internal logs err and returns the generic client error, or unavailable
-// when the database could not be reached (a failover under way): the
-// client repeats the request.
+// internal logs err, a failure with no client code of its own, and
+// returns what the client sees of it (schema.ClientError): unavailable
+// when a dependency did not answer, internal otherwise.
 func (s *Service) internal(op string, err error) error {
-	if store.Unavailable(err) {
-		s.log.Warn("friends service: database unavailable", "op", op, "err", err)
-		return schema.Errorf(schema.CodeUnavailable, "the database is unavailable; retry later")
-	}
 	s.log.Error("friends service failure", "op", op, "err", err)
-	return schema.Errorf(schema.CodeInternal, "internal error")
+	return schema.AsError(err)
 }

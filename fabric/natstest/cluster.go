@@ -96,19 +96,22 @@ func routePorts(n int) []int {
 	return out
 }
 
-// waitMeta waits until some node knows a JetStream metadata leader.
+// waitMeta waits until a node is the JetStream metadata leader and knows
+// every node as an online JetStream peer with its stats (tags included):
+// before that, placing an R3 stream over three sites can fail with "no
+// suitable peers for placement" (seen under load).
 func (c *Cluster) waitMeta() {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, n := range c.Nodes {
-			if n != nil && n.Server().JetStreamIsLeader() {
+			if n != nil && n.Server().JetStreamIsLeader() && len(n.Server().JetStreamClusterPeers()) >= len(c.Nodes) {
 				return
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c.t.Fatal("natstest: no JetStream metadata leader after 30s")
+	c.t.Fatal("natstest: no JetStream metadata leader knowing every node after 30s")
 }
 
 // URL returns the client URLs of the running nodes, site i's first, comma

@@ -56,7 +56,7 @@ bench-micro: ## run the Go micro-benchmarks (go test -bench; several minutes)
 build: ## build the binaries into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-dr-drill: ## the city-loss drill: 3 loopback cities, SIGKILL city a under load, table of checks (DRILL_ARGS=…)
+dr-drill: ## the city-loss drill: 3 loopback cities, SIGKILL city a under load, table of checks (DRILL_ARGS=…; DR_PERMANENT=1 then replaces a for good)
 	./deploy/ensure-postgres.sh
 	$(GO) build -o $(BIN)/ ./cmd/mayflyd ./cmd/mayfly-drill
-	$(BIN)/mayfly-drill $(DRILL_ARGS)
+	$(BIN)/mayfly-drill $(if $(DR_PERMANENT),-permanent) $(DRILL_ARGS)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,14 +20,15 @@ func (r *result) check(ctx context.Context, d *deployment, o options, rec *recor
 	if nat.err != nil {
 		return fmt.Errorf("native client: %w", nat.err)
 	}
-	r.p99Before = p99(rec.sends, start.Add(2*time.Second), r.killAt)
+	r.p99Before = p99(rec.sends, start.Add(2*time.Second), r.killAt, r.killAt)
+	logTimeline(rec.sends, start, r.killAt)
 	r.deliveries(rec, nat)
 	r.sendTimes(rec, o.partitions)
 	r.nativeAcked, r.nativeLast = len(nat.acked), nat.last
 	r.otherCopyWarnings = d.countLog("burn other copy")
 	r.errs = rec.errs
 	r.burnsFailed = rec.burnErrs
-	if err := r.burnsGone(ctx, d, rec, o.partitions); err != nil {
+	if err := r.burnsGone(ctx, d, rec, o.partitions, siteNames); err != nil {
 		return err
 	}
 	return r.commitsKept(ctx, d, w)
@@ -96,10 +98,10 @@ func (r *result) sendTimes(rec *recorder, partitions int) {
 	}
 }
 
-// burnsGone asks every server, city a's included, for both copies of every
-// burned message; a server answers from its own replica (a local queue
-// subscriber is preferred over remote ones).
-func (r *result) burnsGone(ctx context.Context, d *deployment, rec *recorder, partitions int) error {
+// burnsGone asks the server of every city in cities, city a's included,
+// for both copies of every burned message; a server answers from its own
+// replica (a local queue subscriber is preferred over remote ones).
+func (r *result) burnsGone(ctx context.Context, d *deployment, rec *recorder, partitions int, cities []string) error {
 	seqOf := map[string]uint64{} // message id -> sender's copy
 	for _, s := range rec.sends {
 		if s.ok {
@@ -108,7 +110,7 @@ func (r *result) burnsGone(ctx context.Context, d *deployment, rec *recorder, pa
 	}
 	r.burned = len(rec.burned)
 	r.backDetail = map[string]int{}
-	for _, site := range siteNames {
+	for _, site := range cities {
 		u := strings.Split(d.value(site, "MAYFLY_NATS_URL"), ",")[0]
 		nc, err := nats.Connect(u, nats.NoReconnect(), nats.Timeout(2*time.Second))
 		if err != nil {
@@ -202,8 +204,8 @@ func (r *result) print(out io.Writer) bool {
 		rows = append(rows, row{"publish p99 before the kill", "≤ 1.5× single-site R3",
 			fmt.Sprintf("%v vs %v (%.2f×)", r.p99Before.Round(time.Millisecond), r.baseP99.Round(time.Millisecond), ratio), ratio <= 1.5})
 	}
-	fmt.Fprintf(out, "\nstreams led by city a before the kill: %s; every stream had a leader %s after it; sends failed: %d; burns failed: %d; standby promoted after %s\n",
-		strings.Join(r.aLedStreams, " "), secs(r.elected), r.sendsFailed, r.burnsFailed, secs(r.promoted))
+	fmt.Fprintf(out, "\nstreams led by city a before the kill: %s; every stream had a leader %s after it; sends failed: %d; burns failed: %d; standby promoted after %s; city a back (NATS, Postgres standby, mayflyd ready) %s after start-site began\n",
+		strings.Join(r.aLedStreams, " "), secs(r.elected), r.sendsFailed, r.burnsFailed, secs(r.promoted), secs(r.restartedA))
 	for e, n := range r.errs {
 		fmt.Fprintf(out, "  %d× %s\n", n, e)
 	}
@@ -227,5 +229,47 @@ func (r *result) print(out io.Writer) bool {
 		}
 		fmt.Fprintf(out, "| %s | %s | %s | %s |\n", x.check, x.goal, x.got, res)
 	}
+	if r.permanent != nil && !r.permanent.print(out) {
+		all = false
+	}
 	return all
+}
+
+// logTimeline logs, per second of the run (by start time), how many sends
+// started, failed, and their slowest and p90 latency: where the time went.
+func logTimeline(sends []sendRec, start, killAt time.Time) {
+	type sec struct {
+		n, failed int
+		lat       []time.Duration
+	}
+	var secs []sec
+	for _, s := range sends {
+		i := int(s.start.Sub(start) / time.Second)
+		if i < 0 {
+			continue
+		}
+		for len(secs) <= i {
+			secs = append(secs, sec{})
+		}
+		secs[i].n++
+		if !s.ok {
+			secs[i].failed++
+		}
+		secs[i].lat = append(secs[i].lat, s.end.Sub(s.start))
+	}
+	var b strings.Builder
+	kill := int(killAt.Sub(start) / time.Second)
+	for i, x := range secs {
+		slices.Sort(x.lat)
+		var p90, worst time.Duration
+		if len(x.lat) > 0 {
+			p90, worst = x.lat[len(x.lat)*9/10], x.lat[len(x.lat)-1]
+		}
+		mark := ""
+		if i == kill {
+			mark = "  <- kill"
+		}
+		fmt.Fprintf(&b, "  t=%3ds sends %3d failed %2d p90 %6.2fs max %6.2fs%s\n", i, x.n, x.failed, p90.Seconds(), worst.Seconds(), mark)
+	}
+	logf("sends by the second they started:\n%s", b.String())
 }

@@ -143,14 +143,61 @@ func ready(url string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// killCity SIGKILLs site's mayflyd, NATS server and Postgres.
-func (d *deployment) killCity(site string) error {
-	if p := d.procs[site]; p != nil {
+// killCity SIGKILLs site's mayflyd, NATS server and Postgres (the
+// postmaster and its backends) at the same moment, and returns that
+// moment; then it runs the script's kill for anything left.
+func (d *deployment) killCity(site string) (time.Time, error) {
+	var pids []int
+	if pid, err := pidFile(filepath.Join(d.dir, "nats-"+site+".pid")); err == nil {
+		pids = append(pids, pid)
+	}
+	if pm, err := pidFile(filepath.Join(d.dir, "pg-"+site, "data", "postmaster.pid")); err == nil {
+		pids = append(append(pids, pm), children(pm)...)
+	}
+	p := d.procs[site]
+	at := time.Now()
+	if p != nil {
 		p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL) //nolint:errcheck // gone already is fine
+	}
+	if p != nil {
 		<-p.done
 		d.procs[site] = nil
 	}
-	return d.run(nil, "kill", d.dir, site)
+	return at, d.run(nil, "kill", d.dir, site)
+}
+
+// pidFile reads the pid on the first line of path.
+func pidFile(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strconv.Atoi(strings.TrimSpace(line))
+}
+
+// children lists the processes whose parent is pid (from /proc).
+func children(pid int) []int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, f := range dirs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces, so cut at the last ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		fields := strings.Fields(string(b[i+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			if c, err := strconv.Atoi(strings.Fields(string(b))[0]); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }
 
 // stop stops every mayflyd (SIGTERM) and the deployment.

@@ -37,6 +37,7 @@ type result struct {
 	backDetail                 map[string]int // burned messages still served, by copy and server
 	otherCopyWarnings          int
 	nativeLast                 string
+	permanent                  *permanent // the optional permanent-loss phase
 }
 
 // drill runs the city-loss drill proper.
@@ -53,7 +54,7 @@ func drill(ctx context.Context, o options) (*result, error) {
 			return nil, err
 		}
 	}
-	gws := []string{d.httpAddr("b"), d.httpAddr("c")}
+	gws := []string{d.httpAddr("a"), d.httpAddr("b"), d.httpAddr("c")}
 	pairs, err := makePairs(ctx, gws, o.pairs, "d")
 	if err != nil {
 		return nil, err
@@ -87,8 +88,7 @@ func drill(ctx context.Context, o options) (*result, error) {
 	sleep(ctx, o.before)
 
 	logf("killing city a: mayflyd, nats-server, postgres primary (SIGKILL)")
-	res.killAt = time.Now()
-	if err := d.killCity("a"); err != nil {
+	if res.killAt, err = d.killCity("a"); err != nil {
 		stopLoad()
 		stopClients()
 		side.Wait()
@@ -110,14 +110,17 @@ func drill(ctx context.Context, o options) (*result, error) {
 
 	logf("bringing city a back")
 	restart := time.Now()
-	if err := d.run(nil, "start-site", d.dir, "a"); err != nil {
-		stopLoad()
-		stopClients()
-		side.Wait()
-		wg.Wait()
-		return nil, err
+	// Polled from the start: NATS comes back first, and its replicas catch
+	// up while the script rebuilds the Postgres standby and mayflyd starts.
+	caught := make(chan time.Duration, 1)
+	go func() { caught <- d.waitCaughtUp(ctx, "a", 60*time.Second, restart) }()
+	err = d.run(nil, "start-site", d.dir, "a")
+	if err == nil {
+		logf("city a's NATS server and Postgres standby up %v after start-site began", time.Since(restart).Round(time.Millisecond))
+		err = d.startMayflyd(ctx, "a")
 	}
-	if err := d.startMayflyd(ctx, "a"); err != nil {
+	res.caughtUp = <-caught
+	if err != nil {
 		stopLoad()
 		stopClients()
 		side.Wait()
@@ -125,7 +128,6 @@ func drill(ctx context.Context, o options) (*result, error) {
 		return nil, err
 	}
 	res.restartedA = time.Since(restart)
-	res.caughtUp = d.waitCaughtUp(ctx, "a", 60*time.Second, restart)
 	logf("city a's replicas caught up %v after its restart", res.caughtUp.Round(time.Millisecond))
 	sleep(ctx, 3*time.Second)
 	stopLoad()
@@ -140,6 +142,11 @@ func drill(ctx context.Context, o options) (*result, error) {
 	}
 	if rep, err := d.placement(ctx, "a"); err == nil {
 		res.placement = rep.String()
+	}
+	if o.permanent {
+		if res.permanent, err = permanentLoss(ctx, d, rec, o.partitions); err != nil {
+			res.permanent = &permanent{placed: -1, err: err}
+		}
 	}
 	return res, nil
 }
@@ -185,7 +192,7 @@ func (d *deployment) placement(ctx context.Context, site string) (sites.Report, 
 		return sites.Report{}, err
 	}
 	defer sys.Close()
-	where, err := sites.ServerSites(ctx, sys, time.Second)
+	where, err := sites.ServerSites(ctx, sys, 300*time.Millisecond) // loopback servers answer in milliseconds
 	if err != nil {
 		return sites.Report{}, err
 	}
@@ -193,13 +200,25 @@ func (d *deployment) placement(ctx context.Context, site string) (sites.Report, 
 	return sites.Check(ctx, js, where, sites.Mayfly)
 }
 
-// waitCaughtUp polls until site's replica of every stream is current and
-// returns the time since from, or -1 after max.
+// waitCaughtUp polls until site's replica of every stream has been current
+// (caught up with its leader) at least once since from, and returns the time
+// since from, or -1 after max. Under load a replica that caught up can trail
+// its leader by the entries in flight at any one poll, so the streams are
+// not required to be current at the same poll.
 func (d *deployment) waitCaughtUp(ctx context.Context, site string, max time.Duration, from time.Time) time.Duration {
 	deadline := time.Now().Add(max)
+	caught := map[string]bool{}
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if rep, err := d.placement(ctx, site); err == nil && allCurrent(rep, site) {
-			return time.Since(from)
+		rep, err := d.placement(ctx, site)
+		if err == nil && len(rep.Streams) > 0 {
+			for _, s := range rep.Streams {
+				if slices.ContainsFunc(s.Peers, func(p sites.Peer) bool { return p.Server == site && p.Current && !p.Offline }) {
+					caught[s.Name] = true
+				}
+			}
+			if !slices.ContainsFunc(rep.Streams, func(s sites.Stream) bool { return !caught[s.Name] }) {
+				return time.Since(from)
+			}
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -232,11 +251,13 @@ func allCurrent(r sites.Report, server string) bool {
 	return true
 }
 
-// p99 is the 99th percentile latency of successful sends started in [from, to).
-func p99(sends []sendRec, from, to time.Time) time.Duration {
+// p99 is the 99th percentile latency of successful sends started in
+// [from, to) that ended before endBy: a send the kill caught is not one of
+// the sends before it.
+func p99(sends []sendRec, from, to, endBy time.Time) time.Duration {
 	var lat []time.Duration
 	for _, s := range sends {
-		if s.ok && !s.start.Before(from) && s.start.Before(to) {
+		if s.ok && !s.start.Before(from) && s.start.Before(to) && s.end.Before(endBy) {
 			lat = append(lat, s.end.Sub(s.start))
 		}
 	}

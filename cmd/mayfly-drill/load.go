@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -70,13 +71,18 @@ func (r *recorder) addSend(s sendRec) {
 	r.mu.Unlock()
 }
 
-// newClient registers handle on the gateway at addr and logs in.
-func newClient(ctx context.Context, addr, handle string) (*client.Client, error) {
+// newClient registers handle through the gateways at addrs (its own city's
+// first, the others to fail over to) and logs in.
+func newClient(ctx context.Context, addrs []string, handle string) (*client.Client, error) {
 	keys, err := client.NewKeys(true)
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(client.Config{Server: "http://" + addr, Keys: keys, DeviceName: "drill",
+	var urls []string
+	for _, a := range addrs {
+		urls = append(urls, "http://"+a)
+	}
+	c, err := client.New(client.Config{Server: urls[0], Servers: urls[1:], Keys: keys, DeviceName: "drill",
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
 	if err != nil {
 		return nil, err
@@ -90,16 +96,18 @@ func newClient(ctx context.Context, addr, handle string) (*client.Client, error)
 	return c, nil
 }
 
-// makePairs registers n pairs of friends, spread over the gateways.
+// makePairs registers n pairs of friends, spread over the cities: pair i's
+// sender lives in city i mod 3, its recipient in the next city, each with
+// its own city's gateway first.
 func makePairs(ctx context.Context, gateways []string, n int, tag string) ([]pair, error) {
 	var out []pair
 	for i := range n {
-		s, err := newClient(ctx, gateways[i%len(gateways)], fmt.Sprintf("drs%s%03d", tag, i))
+		s, err := newClient(ctx, localFirst(gateways, i), fmt.Sprintf("drs%s%03d", tag, i))
 		if err != nil {
 			return nil, err
 		}
 		rh := fmt.Sprintf("drr%s%03d", tag, i)
-		r, err := newClient(ctx, gateways[(i+1)%len(gateways)], rh)
+		r, err := newClient(ctx, localFirst(gateways, i+1), rh)
 		if err != nil {
 			return nil, err
 		}
@@ -112,6 +120,12 @@ func makePairs(ctx context.Context, gateways []string, n int, tag string) ([]pai
 		out = append(out, pair{sender: s, recipient: r, toHandle: rh})
 	}
 	return out, nil
+}
+
+// localFirst returns the gateways starting with city i mod len(gateways).
+func localFirst(gateways []string, i int) []string {
+	i %= len(gateways)
+	return append(slices.Clone(gateways[i:]), gateways[:i]...)
 }
 
 // runPairs runs every client's connection until ctx ends and the load
@@ -234,7 +248,7 @@ func (w *writes) run(ctx context.Context, gateways []string, friend string) {
 	for i := 0; ctx.Err() == nil; i++ {
 		start := time.Now()
 		h := fmt.Sprintf("drw%05d", i)
-		ok := w.one(ctx, gateways[i%len(gateways)], h, friend)
+		ok := w.one(ctx, localFirst(gateways, i), h, friend)
 		w.mu.Lock()
 		w.recs = append(w.recs, writeRec{start: start, end: time.Now(), handle: h, ok: ok})
 		w.mu.Unlock()
@@ -242,10 +256,10 @@ func (w *writes) run(ctx context.Context, gateways []string, friend string) {
 	}
 }
 
-func (w *writes) one(ctx context.Context, gw, handle, friend string) bool {
+func (w *writes) one(ctx context.Context, gws []string, handle, friend string) bool {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, err := newClient(wctx, gw, handle)
+	c, err := newClient(wctx, gws, handle)
 	if err != nil {
 		return false
 	}

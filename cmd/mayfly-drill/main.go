@@ -8,7 +8,7 @@
 // fail. It exits 1 when a check fails. Before that it measures the same
 // load on a single-site R3 deployment for the p99 comparison.
 //
-//	mayfly-drill [-pairs 25] [-rate 4] [-before 10s] [-after 20s] [-port-base 24200]
+//	mayfly-drill [-pairs 25] [-rate 4] [-before 10s] [-after 20s] [-port-base 24200] [-permanent]
 //
 // docs/dr.md describes the checks; BENCHMARKS.md has results.
 package main
@@ -34,6 +34,7 @@ type options struct {
 	dir, script, bin  string
 	baseline          bool
 	keep              bool
+	permanent         bool
 }
 
 func main() {
@@ -49,6 +50,7 @@ func main() {
 	flag.StringVar(&o.bin, "mayflyd", "bin/mayflyd", "the mayflyd binary")
 	flag.BoolVar(&o.baseline, "baseline", true, "measure the single-site R3 baseline first")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory")
+	flag.BoolVar(&o.permanent, "permanent", false, "then lose city a for good: add city d, remove a, check d's replicas")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -112,7 +114,7 @@ func baseline(ctx context.Context, o options) (time.Duration, error) {
 			return 0, err
 		}
 	}
-	gws := []string{d.httpAddr("b"), d.httpAddr("c")}
+	gws := []string{d.httpAddr("a"), d.httpAddr("b"), d.httpAddr("c")}
 	pairs, err := makePairs(ctx, gws, o.pairs, "x")
 	if err != nil {
 		return 0, err
@@ -127,5 +129,5 @@ func baseline(ctx context.Context, o options) (time.Duration, error) {
 	side.Go(func() { nat.run(lctx, d, pairs[0]) })
 	runPairs(lctx, lctx, pairs, o.rate, rec)
 	side.Wait()
-	return p99(rec.sends, warm, time.Now()), nil
+	return p99(rec.sends, warm, time.Now(), time.Now()), nil
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
-// native is a NATS-native sender: it logs in to the NATS servers of cities
-// c and b (never a) with its access token through the auth callout and,
+// native is a NATS-native sender: it logs in to city a's NATS server (b's
+// and c's to reconnect to) with its access token through the auth callout and,
 // for each message, claims the recipient's prekey bundle (keys.claim),
 // verifies it against the recipient's identity key and seals an envelope
 // v2 for its devices as the sender's device (docs/nats-clients.md,
@@ -31,10 +31,10 @@ type native struct {
 	last  string // the last failed attempt's error
 }
 
-// nativeURL is city c's NATS URL, then b's, without credentials.
+// nativeURL is city a's NATS URL, then b's and c's, without credentials.
 func (d *deployment) nativeURL() string {
 	var out []string
-	for _, s := range []string{"c", "b"} {
+	for _, s := range siteNames {
 		u := strings.Split(d.value(s, "MAYFLY_NATS_URL"), ",")[0]
 		out = append(out, "nats://"+u[strings.LastIndex(u, "@")+1:])
 	}

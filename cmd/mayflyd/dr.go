@@ -46,6 +46,63 @@ func drFlags(fs *flag.FlagSet, str func(p *string, name, env, def, usage string)
 	}
 }
 
+// drConnect connects as the service and the system user, for the dr-*
+// commands.
+func drConnect(o options, cmd string) (nc, sys *nats.Conn, err error) {
+	if o.cfg.NATSURL == "" || o.cfg.DR.NATSSysURL == "" {
+		return nil, nil, fmt.Errorf("%s needs -nats-url and -nats-sys-url (server tags are visible to the system account only)", cmd)
+	}
+	opts := []nats.Option{nats.DontRandomize(), nats.Timeout(2 * time.Second)}
+	nc, err = nats.Connect(o.cfg.NATSURL, append(opts, nats.Name("mayflyd-"+cmd))...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	sys, err = nats.Connect(o.cfg.DR.NATSSysURL, append(opts, nats.Name("mayflyd-"+cmd+"-sys"))...)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("connect to nats as the system user: %w", err)
+	}
+	return nc, sys, nil
+}
+
+// drRemoveSite is "mayflyd dr-remove-site SERVER [flags]": it removes the
+// NATS server of a city lost for good from JetStream's metadata group and
+// from Mayfly's streams, which move their replica to a site that has none
+// yet (docs/dr.md, "Permanent loss of a city").
+func drRemoveSite(args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return errors.New("usage: mayflyd dr-remove-site SERVER [flags] (SERVER: the lost server's name)")
+	}
+	server := args[0]
+	o, err := parseFlags(args[1:])
+	if err != nil {
+		return err
+	}
+	nc, sys, err := drConnect(o, "dr-remove-site")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	defer sys.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rm, err := sites.RemoveServer(ctx, sys, nc, server, sites.Mayfly)
+	if err != nil {
+		return err
+	}
+	switch {
+	case rm.Meta:
+		fmt.Fprintf(os.Stdout, "removed %s from the JetStream metadata group\n", server)
+	default:
+		fmt.Fprintf(os.Stdout, "%s was no member of the metadata group (removed before)\n", server)
+	}
+	if len(rm.Streams) > 0 {
+		fmt.Fprintf(os.Stdout, "removed its replica of %s\n", strings.Join(rm.Streams, " "))
+	}
+	fmt.Fprintln(os.Stdout, "streams move their replica to a site without one; mayflyd dr-check shows when they have")
+	return nil
+}
+
 // drCheck is "mayflyd dr-check": it prints where the replicas of every
 // Mayfly stream are and fails unless each has a leader and its replicas in
 // distinct sites.
@@ -54,22 +111,14 @@ func drCheck(args []string) error {
 	if err != nil {
 		return err
 	}
-	if o.cfg.NATSURL == "" || o.cfg.DR.NATSSysURL == "" {
-		return errors.New("dr-check needs -nats-url and -nats-sys-url (server tags are visible to the system account only)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	opts := []nats.Option{nats.DontRandomize(), nats.Timeout(2 * time.Second)}
-	nc, err := nats.Connect(o.cfg.NATSURL, append(opts, nats.Name("mayflyd-dr-check"))...)
+	nc, sys, err := drConnect(o, "dr-check")
 	if err != nil {
-		return fmt.Errorf("connect to nats: %w", err)
+		return err
 	}
 	defer nc.Close()
-	sys, err := nats.Connect(o.cfg.DR.NATSSysURL, append(opts, nats.Name("mayflyd-dr-check-sys"))...)
-	if err != nil {
-		return fmt.Errorf("connect to nats as the system user: %w", err)
-	}
 	defer sys.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	where, err := sites.ServerSites(ctx, sys, time.Second)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@
 //	mayflyd admin suspend|unsuspend|delete HANDLE [flags]
 //	                          suspend, unsuspend or delete an account
 //	mayflyd dr-check [flags]  check every stream survives a city's loss (docs/dr.md)
+//	mayflyd dr-remove-site SERVER [flags]  drop a city's server lost for good (docs/dr.md)
 //
 // Every flag has an environment variable (shown in -help); flags win.
 package main
@@ -54,6 +55,9 @@ func run(args []string) error {
 	}
 	if len(args) > 0 && args[0] == "dr-check" {
 		return drCheck(args[1:])
+	}
+	if len(args) > 0 && args[0] == "dr-remove-site" {
+		return drRemoveSite(args[1:])
 	}
 	cmd := "serve"
 	if len(args) > 0 && args[0] == "migrate" {
@@ -119,6 +123,7 @@ Usage:
                             suspend, unsuspend or delete an account
                             (docs/operations.md, "Account lifecycle")
   mayflyd dr-check [flags]  check every stream survives a city's loss (docs/dr.md)
+  mayflyd dr-remove-site SERVER [flags]  drop a city's server lost for good (docs/dr.md)
   mayflyd --version         print the build and exit
 
 Every flag has an environment variable; a flag given wins over it.

@@ -16,12 +16,18 @@
 #                                         comes back as the standby of the current primary
 #   deploy/dr/sites.sh promote DIR SITE   promote SITE's standby to primary (failover)
 #   deploy/dr/sites.sh env DIR SITE       print the mayflyd environment for SITE
+#   deploy/dr/sites.sh add-site DIR SITE  start a replacement city SITE (d): its NATS
+#                                         server, and its Postgres as a standby of the primary
+#   deploy/dr/sites.sh remove-site DIR SITE  a city lost for good: fence it (SIGKILL), drop
+#                                         its server from JetStream (mayflyd dr-remove-site)
+#                                         and its standby from synchronous_standby_names
 #
 # DR_SINGLE_SITE=1 at the first start tags all three servers site:a and
 # drops unique_tag: the single-site R3 baseline the drill compares with.
 #
-# Ports: DR_PORT_BASE (default 24200): NATS clients base+0..2, routes
-# base+10..12, monitoring base+20..22, Postgres base+30..32 (sites a, b, c).
+# Ports: DR_PORT_BASE (default 24200): NATS clients base+0..3, routes
+# base+10..13, monitoring base+20..23, Postgres base+30..33 (sites a, b, c
+# and the replacement d; the drill's mayflyd HTTP base+40..43).
 # Everything is under DIR, which user postgres must be able to reach when
 # this runs as root (postgres refuses to run as root): /tmp/... works.
 set -euo pipefail
@@ -42,7 +48,13 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 [[ -s $dir/ports ]] || echo "$base" > "$dir/ports"
 base=$(cat "$dir/ports") # the ports chosen at the first start stay
 
-idx() { case $1 in a) echo 0 ;; b) echo 1 ;; c) echo 2 ;; *) echo "unknown site $1 (want a, b or c)" >&2; exit 2 ;; esac; }
+idx() { case $1 in a) echo 0 ;; b) echo 1 ;; c) echo 2 ;; d) echo 3 ;; *) echo "unknown site $1 (want a, b, c or d)" >&2; exit 2 ;; esac; }
+# The cities of this deployment: a, b, c, and d once added; minus removed ones.
+[[ -e $dir/nats-d.conf ]] && sites+=(d)
+for s in "${sites[@]}"; do
+	[[ -e $dir/removed-$s ]] && sites=("${sites[@]/$s/}")
+done
+read -r -a sites <<< "${sites[*]}"
 nats_port() { echo $((base + $(idx "$1"))); }
 route_port() { echo $((base + 10 + $(idx "$1"))); }
 mon_port() { echo $((base + 20 + $(idx "$1"))); }
@@ -192,6 +204,15 @@ service_url() {
 	echo "$u"
 }
 
+# pg_hosts lists the Postgres servers of the cities that have one.
+pg_hosts() {
+	local s out=""
+	for s in "${sites[@]}"; do
+		[[ -e $dir/pg-$s/data ]] && out+="${out:+,}127.0.0.1:$(pg_port "$s")"
+	done
+	echo "$out"
+}
+
 env_of() {
 	local s=$1 pw
 	pw=$(cat "$dir/keys/password")
@@ -199,7 +220,7 @@ env_of() {
 MAYFLY_NATS_URL='$(service_url "$s" mayfly-service)'
 MAYFLY_NATS_AUTH_URL='$(service_url "$s" mayfly-auth)'
 MAYFLY_NATS_SYS_URL='$(service_url "$s" mayfly-sys)'
-MAYFLY_DATABASE_URL='postgres://postgres:$pw@127.0.0.1:$(pg_port a),127.0.0.1:$(pg_port b)/mayfly?target_session_attrs=read-write&connect_timeout=2'
+MAYFLY_DATABASE_URL='postgres://postgres:$pw@$(pg_hosts)/mayfly?target_session_attrs=read-write&connect_timeout=2'
 MAYFLY_REPLICAS=3
 MAYFLY_TOKEN_KEY='$dir/keys/token.pem'
 MAYFLY_TOKEN_KEY_REQUIRED=true
@@ -286,6 +307,45 @@ promote)
 env)
 	[[ -n $site ]] || usage
 	env_of "$site"
+	;;
+add-site)
+	[[ -n $site ]] || usage
+	[[ ! -e $dir/nats-$site.conf ]] || { echo "site $site exists already" >&2; exit 2; }
+	sites+=("$site")
+	start_nats "$site"
+	p=$(primary)
+	[[ -n $p ]] || { echo "no Postgres primary to copy from" >&2; exit 1; }
+	pg_standby "$site" "$(pg_port "$p")"
+	sql "$p" "ALTER SYSTEM SET synchronous_standby_names = '$site'" > /dev/null
+	sql "$p" "SELECT pg_reload_conf()" > /dev/null
+	for s in "${sites[@]}"; do env_of "$s" > "$dir/env-$s"; chmod 600 "$dir/env-$s"; done
+	;;
+remove-site)
+	[[ -n $site ]] || usage
+	# Fence first: a removed server that came back would rejoin with its
+	# old replicas, and its Postgres must never run as a primary again.
+	killpid KILL "$dir/nats-$site.pid"
+	if [[ -e $dir/pg-$site/data/postmaster.pid ]]; then
+		pid=$(head -1 "$dir/pg-$site/data/postmaster.pid")
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	touch "$dir/removed-$site"
+	sites=("${sites[@]/$site/}")
+	read -r -a sites <<< "${sites[*]}"
+	live=${sites[0]}
+	[[ -x $dir/bin/mayflyd ]] || (cd "$root" && go build -o "$dir/bin/" ./cmd/mayflyd)
+	(set -a; . "$dir/env-$live"; "$dir/bin/mayflyd" dr-remove-site "$site")
+	p=$(primary)
+	if [[ -n $p ]]; then
+		names=""
+		for s in "${sites[@]}"; do
+			[[ $s == "$p" || ! -e $dir/pg-$s/data/PG_VERSION ]] || names+="${names:+, }$s"
+		done
+		sql "$p" "ALTER SYSTEM SET synchronous_standby_names = '${names:+ANY 1 ($names)}'" > /dev/null
+		sql "$p" "SELECT pg_reload_conf()" > /dev/null
+	fi
+	rm -rf "$dir/nats-$site" "$dir/pg-$site" "$dir/env-$site"
+	for s in "${sites[@]}"; do env_of "$s" > "$dir/env-$s"; chmod 600 "$dir/env-$s"; done
 	;;
 *) usage ;;
 esac

@@ -96,19 +96,22 @@ func routePorts(n int) []int {
 	return out
 }
 
-// waitMeta waits until some node knows a JetStream metadata leader.
+// waitMeta waits until a node is the JetStream metadata leader and knows
+// every node as an online JetStream peer with its stats (tags included):
+// before that, placing an R3 stream over three sites can fail with "no
+// suitable peers for placement" (seen under load).
 func (c *Cluster) waitMeta() {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, n := range c.Nodes {
-			if n != nil && n.Server().JetStreamIsLeader() {
+			if n != nil && n.Server().JetStreamIsLeader() && len(n.Server().JetStreamClusterPeers()) >= len(c.Nodes) {
 				return
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c.t.Fatal("natstest: no JetStream metadata leader after 30s")
+	c.t.Fatal("natstest: no JetStream metadata leader knowing every node after 30s")
 }
 
 // URL returns the client URLs of the running nodes, site i's first, comma
@@ -166,4 +169,24 @@ func (c *Cluster) ConnectAs(i int, user string) *nats.Conn {
 	}
 	c.t.Cleanup(nc.Close)
 	return nc
+}
+
+// AddSite starts a node for a new site (a replacement city) that routes to
+// every other site's node, and returns its index.
+func (c *Cluster) AddSite(name string) int {
+	c.t.Helper()
+	var routes []string
+	for _, cfg := range c.cfgs {
+		routes = append(routes, cfg.Cluster.Listen)
+	}
+	cfg := c.cfgs[0]
+	cfg.StoreDir, cfg.ServerName = c.t.TempDir(), name
+	cfg.Cluster.Listen = "127.0.0.1:" + strconv.Itoa(routePorts(1)[0])
+	cfg.Cluster.Routes, cfg.Cluster.Tags = routes, []string{"site:" + name}
+	n, err := node.Start(cfg)
+	if err != nil {
+		c.t.Fatalf("natstest: add site %s: %v", name, err)
+	}
+	c.Sites, c.Nodes, c.cfgs = append(c.Sites, name), append(c.Nodes, n), append(c.cfgs, cfg)
+	return len(c.Nodes) - 1
 }

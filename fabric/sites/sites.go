@@ -257,3 +257,102 @@ func judge(st Stream) []string {
 	}
 	return out
 }
+
+// Removed is what [RemoveServer] did.
+type Removed struct {
+	// Meta reports that the metadata group dropped the server (false when
+	// it was no longer a member).
+	Meta bool
+	// Streams are the streams whose replica on the server was removed by a
+	// peer-remove request (the metadata group's removal usually moves them
+	// first, and then none are left to remove).
+	Streams []string
+}
+
+// RemoveServer removes a server whose city is lost for good: from
+// JetStream's metadata group over the system-account connection sys
+// ($JS.API.SERVER.REMOVE), then from every stream keep picks that still
+// lists it ($JS.API.STREAM.PEER.REMOVE over js's connection nc). Each
+// affected stream gets a replacement replica in a site that holds none yet,
+// when the cluster has one (unique_tag); otherwise it runs on the replicas
+// left until one joins. The server must stay down: a removed server that
+// comes back disables its JetStream. Each request gets its own short
+// timeout; a stream without a leader is reported as an error.
+func RemoveServer(ctx context.Context, sys, nc *nats.Conn, server string, keep Filter) (Removed, error) {
+	var out Removed
+	body, _ := json.Marshal(map[string]string{"peer": server})
+	var err error
+	out.Meta, err = removeFromMeta(ctx, sys, body)
+	if err != nil {
+		return out, fmt.Errorf("sites: remove %s from the metadata group: %w", server, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return out, fmt.Errorf("sites: %w", err)
+	}
+	r, err := Check(ctx, js, nil, keep)
+	if err != nil {
+		return out, err
+	}
+	for _, s := range r.Streams {
+		if !slices.ContainsFunc(s.Peers, func(p Peer) bool { return p.Server == server }) {
+			continue
+		}
+		err := apiRequest(ctx, nc, "$JS.API.STREAM.PEER.REMOVE."+s.Name, body)
+		if err != nil && strings.Contains(err.Error(), "not a member") {
+			continue // the metadata group's removal is moving it already
+		}
+		if err != nil {
+			return out, fmt.Errorf("sites: remove %s from stream %s: %w", server, s.Name, err)
+		}
+		out.Streams = append(out.Streams, s.Name)
+	}
+	return out, nil
+}
+
+// removeFromMeta asks the metadata leader to drop the server named in body.
+// Only the leader answers, once the change is applied; while a leader is
+// being elected or another change is under way it asks again, until ctx
+// ends. It reports false when the server was no member (removed before).
+func removeFromMeta(ctx context.Context, sys *nats.Conn, body []byte) (bool, error) {
+	for {
+		err := apiRequest(ctx, sys, "$JS.API.SERVER.REMOVE", body)
+		switch {
+		case err == nil:
+			return true, nil
+		case strings.Contains(err.Error(), "not a member"):
+			return false, nil
+		case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) &&
+			!errors.Is(err, nats.ErrNoResponders) && !strings.Contains(err.Error(), "in progress"):
+			return false, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("%w (last: %w)", ctx.Err(), err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// apiRequest sends one JetStream API request and returns its error
+// description, if it answered one.
+func apiRequest(ctx context.Context, nc *nats.Conn, subj string, body []byte) error {
+	rctx, cancel := context.WithTimeout(ctx, infoTimeout)
+	defer cancel()
+	m, err := nc.RequestWithContext(rctx, subj, body)
+	if err != nil {
+		return err
+	}
+	var resp struct {
+		Error *struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
+	if resp.Error != nil {
+		return errors.New(resp.Error.Description)
+	}
+	return nil
+}

@@ -134,7 +134,8 @@ func (c *Client) rawRoundTrip(ctx context.Context, method, path, token string, b
 		rd = bytes.NewReader(body)
 	}
 	path, query, _ := strings.Cut(path, "?")
-	u := c.endpoint(path)
+	_, base := c.servers.current()
+	u := endpoint(base, path)
 	if query != "" {
 		u += "?" + query
 	}

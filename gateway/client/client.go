@@ -105,6 +105,12 @@ type Config struct {
 	// Server is the base URL of the Mayfly server, e.g.
 	// "http://127.0.0.1:8080"; required.
 	Server string
+	// Servers are more gateways of the same deployment (other cities),
+	// tried in order after Server. A request that cannot connect to the
+	// gateway in use is repeated on the next one, and a lost WebSocket
+	// reconnects to the next one when its gateway refuses; the client
+	// stays on the gateway that answered. Optional.
+	Servers []string
 	// Keys are the device's signing key and, on the primary device, the
 	// identity key; required.
 	Keys Keys
@@ -134,7 +140,8 @@ type Config struct {
 	OwnListVersion int64
 	// Storage persists session, cursor and peers; nil keeps them in memory.
 	Storage Storage
-	// HTTPClient makes the HTTP requests; default a client with a 30s timeout.
+	// HTTPClient makes the HTTP requests; default a client with a 30s
+	// timeout whose connection attempts give up after 5s.
 	HTTPClient *http.Client
 	// Logger receives connection logs (never keys, tokens or messages);
 	// default discards.
@@ -174,7 +181,7 @@ type Client struct {
 
 // New returns a Client for cfg. It does no I/O.
 func New(cfg Config) (*Client, error) {
-	u, err := parseServer(cfg.Server)
+	srv, err := newServers(cfg.Server, cfg.Servers)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +199,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.DeviceName = DefaultDeviceName
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		cfg.HTTPClient = defaultHTTPClient()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -207,7 +214,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.Storage = &memoryStorage{session: cfg.Session}
 	}
 	c := &Client{
-		api: api{base: u, http: cfg.HTTPClient}, cfg: cfg, log: cfg.Logger, store: cfg.Storage,
+		api: api{servers: srv, http: cfg.HTTPClient}, cfg: cfg, log: cfg.Logger, store: cfg.Storage,
 		keys: cfg.Keys, ik: cfg.IdentityKey, pk: pk,
 		userID: cfg.UserID, handle: cfg.Handle, session: cfg.Session, cursor: cfg.Cursor, ownVer: cfg.OwnListVersion,
 		peers: map[string]Peer{}, lists: map[string]*envelope.DeviceList{}, connCh: make(chan struct{}),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -73,12 +74,30 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	}
 }
 
+// dialOnce connects to the gateways in turn, from the one in use, until
+// one accepts the connection; a gateway that cannot be reached is left for
+// the next.
 func (c *Client) dialOnce(ctx context.Context, token string) (*conn, error) {
-	u := *c.base
+	for tries := 1; ; tries++ {
+		i, base := c.servers.current()
+		cn, err := c.dialServer(ctx, base, token)
+		var te *transportError
+		if err != nil && errors.As(err, &te) && c.servers.failover(i) && tries < c.servers.count() && ctx.Err() == nil {
+			c.log.Info("mayfly gateway unreachable; trying the next", "err", err)
+			continue
+		}
+		return cn, err
+	}
+}
+
+// dialServer opens the WebSocket to the gateway at base.
+func (c *Client) dialServer(ctx context.Context, base *url.URL, token string) (*conn, error) {
+	u := *base
 	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 	u.Path += "/v1/ws"
 	d := websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
+		NetDialContext:   newDialer().DialContext,
 		HandshakeTimeout: 15 * time.Second,
 		Subprotocols:     []string{schema.SubprotocolV1},
 	}

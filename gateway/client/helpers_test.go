@@ -297,7 +297,7 @@ type proxy struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]bool // guarded by mu
 	refuse  bool              // guarded by mu
-	hold    bool              // drop what the server sends; guarded by mu
+	held    map[net.Conn]bool // drop what the server sends on these; guarded by mu
 	wg      sync.WaitGroup
 	stopped chan struct{}
 }
@@ -309,7 +309,7 @@ func newProxy(t *testing.T, s *server) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{t: t, ln: ln, target: s.app.HTTPAddr(), conns: map[net.Conn]bool{}, stopped: make(chan struct{})}
+	p := &proxy{t: t, ln: ln, target: s.app.HTTPAddr(), conns: map[net.Conn]bool{}, held: map[net.Conn]bool{}, stopped: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
@@ -355,7 +355,7 @@ func (p *proxy) pipe(dst, src net.Conn, down bool) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			drop := down && p.hold
+			drop := down && p.held[src]
 			p.mu.Unlock()
 			if !drop {
 				if _, werr := dst.Write(buf[:n]); werr != nil {
@@ -371,12 +371,15 @@ func (p *proxy) pipe(dst, src net.Conn, down bool) {
 	src.Close()
 }
 
-// holdDown drops everything the server sends from now on, so requests go
-// out but their answers never arrive.
+// holdDown drops everything the server sends from now on on the open
+// connections, so requests go out but their answers never arrive.
+// Connections made later are not held.
 func (p *proxy) holdDown() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.hold = true
+	for c := range p.conns {
+		p.held[c] = true
+	}
 }
 
 // cut closes every forwarded connection; with refuse, new ones are refused
@@ -384,11 +387,12 @@ func (p *proxy) holdDown() {
 func (p *proxy) cut(refuse bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.refuse, p.hold = refuse, false
+	p.refuse = refuse
 	for c := range p.conns {
 		c.Close()
 	}
 	clear(p.conns)
+	clear(p.held)
 }
 
 // restore accepts connections again.
@@ -411,5 +415,23 @@ func isCode(t *testing.T, err error, code schema.Code) {
 		var e *schema.Error
 		errors.As(err, &e)
 		t.Fatalf("error %v (schema error %v), want code %s", err, e, code)
+	}
+}
+
+// sendAsync starts c.Send(to, text) and returns a function that waits for
+// its outcome.
+func sendAsync(ctx context.Context, c *client.Client, to, text string) (wait func() (client.Sent, error)) {
+	type outcome struct {
+		sent client.Sent
+		err  error
+	}
+	res := make(chan outcome, 1)
+	go func() {
+		s, err := c.Send(ctx, to, text)
+		res <- outcome{s, err}
+	}()
+	return func() (client.Sent, error) {
+		o := <-res
+		return o.sent, o.err
 	}
 }

@@ -61,25 +61,59 @@ func (c *Client) do(ctx context.Context, op string, k call) error {
 	}
 }
 
-// api is the HTTP side of a server: its base URL and the HTTP client.
+// api is the HTTP side of a deployment: its gateways and the HTTP client.
 type api struct {
-	base *url.URL
-	http *http.Client
+	servers *servers
+	http    *http.Client
+}
+
+// defaultHTTPClient is the HTTP client of a Config without one.
+func defaultHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = newDialer().DialContext
+	return &http.Client{Timeout: 30 * time.Second, Transport: t}
 }
 
 // roundTrip sends one request with token (if any) and decodes the answer.
+// When the gateway in use cannot be reached the client moves on to the
+// next one; when the request was not even sent (the connection was
+// refused) it is repeated there, once per gateway.
 func (c *api) roundTrip(ctx context.Context, k call, token string) error {
-	var body io.Reader
+	var body []byte
 	if k.body != nil {
 		b, err := json.Marshal(k.body)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, k.method, c.endpoint(k.path), body)
+	for tries := 1; ; tries++ {
+		i, base := c.servers.current()
+		req, err := newRequest(ctx, base, k, body, token)
+		if err != nil {
+			return err
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			more := c.servers.failover(i)
+			if more && dialFailed(err) && tries < c.servers.count() && ctx.Err() == nil {
+				continue
+			}
+			return unreachable(err)
+		}
+		return decodeAnswer(resp, k)
+	}
+}
+
+// newRequest builds the request of k for the gateway at base.
+func newRequest(ctx context.Context, base *url.URL, k call, body []byte, token string) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, k.method, endpoint(base, k.path), rd)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return nil, fmt.Errorf("build request: %w", err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -87,10 +121,11 @@ func (c *api) roundTrip(ctx context.Context, k call, token string) error {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return unreachable(err)
-	}
+	return req, nil
+}
+
+// decodeAnswer reads resp and decodes it into k.out, or into its error.
+func decodeAnswer(resp *http.Response, k call) error {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
@@ -107,9 +142,9 @@ func (c *api) roundTrip(ctx context.Context, k call, token string) error {
 	return nil
 }
 
-// endpoint returns the absolute URL of an API path.
-func (c *api) endpoint(path string) string {
-	u := *c.base
+// endpoint returns the absolute URL of an API path on the gateway at base.
+func endpoint(base *url.URL, path string) string {
+	u := *base
 	u.Path += path
 	return u.String()
 }

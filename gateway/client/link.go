@@ -78,7 +78,7 @@ type Linked struct {
 // request. Show the returned link's Code to the user, then call Wait.
 // Errors: rate_limited, unavailable.
 func StartLink(ctx context.Context, cfg LinkConfig) (*PendingLink, error) {
-	u, err := parseServer(cfg.Server)
+	srv, err := newServers(cfg.Server, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func StartLink(ctx context.Context, cfg LinkConfig) (*PendingLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start link: %w", err)
 	}
-	l := &PendingLink{api: api{base: u, http: cfg.HTTPClient}, poll: cfg.PollInterval, priv: priv, keys: cfg.Keys,
+	l := &PendingLink{api: api{servers: srv, http: cfg.HTTPClient}, poll: cfg.PollInterval, priv: priv, keys: cfg.Keys,
 		pass: schema.NewLinkCodeSecret()}
 	var created schema.LinkCreated
 	dk := cfg.Keys.DevicePublic()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/mayfly-im/mayfly/schema"
@@ -119,7 +120,7 @@ const dedupWindow = 25 * time.Second
 // is repeated; each further pause doubles, up to maxUnavailablePause.
 const (
 	unavailablePause    = 250 * time.Millisecond
-	maxUnavailablePause = 2 * time.Second
+	maxUnavailablePause = time.Second // a repeat finds a new stream leader at most 1 s late
 )
 
 // Send seals text for every listed device of handle and every other listed
@@ -128,12 +129,14 @@ const (
 // handle's identity key changed, or a list or prekey is not signed by the
 // pinned key, nothing is sealed and the error is untrusted_keys (compare
 // safety numbers, then AcceptKey). It returns once the server acknowledged
-// both copies. If the connection drops before the answer, or the server
-// answers unavailable (a failover under way), the same envelope is sent
-// again (the server drops the repeat by its message id) for up to 25
-// seconds after the first attempt; a bundle claim answered unavailable
-// (Postgres failing over) is likewise claimed again and sealed anew; a send that still fails then fails with
-// unavailable, its outcome unknown. Send needs Run to be active and waits
+// both copies. If the claim of the bundles meets unavailable (the database
+// is failing over), it is claimed again and sealed anew; if the connection
+// drops before the answer, or the server answers unavailable (a failover
+// under way), the same envelope is sent again (the server drops the repeat
+// by its message id), on the next gateway of Config.Servers when the one in
+// use is gone. Both repeat for up to 25 seconds after Send started; a send
+// that still fails then fails with unavailable, its outcome unknown. Send
+// needs Run to be active and waits
 // for its connection until ctx ends (or fails with Run's error if the
 // session ended, token_revoked for example). Errors: untrusted_keys,
 // not_friend, refused, mailbox_full, rate_limited, message_too_large,
@@ -144,17 +147,21 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Sent, error) {
 	if me.UserID == "" {
 		return Sent{}, fmt.Errorf("send: %w", ErrNotLoggedIn)
 	}
-	p, err := c.recipient(ctx, handle)
+	until := time.Now().Add(dedupWindow)
+	var p Peer
+	err := c.retryUnavailable(ctx, "send", until, func() (err error) {
+		p, err = c.recipient(ctx, handle)
+		return err
+	})
 	if err != nil {
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}
-	retryUntil := time.Now().Add(dedupWindow)
 	mid := schema.NewID('m')
-	env, err := c.sealRetrying(ctx, p, mid, payload.Encode(payload.Payload{Text: text, LV: c.ownListVersion()}), retryUntil)
+	env, err := c.sealRetrying(ctx, p, mid, payload.Encode(payload.Payload{Text: text, LV: c.ownListVersion()}), until)
 	if err != nil {
 		return Sent{}, fmt.Errorf("send: %w", err)
 	}
-	return c.sendSealed(ctx, p, mid, env, retryUntil)
+	return c.sendSealed(ctx, p, mid, env, until)
 }
 
 // sendSealed stores env, sealed for p with message id mid, as Send does,
@@ -210,19 +217,12 @@ func (c *Client) sealAs(ctx context.Context, p Peer, mid string, payload []byte)
 // bundle claims answer unavailable (Postgres failing over), until
 // retryUntil. Nothing is sent before sealing, so a repeat is safe; the
 // one-time prekeys an unanswered claim may have taken are never used.
-func (c *Client) sealRetrying(ctx context.Context, p Peer, mid string, pl []byte, retryUntil time.Time) ([]byte, error) {
-	pause := unavailablePause
-	for {
-		env, err := c.sealAs(ctx, p, mid, pl)
-		if err == nil || !schema.HasCode(err, schema.CodeUnavailable) || !time.Now().Add(pause).Before(retryUntil) {
-			return env, err
-		}
-		c.log.Debug("bundle claim unavailable; retrying", "pause", pause)
-		if !sleepCtx(ctx, pause) {
-			return nil, err
-		}
-		pause = min(2*pause, maxUnavailablePause)
-	}
+func (c *Client) sealRetrying(ctx context.Context, p Peer, mid string, pl []byte, retryUntil time.Time) (env []byte, err error) {
+	err = c.retryUnavailable(ctx, "seal", retryUntil, func() (err error) {
+		env, err = c.sealAs(ctx, p, mid, pl)
+		return err
+	})
+	return env, err
 }
 
 // recipient returns the pinned peer for handle: a friend's, or, for anyone
@@ -312,7 +312,7 @@ func (c *Client) Unread(ctx context.Context) (map[string]int, error) {
 // or Recall repeated that way may find its first attempt done:
 // unknown_message on a repeat counts as success.
 func (c *Client) request(ctx context.Context, op string, retryUntil time.Time, build func(id string) any) (any, error) {
-	pause := unavailablePause
+	pause := pauser{next: unavailablePause}
 	for attempt := 0; ; attempt++ {
 		cn, err := c.waitConn(ctx)
 		if err != nil {
@@ -327,16 +327,45 @@ func (c *Client) request(ctx context.Context, op string, retryUntil time.Time, b
 			continue
 		case errors.Is(err, errConnLost):
 			return nil, fmt.Errorf("%s: %w", op, schema.Errorf(schema.CodeUnavailable, "connection lost; the outcome is unknown"))
-		case schema.HasCode(err, schema.CodeUnavailable) && !retryUntil.IsZero() && time.Now().Add(pause).Before(retryUntil):
-			c.log.Debug("server unavailable; retrying", "op", op, "attempt", attempt+1, "pause", pause)
-			if !sleepCtx(ctx, pause) {
-				return nil, fmt.Errorf("%s: %w", op, err)
-			}
-			pause = min(2*pause, maxUnavailablePause)
+		case !retryUntil.IsZero() && pause.wait(ctx, op, err, retryUntil, c.log):
 			continue
 		case attempt > 0 && (op == "read" || op == "recall") && schema.HasCode(err, schema.CodeUnknownMessage):
 			return nil, nil
 		}
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+}
+
+// retryUnavailable calls fn until it succeeds, fails with another code than
+// unavailable, or until would pass during the next pause.
+func (c *Client) retryUnavailable(ctx context.Context, op string, until time.Time, fn func() error) error {
+	pause := pauser{next: unavailablePause}
+	for {
+		err := fn()
+		if err == nil || !pause.wait(ctx, op, err, until, c.log) {
+			return err
+		}
+	}
+}
+
+// pauser spaces the repeats of an operation that met unavailable.
+type pauser struct {
+	next     time.Duration // the next pause
+	attempts int
+}
+
+// wait pauses before a repeat when err is unavailable and the pause ends
+// before until. It reports whether to repeat: false when err is another
+// error, when until would pass, or when ctx ended.
+func (p *pauser) wait(ctx context.Context, op string, err error, until time.Time, log *slog.Logger) bool {
+	if !schema.HasCode(err, schema.CodeUnavailable) || !time.Now().Add(p.next).Before(until) {
+		return false
+	}
+	p.attempts++
+	log.Debug("server unavailable; retrying", "op", op, "attempt", p.attempts, "pause", p.next)
+	if !sleepCtx(ctx, p.next) {
+		return false
+	}
+	p.next = min(2*p.next, maxUnavailablePause)
+	return true
 }

@@ -282,16 +282,11 @@ func TestClientSendRetry(t *testing.T) {
 	bin.waitSyncs(1)
 
 	p.holdDown()
-	res := make(chan error, 1)
-	var sent client.Sent
-	go func() {
-		var err error
-		sent, err = bob.Send(ctx, "alice", "exactly once")
-		res <- err
-	}()
+	wait := sendAsync(ctx, bob, "alice", "exactly once")
 	got := ain.waitReceived(1) // stored, but bob never heard back
 	p.cut(false)
-	if err := <-res; err != nil {
+	sent, err := wait()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !sent.Duplicate || sent.ID != got[0].ID {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
@@ -23,7 +23,7 @@ import (
 // without anyone reading it: unread counts drop to zero, a new device's
 // sync replays nothing and reading it is unknown_message.
 func TestGatewayMessagesExpiry(t *testing.T) {
-	e := startMsgEnv(t, app.Config{MailboxMaxAge: 2 * time.Second})
+	e := startMsgEnv(t, gatewaytest.Config{MailboxMaxAge: 2 * time.Second})
 	alice, bob := e.friends("alice", "bob")
 	a, b := dialWS(t, e, alice), dialWS(t, e, bob)
 	b.sync(0)
@@ -57,7 +57,7 @@ func TestGatewayMessagesExpiry(t *testing.T) {
 // reach the bytes each store wrote.
 func TestGatewayMessagesNoPlaintextAtRest(t *testing.T) {
 	dbURL := storetest.NewURL(t)
-	e := startMsgEnv(t, app.Config{DatabaseURL: dbURL})
+	e := startMsgEnv(t, gatewaytest.Config{DatabaseURL: dbURL})
 	suffix := randomHex(t)
 	alice, bob := e.friends("alice_"+suffix, "bob_"+suffix)
 	marker := "MAYFLY-E2E-PLAINTEXT-" + suffix

@@ -16,21 +16,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
 func TestMain(m *testing.M) {
 	code := storetest.Main(m)
-	apptest.RemoveBinaries()
+	gatewaytest.RemoveBinaries()
 	os.Exit(code)
 }
 
 // buildMayfly builds this command (once, with -race when the tests run
 // with it) and returns the binary's path.
 func buildMayfly(t *testing.T) string {
-	return apptest.Binary(t, "github.com/mayfly-im/mayfly/cmd/mayfly", raceEnabled)
+	return gatewaytest.Binary(t, "github.com/mayfly-im/mayfly/cmd/mayfly", raceEnabled)
 }
 
 // env is a mayflyd and the mayfly binary.
@@ -43,7 +42,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	bin := buildMayfly(t)
-	a := apptest.Start(t, app.Config{SendRate: 1000, SendBurst: 1000})
+	a := gatewaytest.Start(t, gatewaytest.Config{SendRate: 1000, SendBurst: 1000})
 	return &env{t: t, bin: bin, server: "http://" + a.HTTPAddr()}
 }
 

@@ -11,8 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
@@ -116,11 +115,11 @@ func TestCLIUnreadRecallBlocks(t *testing.T) {
 
 // newRestartableEnv is newEnv with a server that can be stopped and started
 // again on the same address, database and data (cfg, with HTTPListen set).
-func newRestartableEnv(t *testing.T) (*env, app.Config, *app.App) {
+func newRestartableEnv(t *testing.T) (*env, gatewaytest.Config, *gatewaytest.Server) {
 	t.Helper()
 	bin := buildMayfly(t)
-	cfg := app.Config{DatabaseURL: storetest.NewURL(t), DataDir: t.TempDir()}
-	srv := apptest.Start(t, cfg)
+	cfg := gatewaytest.Config{DatabaseURL: storetest.NewURL(t), DataDir: t.TempDir()}
+	srv := gatewaytest.Start(t, cfg)
 	cfg.HTTPListen = srv.HTTPAddr()
 	return &env{t: t, bin: bin, server: "http://" + srv.HTTPAddr()}, cfg, srv
 }
@@ -155,7 +154,7 @@ func TestCLIListenConnectionAndHandles(t *testing.T) {
 		t.Fatalf("listen printed %s when the server went away", line)
 	}
 	t.Logf("server gone: %s", line)
-	apptest.Start(t, cfg)
+	gatewaytest.Start(t, cfg)
 	if line := l.waitLine(t, `{"type":"connection"`); line != `{"type":"connection","state":"back"}` {
 		t.Fatalf("listen printed %s when the server came back", line)
 	}

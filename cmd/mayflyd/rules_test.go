@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -167,7 +168,8 @@ func TestRepoPackageDocs(t *testing.T) {
 //   - production code imports neither testing nor the test helpers, except
 //     the test helper packages themselves (natstest, storetest, apptest);
 //   - the gateway reaches Postgres only through the fabric services, never
-//     store directly.
+//     store directly (its test helper, gatewaytest, wires the services and
+//     may).
 func TestRepoImports(t *testing.T) {
 	_, module, pkgs := modulePackages(t)
 	for _, p := range pkgs {
@@ -185,10 +187,52 @@ func TestRepoImports(t *testing.T) {
 				t.Errorf("%s/%s imports %s: only *test helper packages may import testing", p.dir, file, ip)
 			case own && isTestHelper(ip) && !isTestHelper(full):
 				t.Errorf("%s/%s imports test helper %s", p.dir, file, ip)
-			case inTree(p.dir, "gateway") && own && inTree(rel, "store"):
+			case inTree(p.dir, "gateway") && own && inTree(rel, "store") && !isTestHelper(full):
 				t.Errorf("%s/%s imports %s: the gateway goes through fabric services, not store", p.dir, file, ip)
 			}
 		}
+	}
+}
+
+// e2eTrees are the only trees whose tests may assemble the whole mayflyd
+// (cmd/mayflyd/app, apptest): the end-to-end tests of the server and the
+// checks of what operators deploy. Every other package's tests wire only
+// what they test (gateway/gatewaytest, fabric/natstest, store/storetest).
+var e2eTrees = []string{"cmd/mayflyd", "deploy"}
+
+// TestRepoTestsWireOnlyTheirPart: test files outside e2eTrees import
+// neither cmd/mayflyd/app nor its apptest.
+func TestRepoTestsWireOnlyTheirPart(t *testing.T) {
+	root := moduleRoot(t)
+	app := modulePath(t, root) + "/cmd/mayflyd/app"
+	fset := token.NewFileSet()
+	n := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		rel = filepath.ToSlash(rel)
+		if slices.ContainsFunc(e2eTrees, func(top string) bool { return inTree(path.Dir(rel), top) }) {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		n++
+		for _, imp := range f.Imports {
+			if ip, _ := strconv.Unquote(imp.Path.Value); ip == app || strings.HasPrefix(ip, app+"/") {
+				t.Errorf("%s imports %s: only the end-to-end tests (%v) assemble the whole server", rel, ip, e2eTrees)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 50 {
+		t.Fatalf("checked only %d test files; has the tree moved?", n)
 	}
 }
 

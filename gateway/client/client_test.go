@@ -9,10 +9,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/fabric/token"
 	"github.com/mayfly-im/mayfly/gateway/client"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
@@ -77,7 +76,7 @@ func TestClientTokenRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := apptest.Start(t, app.Config{DataDir: dataDir, TokenKeyFile: keyFile})
+	a := gatewaytest.Start(t, gatewaytest.Config{DataDir: dataDir, TokenKeyFile: keyFile})
 	url := "http://" + a.HTTPAddr()
 	ctx := testCtx(t)
 	dir, err := client.OpenDir(t.TempDir())

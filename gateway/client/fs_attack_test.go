@@ -126,7 +126,7 @@ func (s *atkServer) storedEnvelope(ctx context.Context, c *client.Client, msgID 
 		s.t.Fatal(err)
 	}
 	id := c.Identity()
-	nc, err := nats.Connect(s.app.NATSURL(), nats.Token(tok), nats.CustomInboxPrefix("_INBOX_"+id.UserID))
+	nc, err := nats.Connect(s.srv.NATSURL(), nats.Token(tok), nats.CustomInboxPrefix("_INBOX_"+id.UserID))
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -15,13 +15,13 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
 func TestMain(m *testing.M) {
 	code := storetest.Main(m)
-	apptest.RemoveBinaries()
+	gatewaytest.RemoveBinaries()
 	os.Exit(code)
 }
 

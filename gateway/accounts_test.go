@@ -20,6 +20,7 @@ import (
 var b64 = base64.RawURLEncoding
 
 func TestAccountRegisterLoginLookup(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{})
 	alice := e.client()
 	st, err := alice.Do(http.MethodPost, "/v1/register", alice.RegisterRequest("Alice"), &alice.User)
@@ -79,6 +80,7 @@ func TestAccountRegisterLoginLookup(t *testing.T) {
 // TestAccountRegisterBadInput sends every kind of bad registration: each
 // gets its documented code and stores nothing.
 func TestAccountRegisterBadInput(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{})
 	gatewaytest.NewUser(t, e.addr, "alice")
 	c := e.client()
@@ -146,6 +148,7 @@ func mustJSON(t *testing.T, v any) string {
 // TestAccountRegisterRace registers one handle from 20 goroutines at once,
 // in different cases: exactly one wins.
 func TestAccountRegisterRace(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{})
 	const n = 20
 	type result struct {
@@ -188,6 +191,7 @@ func TestAccountRegisterRace(t *testing.T) {
 // TestAccountLoginBadInput answers a challenge in every wrong way: each gets
 // its documented code and changes nothing (the challenge stays usable).
 func TestAccountLoginBadInput(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{})
 	alice := e.client()
 	alice.Register("alice")
@@ -261,6 +265,7 @@ func TestAccountLoginBadInput(t *testing.T) {
 }
 
 func TestAccountLoginChallengeExpired(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{ChallengeTTL: 200 * time.Millisecond})
 	alice := e.client()
 	alice.Register("alice")
@@ -276,6 +281,7 @@ func TestAccountLoginChallengeExpired(t *testing.T) {
 // TestAccountDeviceCap lists five devices; a sixth is refused (the list
 // format holds five), a listed device logs in again as itself.
 func TestAccountDeviceCap(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{})
 	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	ids := map[string]bool{alice.Session.DeviceID: true}
@@ -311,6 +317,7 @@ func TestAccountDeviceCap(t *testing.T) {
 // TestAccountRefresh rotates a refresh token, then reuses an old one: the
 // whole chain ends.
 func TestAccountRefresh(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{})
 	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	laptop := alice.Device("laptop")

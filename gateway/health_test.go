@@ -25,6 +25,7 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestGatewayHealthReadyMetrics(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{})
 	if st, body := get(t, e.url("/healthz")); st != http.StatusOK || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", st, body)
@@ -70,6 +71,7 @@ func TestGatewayHealthReadyMetrics(t *testing.T) {
 // address (refreshes in a bucket ten times as large); authenticated ones are
 // not.
 func TestGatewayAnonRateLimit(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{AnonRate: 0.001, AnonBurst: 5})
 	alice := gatewaytest.NewUser(t, e.addr, "alice") // register, device list, challenge, login: 4 of the burst
 	alice.Must(http.MethodPost, "/v1/login/challenge", schema.ChallengeRequest{Handle: "alice"}, nil)

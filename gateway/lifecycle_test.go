@@ -20,6 +20,7 @@ import (
 // (the friend is told, recalled) and every row of the user; its handle is
 // free again.
 func TestAccountDeleteOwn(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{Native: true})
 	me := &msgEnv{t: t, srv: e.srv, addr: e.addr, dir: e.dir}
 	alice, bob := me.friends("alice", "bob")

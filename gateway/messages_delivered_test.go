@@ -12,6 +12,7 @@ import (
 // their own copy once a device of the recipient got the message, in a
 // replay and live, and "burned" once it is read.
 func TestGatewayMessagesDelivered(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	alicePhone := dialWS(t, e, alice)

@@ -22,6 +22,7 @@ import (
 // error code, the connection survives, and nothing is stored: the
 // recipient's mailbox holds only the one good message afterwards.
 func TestGatewayMessagesBadInput(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	carol := gatewaytest.NewUser(t, e.addr, "carol")
@@ -129,6 +130,7 @@ func hugeCT(t *testing.T, env []byte) []byte {
 // TestGatewayMessagesBadFramesClose: ten malformed frames in a row close
 // the connection with 4003; a frame over the limit closes with 1009.
 func TestGatewayMessagesBadFramesClose(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{})
 	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	d := dialWS(t, e, alice)
@@ -151,6 +153,7 @@ func TestGatewayMessagesBadFramesClose(t *testing.T) {
 // answered rate_limited and a flood closes with 4004; sends over the
 // per-user rate are answered rate_limited and store nothing.
 func TestGatewayMessagesRateLimits(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{WSFrameRate: 0.1, WSFrameBurst: 5, SendRate: 0.1, SendBurst: 2})
 	alice, bob := e.friends("alice", "bob")
 	a := dialWS(t, e, alice)
@@ -186,6 +189,7 @@ func TestGatewayMessagesRateLimits(t *testing.T) {
 // messages keep arriving is closed with 4002 once its send queue is full;
 // the server does not buffer without bound.
 func TestGatewayMessagesSlowConsumer(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{WSSendQueue: 2})
 	alice, bob := e.friends("alice", "bob")
 	a := dialWS(t, e, alice)

@@ -15,6 +15,7 @@ import (
 // delivered on its connection without looking it up again (no Direct Get);
 // a message it was not delivered is looked up, and burns the same way.
 func TestGatewayMessagesReadDelivered(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	alicePhone, bobPhone := dialWS(t, e, alice), dialWS(t, e, bob)

@@ -14,6 +14,7 @@ import (
 // rotation intervals: the rotation's marker, republished like every stored
 // message, says the block holding the message is closed.
 func TestGatewayMessagesRotation(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{MailboxRotateInterval: time.Second})
 	sub, err := e.serviceConn().SubscribeSync("dlv.mbx.*.~rotated")
 	if err != nil {

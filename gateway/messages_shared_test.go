@@ -14,6 +14,7 @@ import (
 // omitted) on the tablet. The message, the shared burned event and the
 // rest of both frames are the same.
 func TestGatewayMessagesSharedFrameOwnPrevSeq(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	a, phone := dialWS(t, e, alice), dialWS(t, e, bob)

@@ -14,6 +14,7 @@ import (
 // them (the sending device itself has no wrap: it keeps what it sent), and
 // every connection's msg frames form an unbroken chain.
 func TestGatewayMessagesLive(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	alicePhone, aliceLaptop := dialWS(t, e, alice), dialWS(t, e, alice.Device("laptop"))
@@ -78,6 +79,7 @@ func TestGatewayMessagesLive(t *testing.T) {
 // the newer ones; a new device of the sender gets its own sent copies; after
 // synced, messages arrive live with no gap and no duplicate.
 func TestGatewayMessagesReplay(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	alicePhone := dialWS(t, e, alice)
@@ -128,6 +130,7 @@ func TestGatewayMessagesReplay(t *testing.T) {
 // TestGatewayMessagesNoMsgBeforeSync: a device that has not sent sync gets
 // no msg frames, only events; its first sync replays what it missed.
 func TestGatewayMessagesNoMsgBeforeSync(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	a := dialWS(t, e, alice)
@@ -149,6 +152,7 @@ func TestGatewayMessagesNoMsgBeforeSync(t *testing.T) {
 // sync no longer returns the message and reading it again, or reading
 // someone else's or your own sent copy, is unknown_message.
 func TestGatewayMessagesBurn(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	alicePhone, aliceLaptop := dialWS(t, e, alice), dialWS(t, e, alice.Device("laptop"))
@@ -191,6 +195,7 @@ func TestGatewayMessagesBurn(t *testing.T) {
 // own copy's seq; both copies go, every device hears recalled; recalling
 // again or recalling a received message is unknown_message.
 func TestGatewayMessagesRecall(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	alicePhone, aliceLaptop := dialWS(t, e, alice), dialWS(t, e, alice.Device("laptop"))
@@ -218,6 +223,7 @@ func TestGatewayMessagesRecall(t *testing.T) {
 // stored once; the retry is answered duplicate with the same seqs and the
 // recipient sees one message.
 func TestGatewayMessagesIdempotentRetry(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	a, b := dialWS(t, e, alice), dialWS(t, e, bob)
@@ -239,6 +245,7 @@ func TestGatewayMessagesIdempotentRetry(t *testing.T) {
 // messages; reconnecting with its cursor replays exactly those, then live
 // delivery continues without gap or duplicate.
 func TestGatewayMessagesReconnect(t *testing.T) {
+	t.Parallel()
 	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	a := dialWS(t, e, alice)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/mayfly-im/mayfly/fabric/natstest"
 	"github.com/mayfly-im/mayfly/gateway"
 	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
@@ -95,6 +96,7 @@ func wsAwaitEvent(conn *websocket.Conn, typ schema.EventType, deviceID string, d
 // both close with CloseTokenRevoked within a second, and its tokens are
 // refused from then on.
 func TestAccountRevokeDevice(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{})
 	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	laptop := alice.Device("laptop")
@@ -152,6 +154,7 @@ func TestAccountRevokeDevice(t *testing.T) {
 // TestAccountWebSocketAuth checks where the handshake takes a token from:
 // the Authorization header or the token subprotocol, never the query string.
 func TestAccountWebSocketAuth(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{})
 	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	tok := alice.Session.AccessToken
@@ -187,6 +190,7 @@ func TestAccountWebSocketAuth(t *testing.T) {
 // name (what a user does to kick out whoever stole its token): the old
 // session's WebSocket closes with CloseTokenRevoked, the new one stays.
 func TestAccountReloginEndsOldSession(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{})
 	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	stolen := wsOpen(t, alice, e.addr, false)
@@ -217,6 +221,7 @@ func TestAccountReloginEndsOldSession(t *testing.T) {
 // WebSockets; one more is refused with 429 rate_limited, and closing one
 // makes room again.
 func TestGatewayConnectionCaps(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{})
 	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	var open []*websocket.Conn
@@ -227,17 +232,12 @@ func TestGatewayConnectionCaps(t *testing.T) {
 		t.Fatalf("connection past the cap = %d %s, want 429 rate_limited", st, code)
 	}
 	open[0].Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	natstest.WaitFor(t, 5*time.Second, "room for a connection after closing one", func() bool {
 		d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{schema.SubprotocolV1}}
 		c, _, err := d.Dial("ws://"+e.addr+"/v1/ws", http.Header{"Authorization": {"Bearer " + alice.Session.AccessToken}})
 		if err == nil {
 			c.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no room after closing a connection: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil
+	})
 }

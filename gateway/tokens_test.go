@@ -39,6 +39,7 @@ func signJWT(t *testing.T, m jwt.SigningMethod, key any, c jwt.MapClaims) string
 // TestAccountTokenAttacks presents every kind of bad access token to an
 // authenticated endpoint and to the WebSocket handshake.
 func TestAccountTokenAttacks(t *testing.T) {
+	t.Parallel()
 	e := startAcctEnv(t, gatewaytest.Config{})
 	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	serverKey, err := token.LoadOrCreateKey(e.tokenKeyFile())

@@ -170,6 +170,7 @@ func friendsCLI(t *testing.T, e *env, ha, hb string) (alice, bob string) {
 // TestCLIIdentity runs the identity attacks on one server (each needs the
 // server's database and disk), each with its own pair of users.
 func TestCLIIdentity(t *testing.T) {
+	t.Parallel()
 	e := newAttackEnv(t)
 	for _, tc := range []struct {
 		name string

@@ -18,6 +18,7 @@ import (
 // TestCLICommandHelp: COMMAND -h prints that command's lines of the usage
 // and exits 0, before anything else (no server, no home needed).
 func TestCLICommandHelp(t *testing.T) {
+	t.Parallel()
 	e := &env{t: t, bin: buildMayfly(t), server: "http://127.0.0.1:1"}
 	home := filepath.Join(t.TempDir(), "h")
 	for _, args := range [][]string{
@@ -54,6 +55,7 @@ type unreadCount struct {
 // TestCLIUnreadRecallBlocks: unread counts without burning, recall by the
 // id send printed, and the list of blocked users.
 func TestCLIUnreadRecallBlocks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice, bob, carol := filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "bob"), filepath.Join(t.TempDir(), "carol")
 	e.ok(alice, "register", "alice")
@@ -127,6 +129,7 @@ func newRestartableEnv(t *testing.T) (*env, gatewaytest.Config, *gatewaytest.Ser
 // TestCLIListenConnectionAndHandles: listen --json names users in events
 // by handle, and says when its connection was lost and when it is back.
 func TestCLIListenConnectionAndHandles(t *testing.T) {
+	t.Parallel()
 	e, cfg, srv := newRestartableEnv(t)
 	alice, bob := filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "bob")
 	e.ok(alice, "register", "alice")
@@ -165,6 +168,7 @@ func TestCLIListenConnectionAndHandles(t *testing.T) {
 // TestCLIDeviceLastSeen: a device's "last seen" moves when it connects, not
 // only at login and token refresh; device link prints times in UTC.
 func TestCLIDeviceLastSeen(t *testing.T) {
+	t.Parallel()
 	e, cfg, _ := newRestartableEnv(t)
 	alice, laptop := filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "laptop")
 	e.ok(alice, "register", "alice")

@@ -142,6 +142,7 @@ func isTestHelper(importPath string) bool { return strings.HasSuffix(path.Base(i
 // TestRepoPackageDocs: every package has a package doc comment saying what
 // it provides ("Package x ..." or, for a command, "Command x ...").
 func TestRepoPackageDocs(t *testing.T) {
+	t.Parallel()
 	_, _, pkgs := modulePackages(t)
 	for _, p := range pkgs {
 		var docs []string
@@ -171,6 +172,7 @@ func TestRepoPackageDocs(t *testing.T) {
 //     store directly (its test helper, gatewaytest, wires the services and
 //     may).
 func TestRepoImports(t *testing.T) {
+	t.Parallel()
 	_, module, pkgs := modulePackages(t)
 	for _, p := range pkgs {
 		full := module
@@ -203,6 +205,7 @@ var e2eTrees = []string{"cmd/mayflyd", "deploy"}
 // TestRepoTestsWireOnlyTheirPart: test files outside e2eTrees import
 // neither cmd/mayflyd/app nor its apptest.
 func TestRepoTestsWireOnlyTheirPart(t *testing.T) {
+	t.Parallel()
 	root := moduleRoot(t)
 	app := modulePath(t, root) + "/cmd/mayflyd/app"
 	fset := token.NewFileSet()
@@ -246,6 +249,7 @@ var apiCodeRow = regexp.MustCompile("^\\|\\s*`([a-z_]+)`\\s*\\|\\s*(\\d{3})\\s*\
 // error code with the HTTP status the server sends, and no row for a code
 // that does not exist.
 func TestRepoAPIDocsErrorCodes(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile(filepath.Join(moduleRoot(t), "docs", "api.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -279,6 +283,7 @@ var flagDef = regexp.MustCompile(`str\(&[^,]+, "([a-z0-9-]+)", "([A-Z0-9_]+)"`)
 // TestRepoREADMEFlags: README.md's configuration table has a row for every
 // mayflyd flag, with its environment variable.
 func TestRepoREADMEFlags(t *testing.T) {
+	t.Parallel()
 	root := moduleRoot(t)
 	src, err := os.ReadFile(filepath.Join(root, "cmd", "mayflyd", "main.go"))
 	if err != nil {
@@ -306,6 +311,7 @@ var fuzzFunc = regexp.MustCompile(`(?m)^func (Fuzz[A-Za-z0-9_]*)\(`)
 // TestRepoMakeFuzzRunsEveryTarget fails when a fuzz target of the tree is
 // missing from `make fuzz` (each is run there by its exact name).
 func TestRepoMakeFuzzRunsEveryTarget(t *testing.T) {
+	t.Parallel()
 	root := moduleRoot(t)
 	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
 	if err != nil {

@@ -194,18 +194,6 @@ func (e *env) snapshot(userID string) map[string]schema.PresenceState {
 	return out
 }
 
-// waitFor polls cond until it holds or within passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // rev returns the revision of a device key and whether it is live.
 func (e *env) rev(userID, deviceID string) (uint64, bool) {
 	e.t.Helper()

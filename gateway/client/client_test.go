@@ -17,6 +17,7 @@ import (
 )
 
 func TestClientRegisterLogin(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	c := newClient(t, s.url, "laptop")
@@ -70,6 +71,7 @@ func TestClientRegisterLogin(t *testing.T) {
 // before use; one the server calls expired is refreshed and the request
 // retried; and two clients sharing a Dir never use one refresh token twice.
 func TestClientTokenRefresh(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	keyFile := filepath.Join(dataDir, "keys", "token.pem")
 	key, err := token.LoadOrCreateKey(keyFile)
@@ -167,6 +169,7 @@ func expiredToken(t *testing.T, key ed25519.PrivateKey, sess schema.Session) str
 // TestClientFriendsAndKeys: friend operations pin friends' keys; a key
 // that differs from the pinned one is flagged until confirmed.
 func TestClientFriendsAndKeys(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	alice, bob, carol := s.user("alice"), s.user("bob"), s.user("carol")

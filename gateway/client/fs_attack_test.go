@@ -210,6 +210,7 @@ func openWithAnyKey(t *testing.T, env []byte, sender ed25519.PublicKey, homes ma
 // still opens it: an offline device cannot delete what it never heard was
 // burned (reported as a limitation, not asserted as a property).
 func TestClientAttackForwardSecrecy(t *testing.T) {
+	t.Parallel()
 	for _, tabletOnline := range []bool{true, false} {
 		name := map[bool]string{true: "all online", false: "tablet offline"}[tabletOnline]
 		t.Run(name, func(t *testing.T) {

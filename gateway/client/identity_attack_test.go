@@ -157,6 +157,7 @@ func atkBefriend(ctx context.Context, t *testing.T, a, b *client.Client) client.
 // primary must not seal her next message's sync copy for the laptop: it
 // signed the newer list itself, so the older one is a rollback.
 func TestClientAttackOwnListRollback(t *testing.T) {
+	t.Parallel()
 	s := atkStart(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -232,6 +233,7 @@ func TestClientAttackOwnListRollback(t *testing.T) {
 // home (keys and session) can neither log in, refresh, claim bundles,
 // upload prekeys nor put itself back in the list.
 func TestClientAttackRevokedCopy(t *testing.T) {
+	t.Parallel()
 	s := atkStart(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -301,6 +303,7 @@ func rawFriends(a, b *gatewaytest.Client) {
 // of the burn. docs/envelope.md says a friend "only weakens forward secrecy
 // of their own messages".
 func TestClientAttackFriendDrainsOPKs(t *testing.T) {
+	t.Parallel()
 	knownHole(t, "a friend drains another user's one-time prekey pool for everyone")
 	s := atkStart(t)
 	addr := strings.TrimPrefix(s.url, "http://")
@@ -344,6 +347,7 @@ func TestClientAttackFriendDrainsOPKs(t *testing.T) {
 // thief's. Only the primary may approve devices (docs/envelope.md), yet any
 // linked device may remove it and take its place.
 func TestClientAttackLinkedDeviceTakesOver(t *testing.T) {
+	t.Parallel()
 	knownHole(t, "a linked device can lock out the primary and reset the identity")
 	s := atkStart(t)
 	addr := strings.TrimPrefix(s.url, "http://")
@@ -370,6 +374,7 @@ func TestClientAttackLinkedDeviceTakesOver(t *testing.T) {
 // alice lists her friends, "send bob" must not seal to the operator's key
 // without a warning (untrusted_keys), as for a changed identity key.
 func TestClientAttackHandleRebound(t *testing.T) {
+	t.Parallel()
 	s := atkStart(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 // and cannot sign lists any more; bob's client refuses to send to the new
 // key (untrusted_keys) until bob accepts it, then the laptop reads.
 func TestClientIdentityReset(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	alice, bob := s.user("alice"), s.user("bob")

@@ -28,6 +28,7 @@ import (
 // to it, and the new device logs in as a second device of the user and
 // reads messages sent afterwards. The request is single use.
 func TestClientLink(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	alice, bob := s.user("alice"), s.user("bob")
@@ -92,6 +93,7 @@ func TestClientLink(t *testing.T) {
 // TestClientLinkErrors: bad input to the link endpoints is refused with
 // documented codes, and nothing is approved by accident.
 func TestClientLinkErrors(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	alice := s.user("alice")
@@ -180,6 +182,7 @@ func TestClientLinkErrors(t *testing.T) {
 // hands the approving device a key other than the new device's is caught
 // by the code check, and no keys are sent.
 func TestClientLinkSubstitutedKey(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	evil, _ := ecdh.X25519().GenerateKey(rand.Reader)

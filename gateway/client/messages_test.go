@@ -16,6 +16,7 @@ import (
 // opened; the sender's devices get the Self copy; reading burns it for
 // both; unread counts and recall work; a non-friend is refused.
 func TestClientMessages(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	alice, bob, carol := s.user("alice"), s.user("bob"), s.user("carol")
@@ -89,6 +90,7 @@ func TestClientMessages(t *testing.T) {
 // on its next connection, in order, once; its cursor, kept in a Dir,
 // carries over to a new process; burned messages do not come back.
 func TestClientReplay(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	dir, err := client.OpenDir(t.TempDir())
@@ -163,6 +165,7 @@ func TestClientReplay(t *testing.T) {
 // issued while disconnected completes once the connection is back; a
 // Handler error makes the message come again.
 func TestClientReconnect(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	p := newProxy(t, s)
@@ -242,6 +245,7 @@ func TestClientReconnect(t *testing.T) {
 // TestClientRunStops: Run returns nil when its context ends, and an error
 // without retrying when the device is revoked.
 func TestClientRunStops(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	alice := s.user("alice")
@@ -279,6 +283,7 @@ func TestClientRunStops(t *testing.T) {
 // connection, the same envelope is sent again on the next one and the
 // server recognises it: the recipient gets the message once.
 func TestClientSendRetry(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	p := newProxy(t, s)

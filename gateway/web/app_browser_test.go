@@ -116,6 +116,7 @@ func befriend(a, b *tab, aHandle, bHandle string) {
 }
 
 func TestWebServedByMayflyd(t *testing.T) {
+	t.Parallel()
 	a := gatewaytest.Start(t, gatewaytest.Config{})
 	c := gatewaytest.NewClient(t, a.HTTPAddr())
 	for _, tc := range []struct {
@@ -139,6 +140,7 @@ func TestWebServedByMayflyd(t *testing.T) {
 }
 
 func TestWebRegisterAndFriends(t *testing.T) {
+	t.Parallel()
 	a := gatewaytest.Start(t, gatewaytest.Config{})
 	browser := startBrowser(t)
 	alice := openApp(t, browser, a.HTTPAddr(), "alice")
@@ -244,6 +246,7 @@ func get(t *testing.T, url string) response {
 }
 
 func TestWebChat(t *testing.T) {
+	t.Parallel()
 	a := gatewaytest.Start(t, gatewaytest.Config{})
 	alice, bob := friendsInBrowsers(t, startBrowser(t), a, "alice", "bob")
 	alice.waitOnline()

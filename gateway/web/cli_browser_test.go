@@ -75,6 +75,7 @@ type cliFriend struct {
 // TestWebChatWithCLI has a browser user and a user of the mayfly CLI chat
 // both ways through one real mayflyd.
 func TestWebChatWithCLI(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	a := gatewaytest.Start(t, gatewaytest.Config{})
 	browser := startBrowser(t)

@@ -66,6 +66,7 @@ type costResult struct {
 //
 //	MAYFLY_BENCH=1 go test -count=1 -run TestWebCryptoCost -v ./gateway/web/
 func TestWebCryptoCost(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("MAYFLY_BENCH") == "" {
 		t.Skip("a measurement for BENCHMARKS.md; set MAYFLY_BENCH=1 to run it")
 	}

@@ -55,6 +55,7 @@ func friendsInBrowsers(t *testing.T, browser context.Context, a *gatewaytest.Ser
 // and one browser: key changes that stop the sender (alice and bob), and
 // linking and revoking a second browser (erin and dave).
 func TestWebIdentityApp(t *testing.T) {
+	t.Parallel()
 	a, db := startWithDB(t)
 	browser := startBrowser(t)
 	t.Run("KeyChangeStopsSender", func(t *testing.T) { keyChangeStopsSender(t, a, db, browser) })

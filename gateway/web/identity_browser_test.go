@@ -147,6 +147,7 @@ func jsJSON(v any) string {
 // TestWebIdentity checks the client's identity v2 code against Go's in
 // one page: the test vectors, interop both ways, and the parsers.
 func TestWebIdentity(t *testing.T) {
+	t.Parallel()
 	tb := identityPage(t)
 	t.Run("Vectors", func(t *testing.T) { identityVectors(t, tb) })
 	t.Run("Interop", func(t *testing.T) { envelopeInterop(t, tb) })

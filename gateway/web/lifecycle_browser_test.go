@@ -15,6 +15,7 @@ import (
 // is back at registration with no keys kept, the friend's list no longer
 // shows the user, and the server knows it no more.
 func TestWebDeleteAccount(t *testing.T) {
+	t.Parallel()
 	a := gatewaytest.Start(t, gatewaytest.Config{})
 	browser := startBrowser(t)
 	alice := openApp(t, browser, a.HTTPAddr(), "alice")

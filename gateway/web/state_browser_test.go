@@ -80,6 +80,7 @@ func (tb *tab) checkFitsWidth(where string) {
 }
 
 func TestWebConnectionState(t *testing.T) {
+	t.Parallel()
 	cfg := gatewaytest.Config{DatabaseURL: storetest.NewURL(t), DataDir: t.TempDir()}
 	srv := gatewaytest.Start(t, cfg)
 	addr := srv.HTTPAddr()
@@ -149,6 +150,7 @@ func TestWebConnectionState(t *testing.T) {
 }
 
 func TestWebPhoneAndErrors(t *testing.T) {
+	t.Parallel()
 	a := gatewaytest.Start(t, gatewaytest.Config{})
 	browser := startBrowser(t)
 	alice := openApp(t, browser, a.HTTPAddr(), "alice")

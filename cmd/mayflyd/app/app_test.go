@@ -13,6 +13,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 
 func TestAppRegisterLoginDevices(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{})
 	alice := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	if alice.Session.UserID != alice.User.UserID || alice.Session.AccessToken == "" {

@@ -10,7 +10,7 @@ import (
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(storetest.MainNoLeaks(m)) }
 
 func TestAppRegisterLoginDevices(t *testing.T) {
 	t.Parallel()

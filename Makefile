@@ -27,6 +27,7 @@ fuzz: ## run every fuzz target for a short while each (FUZZTIME=30s); a test che
 	$(GO) test -run='^$$' -fuzz='^FuzzGatewayDecodeEvent$$' -fuzztime=$${FUZZTIME:-30s} ./gateway
 	$(GO) test -run='^$$' -fuzz='^FuzzGatewayDecodeJSON$$' -fuzztime=$${FUZZTIME:-30s} ./gateway
 	$(GO) test -run='^$$' -fuzz='^FuzzGatewaySkipPong$$' -fuzztime=$${FUZZTIME:-30s} ./gateway
+	$(GO) test -run='^$$' -fuzz='^FuzzGatewayFrame$$' -fuzztime=$${FUZZTIME:-30s} ./gateway
 	$(GO) test -run='^$$' -fuzz='^FuzzClientOpenBundle$$' -fuzztime=$${FUZZTIME:-30s} ./gateway/client
 	$(GO) test -run='^$$' -fuzz='^FuzzFrameDecode$$' -fuzztime=$${FUZZTIME:-30s} ./schema
 	$(GO) test -run='^$$' -fuzz='^FuzzFrameDecodeReference$$' -fuzztime=$${FUZZTIME:-30s} ./schema

@@ -18,7 +18,7 @@ import (
 // announceDelivered tells the sender of received message m that a device
 // of the recipient got it. Sync copies, and messages without the sender's
 // sequence, are not announced.
-func (c *wsConn) announceDelivered(m *mailbox.Message) {
+func (c *session) announceDelivered(m *mailbox.Message) {
 	if m.Self || m.PeerSeq == 0 {
 		return
 	}
@@ -30,7 +30,7 @@ func (c *wsConn) announceDelivered(m *mailbox.Message) {
 
 // announceLive is announceDelivered for a live delivery, once for all the
 // recipient's connections.
-func (c *wsConn) announceLive(d *delivery) {
+func (c *session) announceLive(d *delivery) {
 	if d.announced.CompareAndSwap(false, true) {
 		c.announceDelivered(&d.Message)
 	}

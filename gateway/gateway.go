@@ -3,6 +3,12 @@
 // on the fabric services and their errors into the closed set of client
 // error codes (schema.Code); internal error text never reaches a client.
 //
+// A WebSocket is two parts: a transport (wsConn) that only moves frames
+// and a session that owns the protocol, writing its frames to a small sink
+// interface the transport implements; each client frame type has one entry
+// in the frame table (ws_requests.go). docs/protocol.md, "In the server",
+// describes the split and how to add a frame type.
+//
 // A [Server] is safe for concurrent use. Its WebSocket connections each run
 // a reader goroutine, and a writer goroutine while they have something to
 // write, owned by the Server; Shutdown closes them all with a going-away

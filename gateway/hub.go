@@ -29,7 +29,7 @@ type hub struct {
 }
 
 type userConns struct {
-	conns map[*wsConn]struct{}
+	conns map[*session]struct{}
 	sub   *nats.Subscription // events
 	dlv   *nats.Subscription // mailbox deliveries; nil without a mailbox
 }
@@ -45,7 +45,7 @@ func newHub(s *Server) *hub {
 }
 
 // add registers c, subscribing to its user's events if it is the first.
-func (h *hub) add(c *wsConn) error {
+func (h *hub) add(c *session) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	u := h.users[c.p.UserID]
@@ -66,7 +66,7 @@ func (h *hub) subscribe(userID string) (*userConns, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &userConns{conns: map[*wsConn]struct{}{}}
+	u := &userConns{conns: map[*session]struct{}{}}
 	if u.sub, err = h.s.cfg.NATS.ChanSubscribe(subj, h.msgs); err != nil {
 		return nil, fmt.Errorf("subscribe to events: %w", err)
 	}
@@ -84,7 +84,7 @@ func (h *hub) subscribe(userID string) (*userConns, error) {
 }
 
 // remove unregisters c, unsubscribing when its user has no connection left.
-func (h *hub) remove(c *wsConn) {
+func (h *hub) remove(c *session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	u := h.users[c.p.UserID]
@@ -102,7 +102,7 @@ func (h *hub) remove(c *wsConn) {
 }
 
 // conns appends a snapshot of userID's connections to dst.
-func (h *hub) conns(dst []*wsConn, userID string) []*wsConn {
+func (h *hub) conns(dst []*session, userID string) []*session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	u := h.users[userID]
@@ -117,7 +117,7 @@ func (h *hub) conns(dst []*wsConn, userID string) []*wsConn {
 
 // connsBuf holds the connections of a user with a few devices without
 // allocating.
-type connsBuf [4]*wsConn
+type connsBuf [4]*session
 
 func (h *hub) dispatch() {
 	defer h.wg.Done()

@@ -20,7 +20,7 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := principal(r)
 	u, err := s.cfg.Accounts.Lookup(r.Context(), req.Handle)
-	if schema.HasCode(err, schema.CodeInternal) {
+	if schema.HasCode(err, schema.CodeInternal) || schema.HasCode(err, schema.CodeUnavailable) {
 		return err
 	}
 	if err != nil || u.UserID != p.UserID {

@@ -81,10 +81,10 @@ func (s *Server) setPresenceSettings(w http.ResponseWriter, r *http.Request) err
 // again when the connection ends (a no-op if it never went online). The
 // hub's subscription is in place already, so a change after the snapshot
 // was read arrives as an event.
-func (c *wsConn) presenceOnline() (offline func()) {
+func (c *session) presenceOnline() (offline func()) {
 	tr := c.s.tracker
 	select {
-	case <-c.quit: // closed before it began (a revoked device)
+	case <-c.done(): // closed before it began (a revoked device)
 		return func() {}
 	default:
 	}

@@ -34,10 +34,10 @@ func (s *Server) RecheckDevices(ctx context.Context) {
 }
 
 // all returns a snapshot of every connection.
-func (h *hub) all() []*wsConn {
+func (h *hub) all() []*session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []*wsConn
+	var out []*session
 	for _, u := range h.users {
 		for c := range u.conns {
 			out = append(out, c)

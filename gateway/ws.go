@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -13,9 +14,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/time/rate"
-
-	"github.com/mayfly-im/mayfly/fabric/account"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -98,7 +96,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.cfg.Accounts.Authenticate(r.Context(), wsToken(r))
 	if err != nil {
-		e := schema.AsError(err)
+		e, fault := schema.ClientError(err)
+		if fault {
+			s.log.Error("websocket authentication failed", "err", err)
+		}
 		s.metrics.requests.WithLabelValues("GET /v1/ws", string(e.Code)).Inc()
 		writeError(w, "GET /v1/ws", e)
 		return
@@ -123,12 +124,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // upgradeError answered
 	}
 	s.metrics.requests.WithLabelValues("GET /v1/ws", "ok").Inc()
-	c := s.newWSConn(ws, hj, p)
+	t := s.newWSConn(ws, hj)
+	c := s.newSession(t, p)
 	// The set-up runs on the handshake's goroutine, which ends afterwards:
 	// the deep stack its calls need is not kept by the reader.
-	if c.open() {
-		go c.run()
+	if !c.open() {
+		t.closeSocket()
+		c.release()
+		return
 	}
+	t.readyReads()
+	go t.run()
 }
 
 // wsUpgrader returns the WebSocket handshake settings. Write buffers come
@@ -146,14 +152,13 @@ func (s *Server) wsUpgrader() websocket.Upgrader {
 	}
 }
 
-// newWSConn returns the connection for ws, upgraded through hj, of p, its
-// ping timer running.
-func (s *Server) newWSConn(ws *websocket.Conn, hj *wsHijacker, p account.Principal) *wsConn {
+// newWSConn returns the transport for ws, upgraded through hj, its ping
+// timer running. Its session must be set before it runs.
+func (s *Server) newWSConn(ws *websocket.Conn, hj *wsHijacker) *wsConn {
 	c := &wsConn{
-		s: s, ws: ws, p: p,
+		cfg: &s.cfg, log: s.log, metrics: s.metrics, ws: ws,
 		br: hj.br, raw: hj.conn, out: hj.out,
-		quit:    make(chan struct{}),
-		limiter: rate.NewLimiter(rate.Limit(s.cfg.FrameRate), s.cfg.FrameBurst),
+		quit: make(chan struct{}),
 	}
 	c.mu.Lock() // pingDue reads c.ping under c.mu
 	c.ping = time.AfterFunc(s.cfg.PingInterval, c.pingDue)
@@ -161,27 +166,25 @@ func (s *Server) newWSConn(ws *websocket.Conn, hj *wsHijacker, p account.Princip
 	return c
 }
 
-// wsConn is one client WebSocket. The reader goroutine (run) owns reads; a
-// writer goroutine, running only while there is something to write, owns
-// writes (ws_writer.go).
+// wsConn is the WebSocket transport of one client: it only moves frames.
+// It reads frames and hands each to its session, writes the frames the
+// session queues, pings, and closes. The reader goroutine (run) owns
+// reads; a writer goroutine, running only while there is something to
+// write, owns writes (ws_writer.go). It is the session's sink.
 type wsConn struct {
-	s    *Server
-	ws   *websocket.Conn
-	p    account.Principal
-	quit chan struct{} // closed by close
-	ping *time.Timer   // fires every PingInterval; runs pingDue
+	cfg     *Config // SendQueue, PingInterval; read only
+	log     *slog.Logger
+	metrics *metrics
+	sess    *session // the protocol session the frames are for; set before run
+	ws      *websocket.Conn
+	quit    chan struct{} // closed by close
+	ping    *time.Timer   // fires every PingInterval; runs pingDue
 
 	// br is the library's read buffer and raw the socket under it, for the
 	// reader's idle wait (ws_read.go); nil when the handshake made none.
 	br  *bufio.Reader
 	raw syscall.RawConn
 	out *batchConn // the socket the library writes to; nil likewise
-
-	limiter *rate.Limiter // frames per second; used by the reader only
-	limited int           // rate-limited frames in a row; reader only
-	bad     int           // malformed frames in a row; reader only
-	offline func()        // takes the device offline; called by run at the end
-	feed    feed          // mailbox delivery state (ws_feed.go)
 
 	writers sync.WaitGroup // the writer goroutine, while one runs
 
@@ -196,22 +199,22 @@ type wsConn struct {
 	closeWhy  string        // likewise
 }
 
-// open registers the connection, checks its device is still active, makes
-// it online and readies it for reading. It reports false when the
-// connection could not be registered; it is released then.
-func (c *wsConn) open() bool {
+// open registers the session, checks its device is still active and makes
+// it online. It reports false when the session could not be registered;
+// it is closed then, and the caller closes the transport and calls
+// release.
+func (c *session) open() bool {
 	if !c.register() {
 		return false
 	}
 	c.recheck()
 	c.offline = c.presenceOnline()
-	c.readyReads()
 	return true
 }
 
-// register queues hello and adds the connection to the hub. It reports
-// false when that failed; the connection is closed and released then.
-func (c *wsConn) register() bool {
+// register queues hello and adds the session to the hub. It reports false
+// when that failed; the session is closed then.
+func (c *session) register() bool {
 	c.s.metrics.wsConns.Inc()
 	// hello is queued before the hub subscribes, so it is the first frame
 	// even when an event arrives at once.
@@ -219,7 +222,6 @@ func (c *wsConn) register() bool {
 	if err := c.s.hub.add(c); err != nil {
 		c.s.log.Error("websocket subscribe failed", "user_id", c.p.UserID, "err", err)
 		c.close(websocket.CloseInternalServerErr, "internal")
-		c.release()
 		return false
 	}
 	// Shutdown closes the connections in the hub; one added after it
@@ -241,11 +243,11 @@ func (c *wsConn) readyReads() {
 
 // readTimeout is how long the connection may stay silent: two pings
 // unanswered.
-func (c *wsConn) readTimeout() time.Duration { return 2 * c.s.cfg.PingInterval }
+func (c *wsConn) readTimeout() time.Duration { return 2 * c.cfg.PingInterval }
 
-// run reads frames until the connection ends, then releases it. It is the
-// connection's owner goroutine; when the reader stops to wait for the next
-// frames on a fresh stack (ws_read.go), a new run takes over.
+// run reads frames until the connection ends, then ends its session. It
+// is the connection's owner goroutine; when the reader stops to wait for
+// the next frames on a fresh stack (ws_read.go), a new run takes over.
 func (c *wsConn) run() {
 	reason, more := c.reader()
 	if more {
@@ -253,17 +255,22 @@ func (c *wsConn) run() {
 		return
 	}
 	c.close(websocket.CloseNormalClosure, reason)
-	c.stopFeed()
+	c.sess.stopFeed()
 	c.closeSocket()
-	c.offline()
-	c.s.hub.remove(c)
-	c.s.metrics.wsConns.Dec()
-	c.s.conns.Done()
+	c.sess.end()
 }
 
-// release ends a connection that never got its reader.
-func (c *wsConn) release() {
-	c.closeSocket()
+// end ends a session whose transport has closed: the device goes offline
+// and the session leaves the hub.
+func (c *session) end() {
+	c.offline()
+	c.s.hub.remove(c)
+	c.release()
+}
+
+// release accounts for the end of a session; end calls it, and so does
+// the owner of a session that never opened.
+func (c *session) release() {
 	c.s.metrics.wsConns.Dec()
 	c.s.conns.Done()
 }
@@ -281,7 +288,7 @@ func (c *wsConn) closeSocket() {
 // no subscription. It flushes first, so the subscription is in place at the
 // NATS server before the database is asked; a revocation is then either seen
 // here or delivered as an event. On a failure the connection is closed too.
-func (c *wsConn) recheck() {
+func (c *session) recheck() {
 	ctx, cancel := c.ctx()
 	defer cancel()
 	err := c.s.cfg.NATS.FlushWithContext(ctx)
@@ -321,11 +328,8 @@ func (c *wsConn) reader() (reason string, more bool) {
 			return "client", false
 		}
 		c.ws.SetReadDeadline(time.Now().Add(c.readTimeout()))
-		if ok := c.handleFrame(msg); ok {
-			c.bad = 0
-		} else if c.bad++; c.bad >= maxBadFrames {
-			c.close(schema.CloseBadFrames, "bad_frames")
-			return "bad_frames", false
+		if reason := c.sess.received(msg); reason != "" {
+			return reason, false
 		}
 		if c.raw != nil && c.br.Buffered() == 0 {
 			return "", true
@@ -333,7 +337,7 @@ func (c *wsConn) reader() (reason string, more bool) {
 	}
 }
 
-// ctx returns a context for a request made on behalf of this connection.
-func (c *wsConn) ctx() (context.Context, context.CancelFunc) {
+// ctx returns a context for a request made on behalf of this session.
+func (c *session) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
 }

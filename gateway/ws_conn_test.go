@@ -71,11 +71,13 @@ func (f *wsFixture) serve(w http.ResponseWriter, r *http.Request) {
 		s.conns.Done()
 		return
 	}
-	c := s.newWSConn(ws, hj, account.Principal{UserID: schema.NewUserID(), DeviceID: "d"})
-	if !c.register() {
+	c := s.newWSConn(ws, hj)
+	sess := s.newSession(c, account.Principal{UserID: schema.NewUserID(), DeviceID: "d"})
+	if !sess.register() {
+		c.closeSocket()
+		sess.release()
 		return
 	}
-	c.offline = func() {}
 	c.readyReads()
 	f.conns <- c
 	go c.run()
@@ -329,8 +331,7 @@ func TestGatewayWSEnqueueWait(t *testing.T) {
 // TestGatewayWSSlowConsumer: enqueue on a full queue closes the connection
 // with 4002 and drops the frame; frames queued after the close are dropped.
 func TestGatewayWSSlowConsumer(t *testing.T) {
-	s := &Server{cfg: Config{SendQueue: 2}, log: slog.New(slog.DiscardHandler), metrics: newMetrics(prometheus.NewRegistry())}
-	c := &wsConn{s: s, quit: make(chan struct{})}
+	c := &wsConn{cfg: &Config{SendQueue: 2}, log: slog.New(slog.DiscardHandler), metrics: newMetrics(prometheus.NewRegistry()), quit: make(chan struct{})}
 	c.writing = true // no writer: the queue only fills
 	for i := range 2 {
 		c.enqueue(schema.PongFrame{Type: schema.FramePong, ID: strconv.Itoa(i)})

@@ -81,7 +81,7 @@ var errSyncPending = schema.Errorf(schema.CodeRateLimited, "too many sync reques
 
 // handleSync handles a sync request: the feed restarts from cursor, and the
 // replay goroutine answers with synced once it caught up.
-func (c *wsConn) handleSync(f *schema.SyncFrame) error {
+func (c *session) handleSync(f *schema.SyncFrame) error {
 	if c.s.cfg.Mailbox == nil {
 		return errNoMailbox
 	}
@@ -115,7 +115,7 @@ func (d *feed) dropBufferedMsgs() {
 
 // startReplayLocked starts the replay goroutine unless it runs already or
 // the connection is ending. c.feed.mu must be held.
-func (c *wsConn) startReplayLocked() {
+func (c *session) startReplayLocked() {
 	d := &c.feed
 	if d.replaying || d.stopped {
 		return
@@ -126,7 +126,7 @@ func (c *wsConn) startReplayLocked() {
 }
 
 // stopFeed stops delivery and waits for the replay goroutine.
-func (c *wsConn) stopFeed() {
+func (c *session) stopFeed() {
 	c.feed.mu.Lock()
 	c.feed.stopped = true
 	c.feed.mu.Unlock()
@@ -156,7 +156,7 @@ func newDelivery(m mailbox.Message, prev uint64) *delivery {
 // liveDelivery handles a message delivered on the user's delivery subject,
 // shared by the hub's dispatcher between the user's connections. It never
 // blocks.
-func (c *wsConn) liveDelivery(m *delivery) {
+func (c *session) liveDelivery(m *delivery) {
 	d := &c.feed
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -179,7 +179,7 @@ func (c *wsConn) liveDelivery(m *delivery) {
 // once by the hub's dispatcher for all the user's connections: it is queued
 // now, or after the running replay so it follows the message it is about.
 // It never blocks.
-func (c *wsConn) messageEventFrame(frame schema.EncodedFrame) {
+func (c *session) messageEventFrame(frame schema.EncodedFrame) {
 	d := &c.feed
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -191,7 +191,7 @@ func (c *wsConn) messageEventFrame(frame schema.EncodedFrame) {
 }
 
 // bufferLocked keeps p for the running replay. c.feed.mu must be held.
-func (c *wsConn) bufferLocked(p pending) {
+func (c *session) bufferLocked(p pending) {
 	d := &c.feed
 	if p.event != nil {
 		if len(d.buf)-d.bufMsgs >= maxBufferedEvents {
@@ -211,7 +211,7 @@ func (c *wsConn) bufferLocked(p pending) {
 
 // msgFrameLocked returns the msg frame for m and makes m the last delivered
 // message. c.feed.mu must be held.
-func (c *wsConn) msgFrameLocked(m *mailbox.Message) *schema.MsgFrame {
+func (c *session) msgFrameLocked(m *mailbox.Message) *schema.MsgFrame {
 	f := msgFrame(m, c.feed.last)
 	c.feed.last = m.Seq
 	c.rememberLocked(m)
@@ -220,7 +220,7 @@ func (c *wsConn) msgFrameLocked(m *mailbox.Message) *schema.MsgFrame {
 
 // rememberLocked notes received message m as delivered on c, for
 // takeDelivered. c.feed.mu must be held.
-func (c *wsConn) rememberLocked(m *mailbox.Message) {
+func (c *session) rememberLocked(m *mailbox.Message) {
 	d := &c.feed
 	if m.Self || len(d.delivered) >= maxDelivered {
 		return
@@ -233,7 +233,7 @@ func (c *wsConn) rememberLocked(m *mailbox.Message) {
 
 // takeDelivered returns and forgets the received message seq delivered
 // on c; ok is false if c did not deliver it (or forgot it).
-func (c *wsConn) takeDelivered(seq uint64) (m mailbox.Message, ok bool) {
+func (c *session) takeDelivered(seq uint64) (m mailbox.Message, ok bool) {
 	d := &c.feed
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -248,7 +248,7 @@ func (c *wsConn) takeDelivered(seq uint64) (m mailbox.Message, ok bool) {
 
 // liveFrameLocked is msgFrameLocked for a delivery: the frame is encoded
 // already, but for prev_seq. c.feed.mu must be held.
-func (c *wsConn) liveFrameLocked(m *delivery) any {
+func (c *session) liveFrameLocked(m *delivery) any {
 	if m.frames == nil {
 		return c.msgFrameLocked(&m.Message)
 	}
@@ -269,7 +269,7 @@ func msgFrame(m *mailbox.Message, prevSeq uint64) *schema.MsgFrame {
 // replay is the replay goroutine: it catches up, answers the pending syncs
 // and drains the buffer, fetching again whenever a sync restarted the feed,
 // the buffer overflowed or a buffered message reveals a gap.
-func (c *wsConn) replay() {
+func (c *session) replay() {
 	defer c.feed.wg.Done()
 	// The hub subscribed to the delivery subject before any sync; a flush
 	// makes sure the NATS server has that subscription before the first
@@ -303,7 +303,7 @@ var errClosed = errors.New("connection closed")
 // catchUp fetches from the last delivered seq and queues msg frames until a
 // Fetch returns a short batch. It returns the epoch it caught up in and the
 // number of that last, complete Fetch.
-func (c *wsConn) catchUp() (epoch, final uint64, err error) {
+func (c *session) catchUp() (epoch, final uint64, err error) {
 	d := &c.feed
 	for {
 		d.mu.Lock()
@@ -322,7 +322,7 @@ func (c *wsConn) catchUp() (epoch, final uint64, err error) {
 			}
 		}
 		select {
-		case <-c.quit:
+		case <-c.done():
 			return 0, 0, errClosed
 		default:
 		}
@@ -337,7 +337,7 @@ func (c *wsConn) catchUp() (epoch, final uint64, err error) {
 
 // replayOne queues m unless it was delivered already, waiting for room in
 // the send queue. It reports false when a sync changed the epoch.
-func (c *wsConn) replayOne(epoch uint64, m *mailbox.Message) bool {
+func (c *session) replayOne(epoch uint64, m *mailbox.Message) bool {
 	d := &c.feed
 	d.mu.Lock()
 	if epoch != d.epoch {
@@ -357,7 +357,7 @@ func (c *wsConn) replayOne(epoch uint64, m *mailbox.Message) bool {
 
 // answerSyncs sends synced for every pending sync, unless a newer sync
 // changed the epoch (then it reports false and the replay starts over).
-func (c *wsConn) answerSyncs(epoch uint64) bool {
+func (c *session) answerSyncs(epoch uint64) bool {
 	d := &c.feed
 	d.mu.Lock()
 	if epoch != d.epoch {
@@ -378,7 +378,7 @@ func (c *wsConn) answerSyncs(epoch uint64) bool {
 // so one not delivered by now is gone (burned or expired). drain reports
 // true when the buffer is empty and the feed is live again, false when the
 // replay must fetch again (new sync, overflow, or a gap).
-func (c *wsConn) drain(epoch, final uint64) bool {
+func (c *session) drain(epoch, final uint64) bool {
 	d := &c.feed
 	for {
 		d.mu.Lock()
@@ -422,7 +422,7 @@ func (c *wsConn) drain(epoch, final uint64) bool {
 
 // replayFailed answers the pending syncs with the error and stops the feed:
 // the device must sync again.
-func (c *wsConn) replayFailed(err error) {
+func (c *session) replayFailed(err error) {
 	d := &c.feed
 	d.mu.Lock()
 	ids := d.syncIDs
@@ -431,7 +431,7 @@ func (c *wsConn) replayFailed(err error) {
 	d.synced, d.replaying = false, false
 	d.mu.Unlock()
 	select {
-	case <-c.quit: // the connection closed (and its feedCtx with it)
+	case <-c.done(): // the connection closed (and its feedCtx with it)
 		return
 	default:
 	}
@@ -456,11 +456,11 @@ func (c *wsConn) replayFailed(err error) {
 // feedCtx is c.ctx, also ended when the connection closes: a replay has
 // nothing to deliver to a closed connection and must not hold its shutdown
 // for the rest of a Fetch's timeout.
-func (c *wsConn) feedCtx() (context.Context, context.CancelFunc) {
+func (c *session) feedCtx() (context.Context, context.CancelFunc) {
 	ctx, cancel := c.ctx()
 	go func() {
 		select {
-		case <-c.quit:
+		case <-c.done():
 			cancel()
 		case <-ctx.Done():
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,15 +27,89 @@ type anyoneMay struct{}
 
 func (anyoneMay) CanMessage(context.Context, string, string) error { return nil }
 
-// feedFixture is one connection's feed on a real NATS node and a real
-// mailbox service, without a WebSocket: frames are taken from the send
-// queue (the fixture pretends a writer runs, so none starts), and live
+// memSink is a session's sink in memory: it keeps the frames the session
+// queues, in order, for the test to take, and holds at most max of them
+// as a transport's send queue does (enqueue closes it as a slow consumer
+// then; enqueueWait waits for room).
+type memSink struct {
+	max int
+
+	mu     sync.Mutex
+	frames [][]byte
+	room   *sync.Cond // signalled when a frame is taken or the sink closes
+	quit   chan struct{}
+	closed bool
+	code   int
+}
+
+func newMemSink(max int) *memSink {
+	m := &memSink{max: max, quit: make(chan struct{})}
+	m.room = sync.NewCond(&m.mu)
+	return m
+}
+
+func (m *memSink) enqueue(f any) { m.push(f, false) }
+
+func (m *memSink) enqueueWait(f any) { m.push(f, true) }
+
+func (m *memSink) push(f any, wait bool) {
+	b, err := schema.EncodeFrame(f)
+	if err != nil {
+		panic(err)
+	}
+	m.mu.Lock()
+	for wait && !m.closed && len(m.frames) >= m.max {
+		m.room.Wait()
+	}
+	switch {
+	case m.closed:
+	case len(m.frames) >= m.max:
+		m.closeLocked(schema.CloseSlowConsumer)
+	default:
+		m.frames = append(m.frames, b)
+	}
+	m.mu.Unlock()
+}
+
+func (m *memSink) close(code int, _ string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closeLocked(code)
+}
+
+func (m *memSink) closeLocked(code int) {
+	if m.closed {
+		return
+	}
+	m.closed, m.code = true, code
+	close(m.quit)
+	m.room.Broadcast()
+}
+
+func (m *memSink) done() <-chan struct{} { return m.quit }
+
+// take removes the oldest frame, if any.
+func (m *memSink) take() ([]byte, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.frames) == 0 {
+		return nil, false
+	}
+	b := m.frames[0]
+	m.frames = m.frames[1:]
+	m.room.Broadcast()
+	return b, true
+}
+
+// feedFixture is one session's feed on a real NATS node and a real mailbox
+// service, without a transport: frames are taken from a memSink, and live
 // deliveries are handed to the feed by the test, so it can lose some on
 // purpose.
 type feedFixture struct {
 	t          *testing.T
 	mb         *mailbox.Service
-	c          *wsConn
+	c          *session
+	out        *memSink
 	alice, bob string
 	dk         ed25519.PrivateKey // alice's device key; the feed never opens envelopes
 	dlv        *nats.Subscription
@@ -51,10 +126,9 @@ func newFeedFixture(t *testing.T) *feedFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{cfg: Config{NATS: nc, Mailbox: mb, SendQueue: 1000}, log: slog.New(slog.DiscardHandler), metrics: newMetrics(prometheus.NewRegistry())}
-	f := &feedFixture{t: t, mb: mb, alice: schema.NewUserID(), bob: schema.NewUserID()}
-	f.c = &wsConn{s: s, p: account.Principal{UserID: f.bob}, quit: make(chan struct{})}
-	f.c.writing = true // frames stay queued for take
+	s := &Server{cfg: Config{NATS: nc, Mailbox: mb}, log: slog.New(slog.DiscardHandler), metrics: newMetrics(prometheus.NewRegistry())}
+	f := &feedFixture{t: t, mb: mb, alice: schema.NewUserID(), bob: schema.NewUserID(), out: newMemSink(1000)}
+	f.c = s.newSession(f.out, account.Principal{UserID: f.bob})
 	if _, f.dk, err = ed25519.GenerateKey(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -95,11 +169,7 @@ func (f *feedFixture) send() (*mailbox.Message, uint64) {
 }
 
 // take removes the oldest queued frame, if any.
-func (f *feedFixture) take() ([]byte, bool) {
-	f.c.mu.Lock()
-	defer f.c.mu.Unlock()
-	return f.c.queue.pop()
-}
+func (f *feedFixture) take() ([]byte, bool) { return f.out.take() }
 
 // next returns the next queued frame, waiting up to 5s for it.
 func (f *feedFixture) next() any {

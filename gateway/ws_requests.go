@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"reflect"
+
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -17,7 +19,7 @@ var errNoMailbox = schema.Errorf(schema.CodeUnavailable, "messaging is not avail
 // could not be decoded (malformed, unknown type, bad values), which counts
 // towards the bad-frame limit; a decoded request that fails is answered
 // with an error frame and counts as good.
-func (c *wsConn) handleFrame(msg []byte) bool {
+func (c *session) handleFrame(msg []byte) bool {
 	if !c.limiter.Allow() {
 		c.rateLimited(msg)
 		return true
@@ -41,7 +43,7 @@ func (c *wsConn) handleFrame(msg []byte) bool {
 
 // rateLimited answers a frame over the connection's frame rate, closing the
 // connection when the client keeps it up.
-func (c *wsConn) rateLimited(msg []byte) {
+func (c *session) rateLimited(msg []byte) {
 	c.s.metrics.wsFrames.WithLabelValues("limited", string(schema.CodeRateLimited)).Inc()
 	if c.limited++; c.limited >= maxLimitedFrames {
 		c.close(schema.CloseRateLimited, "rate_limited")
@@ -52,35 +54,62 @@ func (c *wsConn) rateLimited(msg []byte) {
 		Error: schema.Errorf(schema.CodeRateLimited, "too many frames; slow down")})
 }
 
+// frameHandler runs one decoded request of its frame type.
+type frameHandler struct {
+	// run answers the request, or returns the error to answer it with.
+	run func(c *session, req schema.Request) error
+	// frame is the request type run takes (*schema.SendFrame, ...), for
+	// the test that checks the table against schema.
+	frame reflect.Type
+	// mailbox: without a mailbox (Config.Mailbox) the request answers
+	// unavailable.
+	mailbox bool
+}
+
+// handles adapts a handler of one request type for the frame table.
+func handles[F schema.Request](h func(*session, F) error, mailbox bool) frameHandler {
+	return frameHandler{
+		run:     func(c *session, req schema.Request) error { return h(c, req.(F)) },
+		frame:   reflect.TypeFor[F](),
+		mailbox: mailbox,
+	}
+}
+
+// frames is the frame table: every client frame type (schema.RequestTypes)
+// and its handler. Adding a frame type to the protocol is one entry here
+// plus its handler; TestGatewayFrameTable fails while a type has no entry,
+// no row in docs/protocol.md or no fuzz seed.
+var frames = map[string]frameHandler{
+	schema.FramePing:   handles((*session).handlePing, false),
+	schema.FrameSync:   handles((*session).handleSync, true),
+	schema.FrameSend:   handles((*session).handleSend, true),
+	schema.FrameRead:   handles((*session).handleRead, true),
+	schema.FrameRecall: handles((*session).handleRecall, true),
+	schema.FrameUnread: handles((*session).handleUnread, true),
+}
+
 // serve runs one decoded request. Requests other than sync are answered
 // here; sync is answered by the replay goroutine when it caught up.
-func (c *wsConn) serve(req schema.Request) error {
-	switch f := req.(type) {
-	case *schema.PingFrame:
-		c.enqueue(schema.PongFrame{Type: schema.FramePong, ID: f.ID})
-		return nil
-	case *schema.SyncFrame:
-		return c.handleSync(f)
+func (c *session) serve(req schema.Request) error {
+	h, ok := frames[req.RequestType()]
+	if !ok {
+		return schema.Errorf(schema.CodeBadRequest, "unknown frame type")
 	}
-	if c.s.cfg.Mailbox == nil {
+	if h.mailbox && c.s.cfg.Mailbox == nil {
 		return errNoMailbox
 	}
-	switch f := req.(type) {
-	case *schema.SendFrame:
-		return c.handleSend(f)
-	case *schema.ReadFrame:
-		return c.handleRead(f)
-	case *schema.RecallFrame:
-		return c.handleRecall(f)
-	case *schema.UnreadFrame:
-		return c.handleUnread(f)
-	}
-	return schema.Errorf(schema.CodeBadRequest, "unknown frame type")
+	return h.run(c, req)
+}
+
+// handlePing answers a ping with a pong.
+func (c *session) handlePing(f *schema.PingFrame) error {
+	c.enqueue(schema.PongFrame{Type: schema.FramePong, ID: f.ID})
+	return nil
 }
 
 // handleSend stores a message and answers with its sequences once JetStream
 // acknowledged both copies.
-func (c *wsConn) handleSend(f *schema.SendFrame) error {
+func (c *session) handleSend(f *schema.SendFrame) error {
 	ctx, cancel := c.ctx()
 	defer cancel()
 	r, err := c.s.cfg.Mailbox.Send(ctx, c.p.UserID, c.p.DeviceID, f.To, f.Envelope)
@@ -93,7 +122,7 @@ func (c *wsConn) handleSend(f *schema.SendFrame) error {
 
 // handleRead burns a message of the user's own mailbox; one delivered on
 // this connection is burned without being looked up again.
-func (c *wsConn) handleRead(f *schema.ReadFrame) error {
+func (c *session) handleRead(f *schema.ReadFrame) error {
 	ctx, cancel := c.ctx()
 	defer cancel()
 	var err error
@@ -110,7 +139,7 @@ func (c *wsConn) handleRead(f *schema.ReadFrame) error {
 }
 
 // handleRecall withdraws an unread message the user sent.
-func (c *wsConn) handleRecall(f *schema.RecallFrame) error {
+func (c *session) handleRecall(f *schema.RecallFrame) error {
 	ctx, cancel := c.ctx()
 	defer cancel()
 	if _, err := c.s.cfg.Mailbox.Recall(ctx, c.p.UserID, f.Seq); err != nil {
@@ -121,7 +150,7 @@ func (c *wsConn) handleRecall(f *schema.RecallFrame) error {
 }
 
 // handleUnread answers the unread counts per sender.
-func (c *wsConn) handleUnread(f *schema.UnreadFrame) error {
+func (c *session) handleUnread(f *schema.UnreadFrame) error {
 	ctx, cancel := c.ctx()
 	defer cancel()
 	counts, err := c.s.cfg.Mailbox.Unread(ctx, c.p.UserID)
@@ -137,7 +166,7 @@ func (c *wsConn) handleUnread(f *schema.UnreadFrame) error {
 
 // publicError maps err to what the client may see, logging internal
 // faults (never the frame's content).
-func (c *wsConn) publicError(op string, err error) *schema.Error {
+func (c *session) publicError(op string, err error) *schema.Error {
 	e, fault := schema.ClientError(err)
 	if fault {
 		c.s.log.Error("websocket request failed", "op", op, "user_id", c.p.UserID, "device_id", c.p.DeviceID, "err", err)

@@ -65,7 +65,7 @@ func (q *frameQueue) reset() { q.buf, q.head = nil, 0 }
 func (c *wsConn) enqueue(f any) {
 	b, err := schema.EncodeFrame(f)
 	if err != nil {
-		c.s.log.Error("encode frame", "frame", fmt.Sprintf("%T", f), "err", err)
+		c.log.Error("encode frame", "frame", fmt.Sprintf("%T", f), "err", err)
 		return
 	}
 	c.enqueueRaw(b)
@@ -79,7 +79,7 @@ func (c *wsConn) enqueueRaw(b []byte) {
 		c.mu.Unlock()
 		return
 	}
-	if c.queue.len() >= c.s.cfg.SendQueue {
+	if c.queue.len() >= c.cfg.SendQueue {
 		c.mu.Unlock()
 		c.close(schema.CloseSlowConsumer, "slow_consumer")
 		return
@@ -99,7 +99,7 @@ func (c *wsConn) enqueueRaw(b []byte) {
 func (c *wsConn) enqueueWait(f any) {
 	b, err := schema.EncodeFrame(f)
 	if err != nil {
-		c.s.log.Error("encode frame", "frame", fmt.Sprintf("%T", f), "err", err)
+		c.log.Error("encode frame", "frame", fmt.Sprintf("%T", f), "err", err)
 		return
 	}
 	var stall *time.Timer
@@ -109,7 +109,7 @@ func (c *wsConn) enqueueWait(f any) {
 			c.mu.Unlock()
 			return
 		}
-		if c.queue.len() < c.s.cfg.SendQueue {
+		if c.queue.len() < c.cfg.SendQueue {
 			c.queue.push(b)
 			start := c.wakeLocked()
 			c.mu.Unlock()
@@ -158,7 +158,7 @@ func (c *wsConn) pingDue() {
 		c.mu.Unlock()
 		return
 	}
-	c.ping.Reset(c.s.cfg.PingInterval)
+	c.ping.Reset(c.cfg.PingInterval)
 	c.pingNow = true
 	start := c.wakeLocked()
 	c.mu.Unlock()
@@ -245,6 +245,9 @@ func (c *wsConn) writer() {
 	}
 }
 
+// done returns a channel closed by the first close.
+func (c *wsConn) done() <-chan struct{} { return c.quit }
+
 // close asks the connection to close with code and reason; the first call
 // wins and is counted in the metrics right away (the close frame may have to
 // wait for a write in progress). It never blocks.
@@ -268,7 +271,7 @@ func (c *wsConn) close(code int, reason string) {
 	if reason == "" {
 		reason = "client"
 	}
-	c.s.metrics.wsClosed.WithLabelValues(reason).Inc()
+	c.metrics.wsClosed.WithLabelValues(reason).Inc()
 }
 
 // maxBatch bounds the bytes a writer collects before it writes them.

@@ -1,8 +1,12 @@
 package schema
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"strings"
 )
 
 // Code is a stable, machine-readable error code. The set of codes is closed:
@@ -177,23 +181,79 @@ func HasCode(err error, c Code) bool {
 	return errors.As(err, &e) && e.Code == c
 }
 
-// AsError returns the *Error that err is or wraps, or a CodeInternal error
-// with a generic message when err carries none. Internal text never leaks.
+// AsError returns what a client may see of err: the first result of
+// [ClientError]. Internal text never leaks.
 func AsError(err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return Errorf(CodeInternal, "internal error")
+	e, _ := ClientError(err)
+	return e
 }
 
-// ClientError maps err to what a client may see, for every transport (HTTP,
-// WebSocket, NATS-native): the *Error err is or wraps, or a generic
-// internal error. fault reports an unexpected failure (err carries no
-// *Error), whose text the caller should log; it never reaches the client.
+// ClientError is the one mapping from an error to what a client may see,
+// for every transport (HTTP, WebSocket, NATS-native) and for the services
+// that answer a failure they have no code for. It returns:
+//
+//   - the *Error err is or wraps, as it is;
+//   - a CodeUnavailable error (temporary: retry later) when err says a
+//     dependency did not answer: the network failed or timed out, the
+//     deadline passed, a database connection was lost or refused, or
+//     Postgres reported a state that passes (see [DependencyDown]);
+//   - a CodeInternal error otherwise.
+//
+// fault reports that err carries no *Error: an unexpected failure, whose
+// text the caller should log; it never reaches the client.
 func ClientError(err error) (e *Error, fault bool) {
-	e = AsError(err)
-	return e, e.Code == CodeInternal && !HasCode(err, CodeInternal)
+	switch {
+	case errors.As(err, &e):
+		return e, false
+	case DependencyDown(err):
+		return Errorf(CodeUnavailable, "a service the server depends on is unavailable; retry later"), true
+	}
+	return Errorf(CodeInternal, "internal error"), true
+}
+
+// DependencyDown reports whether err says a dependency of the server did
+// not answer rather than that the request or the server is wrong, so a
+// retry may succeed: a network error (refused, reset, timed out), a passed
+// deadline, a connection lost mid-answer, an error that says it is safe to
+// retry (pgconn's "conn closed", a failed connect before anything was
+// sent), or a Postgres SQLSTATE of the classes a failover or restart
+// produces (sqlStateDown). It looks at err's chain through interfaces, so
+// schema imports no driver.
+func DependencyDown(err error) bool {
+	var (
+		ne    net.Error
+		retry interface{ SafeToRetry() bool }
+		sql   interface{ SQLState() string }
+	)
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &ne):
+		return true
+	case errors.As(err, &retry) && retry.SafeToRetry():
+		return true
+	case errors.As(err, &sql):
+		return sqlStateDown(sql.SQLState())
+	}
+	return false
+}
+
+// sqlStateDown reports whether a Postgres SQLSTATE says the server is
+// unreachable for now: connection exceptions (class 08), insufficient
+// resources (class 53, e.g. too many connections), an administrator or
+// crash shutdown and a server not accepting connections yet (57P01-57P03),
+// and a write sent to a read-only server (25006: a standby, during a
+// promotion).
+func sqlStateDown(state string) bool {
+	switch {
+	case strings.HasPrefix(state, "08"), strings.HasPrefix(state, "53"):
+		return true
+	}
+	switch state {
+	case "57P01", "57P02", "57P03", "25006":
+		return true
+	}
+	return false
 }
 
 // ErrorBody is the JSON body of every HTTP error response:

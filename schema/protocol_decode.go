@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -67,6 +68,22 @@ var requestTypes = map[string]func() Request{
 	FrameRecall: func() Request { return new(RecallFrame) },
 	FrameUnread: func() Request { return new(UnreadFrame) },
 	FramePing:   func() Request { return new(PingFrame) },
+}
+
+// RequestTypes returns every client frame type, sorted. A server answers
+// each (gateway's frame table has a test that checks so).
+func RequestTypes() []string {
+	return slices.Sorted(maps.Keys(requestTypes))
+}
+
+// NewRequest returns a zero request of client frame type typ (a
+// *SendFrame for "send", ...); ok is false for an unknown type.
+func NewRequest(typ string) (req Request, ok bool) {
+	mk, ok := requestTypes[typ]
+	if !ok {
+		return nil, false
+	}
+	return mk(), true
 }
 
 // serverTypes maps each server frame type to a constructor.

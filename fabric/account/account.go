@@ -92,10 +92,12 @@ func (p Principal) LogValue() slog.Value {
 
 var b64 = base64.RawURLEncoding
 
-// internal logs err and returns the generic client error.
+// internal logs err, a failure with no client code of its own, and
+// returns what the client sees of it (schema.ClientError): unavailable
+// when a dependency did not answer, internal otherwise.
 func (s *Service) internal(op string, err error) error {
 	s.log.Error("account service failure", "op", op, "err", err)
-	return schema.Errorf(schema.CodeInternal, "internal error")
+	return schema.AsError(err)
 }
 
 func decodeKey(field, v string, n int) ([]byte, error) {

@@ -276,8 +276,10 @@ func (s *Service) friendIDs(ctx context.Context, userID string) ([]string, error
 	return s.graph.Get(ctx, userID)
 }
 
-// internal logs err and returns the generic client error.
+// internal logs err, a failure with no client code of its own, and
+// returns what the client sees of it (schema.ClientError): unavailable
+// when a dependency did not answer, internal otherwise.
 func (s *Service) internal(op string, err error) error {
 	s.log.Error("friends service failure", "op", op, "err", err)
-	return schema.Errorf(schema.CodeInternal, "internal error")
+	return schema.AsError(err)
 }

@@ -221,19 +221,20 @@ func (s *Service) serve(op string, h handler, c caller, req micro.Request) {
 	defer cancel()
 	start := time.Now()
 	out, err := h(ctx, c, req.Data())
-	if s.cfg.Observer != nil {
-		code := "ok"
-		if err != nil {
-			e, _ := schema.ClientError(err)
-			code = string(e.Code)
-		}
-		s.cfg.Observer.Request(op, time.Since(start), code)
-	}
+	code := "ok"
+	var e *schema.Error
 	if err != nil {
-		e, fault := schema.ClientError(err)
+		var fault bool
+		e, fault = schema.ClientError(err)
 		if fault {
 			s.log.Error("native request failed", "op", op, "user_id", c.userID, "err", err)
 		}
+		code = string(e.Code)
+	}
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.Request(op, time.Since(start), code)
+	}
+	if e != nil {
 		s.respondErr(req, e)
 		return
 	}

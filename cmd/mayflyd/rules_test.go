@@ -239,6 +239,30 @@ func TestRepoTestsWireOnlyTheirPart(t *testing.T) {
 	}
 }
 
+// TestRepoMigrationsInStore: the SQL migrations are read only by store,
+// so they live in store/migrations and nowhere else.
+func TestRepoMigrationsInStore(t *testing.T) {
+	root := moduleRoot(t)
+	n := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".sql") {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if dir := filepath.ToSlash(filepath.Dir(rel)); dir != "store/migrations" {
+			t.Errorf("%s: SQL migrations live in store/migrations", filepath.ToSlash(rel))
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 5 {
+		t.Fatalf("found only %d .sql files; has the tree moved?", n)
+	}
+}
+
 // inTree reports whether dir is top or below it.
 func inTree(dir, top string) bool { return dir == top || strings.HasPrefix(dir, top+"/") }
 

@@ -34,7 +34,7 @@ import (
 	"github.com/mayfly-im/mayfly/fabric/lifecycle"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/fabric/presence"
-	"github.com/mayfly-im/mayfly/gateway/web"
+	"github.com/mayfly-im/mayfly/gateway/internal/web"
 )
 
 // Check is one readiness probe: Name is reported, Func must return nil when

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mayfly-im/mayfly/gateway/web"
+	"github.com/mayfly-im/mayfly/gateway/internal/web"
 	"github.com/mayfly-im/mayfly/schema"
 )
 

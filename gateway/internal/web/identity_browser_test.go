@@ -17,7 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/mayfly-im/mayfly/gateway/web"
+	"github.com/mayfly-im/mayfly/gateway/internal/web"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
@@ -117,7 +117,7 @@ type v2Vectors struct {
 
 func loadV2Vectors(t *testing.T) v2Vectors {
 	t.Helper()
-	raw, err := os.ReadFile("../../schema/envelope/testdata/v2-vectors.json")
+	raw, err := os.ReadFile("../../../schema/envelope/testdata/v2-vectors.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,7 +170,10 @@ func TestRepoPackageDocs(t *testing.T) {
 //     the test helper packages themselves (natstest, storetest, apptest);
 //   - the gateway reaches Postgres only through the fabric services, never
 //     store directly (its test helper, gatewaytest, wires the services and
-//     may).
+//     may);
+//   - fabric, below the gateway, imports of it only gateway/keyrate (rate
+//     limits on clients, which the mailbox relay and the NATS-native
+//     services apply too), and keyrate imports no package of this module.
 func TestRepoImports(t *testing.T) {
 	t.Parallel()
 	_, module, pkgs := modulePackages(t)
@@ -191,6 +194,10 @@ func TestRepoImports(t *testing.T) {
 				t.Errorf("%s/%s imports test helper %s", p.dir, file, ip)
 			case inTree(p.dir, "gateway") && own && inTree(rel, "store") && !isTestHelper(full):
 				t.Errorf("%s/%s imports %s: the gateway goes through fabric services, not store", p.dir, file, ip)
+			case inTree(p.dir, "fabric") && own && inTree(rel, "gateway") && rel != "gateway/keyrate" && !isTestHelper(full):
+				t.Errorf("%s/%s imports %s: fabric sits below the gateway and uses only its keyrate", p.dir, file, ip)
+			case p.dir == "gateway/keyrate" && own:
+				t.Errorf("%s/%s imports %s: keyrate, shared with fabric, imports no other package of this module", p.dir, file, ip)
 			}
 		}
 	}

@@ -52,7 +52,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mayfly-im/mayfly/fabric/keyrate"
+	"github.com/mayfly-im/mayfly/gateway/keyrate"
 	"github.com/mayfly-im/mayfly/schema"
 )
 

@@ -33,9 +33,9 @@ import (
 
 	"github.com/mayfly-im/mayfly/fabric/account"
 	"github.com/mayfly-im/mayfly/fabric/friends"
-	"github.com/mayfly-im/mayfly/fabric/keyrate"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/fabric/presence"
+	"github.com/mayfly-im/mayfly/gateway/keyrate"
 	"github.com/mayfly-im/mayfly/schema"
 )
 

@@ -168,7 +168,7 @@ func (s *Server) start() error {
 	if s.Node, err = node.Start(ncfg); err != nil {
 		return err
 	}
-	if s.nc, err = s.Node.Connect("gatewaytest", nats.MaxReconnects(-1)); err != nil {
+	if s.nc, err = s.Node.Connect("gatewaytest", nats.MaxReconnects(-1), nats.Timeout(natstest.ConnectWait)); err != nil {
 		return err
 	}
 	key, err := token.LoadOrCreateKey(s.cfg.TokenKeyFile)
@@ -239,12 +239,12 @@ func (s *Server) startServices(ctx context.Context, accounts *account.Service, i
 // startNative connects the callout's users and starts the callout and the
 // micro services of NATS-native clients.
 func (s *Server) startNative(accounts *account.Service, mb *mailbox.Service, issuer nkeys.KeyPair) error {
-	auth, err := s.Node.ConnectAs(node.AuthUser, "gatewaytest-callout")
+	auth, err := s.Node.ConnectAs(node.AuthUser, "gatewaytest-callout", nats.Timeout(natstest.ConnectWait))
 	if err != nil {
 		return err
 	}
 	s.native = append(s.native, auth.Close)
-	sys, err := s.Node.ConnectAs(node.SysUser, "gatewaytest-sys")
+	sys, err := s.Node.ConnectAs(node.SysUser, "gatewaytest-sys", nats.Timeout(natstest.ConnectWait))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure headless Chromium is installed: the web client's browser tests
-# (gateway/web) drive Debian's chromium package through chromedp and fail,
+# (gateway/internal/web) drive Debian's chromium package through chromedp and fail,
 # rather than skip, without it. MAYFLY_CHROMIUM points them at another binary.
 set -euo pipefail
 

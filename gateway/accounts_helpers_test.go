@@ -10,38 +10,27 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/store"
-	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
-// acctEnv is a running mayflyd plus a direct handle on its database, so a
+// acctEnv is a running gateway plus a direct handle on its database, so a
 // test can prove that a refused request changed nothing.
 type acctEnv struct {
 	t    *testing.T
-	app  *app.App
+	srv  *gatewaytest.Server
 	db   *store.DB
 	addr string
 	dir  string // the data directory; the token key is in keys/token.pem
 }
 
-// startAcctEnv starts a mayflyd for t with cfg (zero fields filled by
-// apptest) on a database the test can read.
-func startAcctEnv(t *testing.T, cfg app.Config) *acctEnv {
+// startAcctEnv starts a gateway for t with cfg (zero fields filled by
+// gatewaytest) on a database the test can read.
+func startAcctEnv(t *testing.T, cfg gatewaytest.Config) *acctEnv {
 	t.Helper()
-	cfg.DatabaseURL = storetest.NewURL(t)
-	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
-	}
-	a := apptest.Start(t, cfg)
-	db, err := store.Open(context.Background(), cfg.DatabaseURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	return &acctEnv{t: t, app: a, db: db, addr: a.HTTPAddr(), dir: cfg.DataDir}
+	a := gatewaytest.Start(t, cfg)
+	return &acctEnv{t: t, srv: a, db: a.DB, addr: a.HTTPAddr(), dir: a.Config().DataDir}
 }
 
 func (e *acctEnv) url(path string) string { return "http://" + e.addr + path }
@@ -49,7 +38,7 @@ func (e *acctEnv) url(path string) string { return "http://" + e.addr + path }
 func (e *acctEnv) tokenKeyFile() string { return filepath.Join(e.dir, "keys", "token.pem") }
 
 // client returns a fresh client (new keys, no account) for the server.
-func (e *acctEnv) client() *apptest.Client { return apptest.NewClient(e.t, e.addr) }
+func (e *acctEnv) client() *gatewaytest.Client { return gatewaytest.NewClient(e.t, e.addr) }
 
 // snapshot renders every row of the account tables as text.
 func (e *acctEnv) snapshot(t testing.TB) string {
@@ -77,10 +66,10 @@ func (e *acctEnv) count(table string) int {
 	return n
 }
 
-// refused sends a request as c (body as apptest.Client.Do takes it) and
+// refused sends a request as c (body as gatewaytest.Client.Do takes it) and
 // checks that it fails with want, with want's HTTP status, and that the
 // stored data is exactly as before.
-func (e *acctEnv) refused(t testing.TB, c *apptest.Client, method, path string, body any, want schema.Code) {
+func (e *acctEnv) refused(t testing.TB, c *gatewaytest.Client, method, path string, body any, want schema.Code) {
 	t.Helper()
 	prev := c.T
 	c.T = t // fail the (sub)test that sends

@@ -12,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
@@ -21,7 +20,8 @@ import (
 var b64 = base64.RawURLEncoding
 
 func TestAccountRegisterLoginLookup(t *testing.T) {
-	e := startAcctEnv(t, app.Config{})
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{})
 	alice := e.client()
 	st, err := alice.Do(http.MethodPost, "/v1/register", alice.RegisterRequest("Alice"), &alice.User)
 	if st != http.StatusCreated || err != nil {
@@ -45,7 +45,7 @@ func TestAccountRegisterLoginLookup(t *testing.T) {
 	if d := time.Until(ch.ExpiresAt); d <= 0 || d > time.Minute {
 		t.Errorf("challenge expires in %v, want within a minute", d)
 	}
-	alice.Must(http.MethodPost, "/v1/login", apptest.SignChallenge(ch, alice.DK, "phone"), &alice.Session)
+	alice.Must(http.MethodPost, "/v1/login", gatewaytest.SignChallenge(ch, alice.DK, "phone"), &alice.Session)
 	s := alice.Session
 	if s.UserID != u.UserID || s.Handle != "Alice" || s.DeviceID != alice.DeviceID() ||
 		s.AccessToken == "" || !strings.HasPrefix(s.RefreshToken, "mfr_") {
@@ -61,7 +61,7 @@ func TestAccountRegisterLoginLookup(t *testing.T) {
 		t.Errorf("devices = %+v", devs)
 	}
 
-	bob := apptest.NewUser(t, e.addr, "bob")
+	bob := gatewaytest.NewUser(t, e.addr, "bob")
 	for _, h := range []string{"alice", "ALICE", "Alice"} {
 		var got schema.User
 		bob.Must(http.MethodGet, "/v1/users/"+h, nil, &got)
@@ -80,8 +80,9 @@ func TestAccountRegisterLoginLookup(t *testing.T) {
 // TestAccountRegisterBadInput sends every kind of bad registration: each
 // gets its documented code and stores nothing.
 func TestAccountRegisterBadInput(t *testing.T) {
-	e := startAcctEnv(t, app.Config{})
-	apptest.NewUser(t, e.addr, "alice")
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{})
+	gatewaytest.NewUser(t, e.addr, "alice")
 	c := e.client()
 	good := c.RegisterRequest("carol")
 	with := func(f func(*schema.RegisterRequest)) schema.RegisterRequest {
@@ -147,7 +148,8 @@ func mustJSON(t *testing.T, v any) string {
 // TestAccountRegisterRace registers one handle from 20 goroutines at once,
 // in different cases: exactly one wins.
 func TestAccountRegisterRace(t *testing.T) {
-	e := startAcctEnv(t, app.Config{})
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{})
 	const n = 20
 	type result struct {
 		status int
@@ -189,13 +191,14 @@ func TestAccountRegisterRace(t *testing.T) {
 // TestAccountLoginBadInput answers a challenge in every wrong way: each gets
 // its documented code and changes nothing (the challenge stays usable).
 func TestAccountLoginBadInput(t *testing.T) {
-	e := startAcctEnv(t, app.Config{})
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{})
 	alice := e.client()
 	alice.Register("alice")
-	bob := apptest.NewUser(t, e.addr, "bob")
+	bob := gatewaytest.NewUser(t, e.addr, "bob")
 	var ch schema.Challenge
 	alice.Must(http.MethodPost, "/v1/login/challenge", schema.ChallengeRequest{Handle: "alice"}, &ch)
-	good := apptest.SignChallenge(ch, alice.DK, "phone")
+	good := gatewaytest.SignChallenge(ch, alice.DK, "phone")
 	with := func(f func(*schema.LoginRequest)) schema.LoginRequest {
 		r := good
 		f(&r)
@@ -221,14 +224,14 @@ func TestAccountLoginBadInput(t *testing.T) {
 		{"login: random signature", "/v1/login", with(func(r *schema.LoginRequest) { r.Signature = b64.EncodeToString(random) }), schema.CodeBadSignature},
 		{"login: short signature", "/v1/login", with(func(r *schema.LoginRequest) { r.Signature = good.Signature[:40] }), schema.CodeBadSignature},
 		{"login: signature not base64", "/v1/login", with(func(r *schema.LoginRequest) { r.Signature = "%%" + good.Signature[2:] }), schema.CodeBadSignature},
-		{"login: another user's device", "/v1/login", apptest.SignChallenge(ch, bob.DK, "phone"), schema.CodeBadSignature},
+		{"login: another user's device", "/v1/login", gatewaytest.SignChallenge(ch, bob.DK, "phone"), schema.CodeBadSignature},
 		{"login: another user's device, claiming to be alice's", "/v1/login", with(func(r *schema.LoginRequest) {
-			r.Signature = apptest.SignChallenge(ch, bob.DK, "phone").Signature
+			r.Signature = gatewaytest.SignChallenge(ch, bob.DK, "phone").Signature
 		}), schema.CodeBadSignature},
 		{"login: signed by the identity key", "/v1/login", with(func(r *schema.LoginRequest) {
 			r.Signature = b64.EncodeToString(ed25519.Sign(alice.Acct.IK, schema.LoginMessage(ch.ChallengeID, good.DeviceID, nonce)))
 		}), schema.CodeBadSignature},
-		{"login: unlisted device", "/v1/login", apptest.SignChallenge(ch, e.client().DK, "phone"), schema.CodeBadSignature},
+		{"login: unlisted device", "/v1/login", gatewaytest.SignChallenge(ch, e.client().DK, "phone"), schema.CodeBadSignature},
 		{"login: malformed device id", "/v1/login", with(func(r *schema.LoginRequest) { r.DeviceID = "d'; --" }), schema.CodeBadSignature},
 		{"login: no device id", "/v1/login", with(func(r *schema.LoginRequest) { r.DeviceID = "" }), schema.CodeBadRequest},
 		{"login: signed without the context", "/v1/login", with(func(r *schema.LoginRequest) {
@@ -262,7 +265,8 @@ func TestAccountLoginBadInput(t *testing.T) {
 }
 
 func TestAccountLoginChallengeExpired(t *testing.T) {
-	e := startAcctEnv(t, app.Config{ChallengeTTL: 200 * time.Millisecond})
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{ChallengeTTL: 200 * time.Millisecond})
 	alice := e.client()
 	alice.Register("alice")
 	var ch schema.Challenge
@@ -271,14 +275,15 @@ func TestAccountLoginChallengeExpired(t *testing.T) {
 		t.Fatalf("challenge expires in %v, want ChallengeTTL", d)
 	}
 	time.Sleep(time.Until(ch.ExpiresAt) + 10*time.Millisecond) // wait for the expiry itself, not a guess
-	e.refused(t, alice, http.MethodPost, "/v1/login", apptest.SignChallenge(ch, alice.DK, "phone"), schema.CodeChallengeExpired)
+	e.refused(t, alice, http.MethodPost, "/v1/login", gatewaytest.SignChallenge(ch, alice.DK, "phone"), schema.CodeChallengeExpired)
 }
 
 // TestAccountDeviceCap lists five devices; a sixth is refused (the list
 // format holds five), a listed device logs in again as itself.
 func TestAccountDeviceCap(t *testing.T) {
-	e := startAcctEnv(t, app.Config{})
-	alice := apptest.NewUser(t, e.addr, "alice")
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{})
+	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	ids := map[string]bool{alice.Session.DeviceID: true}
 	for i := 1; i < schema.MaxDevices; i++ {
 		ids[alice.Device(fmt.Sprintf("device%d", i)).Session.DeviceID] = true
@@ -312,8 +317,9 @@ func TestAccountDeviceCap(t *testing.T) {
 // TestAccountRefresh rotates a refresh token, then reuses an old one: the
 // whole chain ends.
 func TestAccountRefresh(t *testing.T) {
-	e := startAcctEnv(t, app.Config{})
-	alice := apptest.NewUser(t, e.addr, "alice")
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{})
+	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	laptop := alice.Device("laptop")
 	s1 := alice.Session
 	var s2 schema.Session

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mayfly-im/mayfly/fabric/keyrate"
+	"github.com/mayfly-im/mayfly/gateway/keyrate"
 	"github.com/mayfly-im/mayfly/schema"
 )
 

@@ -10,6 +10,7 @@ import (
 )
 
 func TestGatewayDecodeJSON(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		body string
 		ok   bool
@@ -77,6 +78,7 @@ func FuzzGatewayDecodeJSON(f *testing.F) {
 // hourly friend request limit asks for a longer wait than the per-second
 // ones; other errors carry no Retry-After.
 func TestGatewayRetryAfter(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		route string
 		code  schema.Code

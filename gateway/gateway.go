@@ -31,11 +31,11 @@ import (
 	"github.com/mayfly-im/mayfly/fabric/account"
 	"github.com/mayfly-im/mayfly/fabric/attach"
 	"github.com/mayfly-im/mayfly/fabric/friends"
-	"github.com/mayfly-im/mayfly/fabric/keyrate"
 	"github.com/mayfly-im/mayfly/fabric/lifecycle"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/fabric/presence"
-	"github.com/mayfly-im/mayfly/gateway/web"
+	"github.com/mayfly-im/mayfly/gateway/internal/web"
+	"github.com/mayfly-im/mayfly/gateway/keyrate"
 )
 
 // Check is one readiness probe: Name is reported, Func must return nil when

@@ -6,8 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -26,7 +25,8 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestGatewayHealthReadyMetrics(t *testing.T) {
-	e := startAcctEnv(t, app.Config{})
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{})
 	if st, body := get(t, e.url("/healthz")); st != http.StatusOK || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", st, body)
 	}
@@ -71,8 +71,9 @@ func TestGatewayHealthReadyMetrics(t *testing.T) {
 // address (refreshes in a bucket ten times as large); authenticated ones are
 // not.
 func TestGatewayAnonRateLimit(t *testing.T) {
-	e := startAcctEnv(t, app.Config{AnonRate: 0.001, AnonBurst: 5})
-	alice := apptest.NewUser(t, e.addr, "alice") // register, device list, challenge, login: 4 of the burst
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{AnonRate: 0.001, AnonBurst: 5})
+	alice := gatewaytest.NewUser(t, e.addr, "alice") // register, device list, challenge, login: 4 of the burst
 	alice.Must(http.MethodPost, "/v1/login/challenge", schema.ChallengeRequest{Handle: "alice"}, nil)
 	e.refused(t, e.client(), http.MethodPost, "/v1/register", e.client().RegisterRequest("bob"), schema.CodeRateLimited)
 	// Refreshes have their own bucket, ten times the size.

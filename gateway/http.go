@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/mayfly-im/mayfly/fabric/account"
-	"github.com/mayfly-im/mayfly/fabric/keyrate"
+	"github.com/mayfly-im/mayfly/gateway/keyrate"
 	"github.com/mayfly-im/mayfly/schema"
 )
 

@@ -57,6 +57,7 @@ func hubEventSeeds(t testing.TB) [][]byte {
 }
 
 func TestGatewayDecodeEventMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
 	for _, b := range hubEventSeeds(t) {
 		checkDecodeEvent(t, b)
 	}

@@ -3,7 +3,7 @@ package gateway
 import (
 	"net/http"
 
-	"github.com/mayfly-im/mayfly/fabric/keyrate"
+	"github.com/mayfly-im/mayfly/gateway/keyrate"
 	"github.com/mayfly-im/mayfly/schema"
 )
 

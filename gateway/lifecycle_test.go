@@ -8,9 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/fabric/callout"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -21,10 +20,11 @@ import (
 // (the friend is told, recalled) and every row of the user; its handle is
 // free again.
 func TestAccountDeleteOwn(t *testing.T) {
-	e := startAcctEnv(t, app.Config{})
-	me := &msgEnv{t: t, app: e.app, addr: e.addr, dir: e.dir}
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{Native: true})
+	me := &msgEnv{t: t, srv: e.srv, addr: e.addr, dir: e.dir}
 	alice, bob := me.friends("alice", "bob")
-	carol := apptest.NewUser(t, e.addr, "carol")
+	carol := gatewaytest.NewUser(t, e.addr, "carol")
 	carol.Must(http.MethodPost, "/v1/friends/requests", map[string]string{"handle": "alice"}, nil)
 	aws, bws := dialWS(t, me, alice), dialWS(t, me, bob)
 	aws.sync(0)
@@ -33,7 +33,7 @@ func TestAccountDeleteOwn(t *testing.T) {
 	bws.waitMsg(toBob.PeerSeq)
 	fromBob := bws.send(alice, "hello alice")
 	aws.waitMsg(fromBob.PeerSeq)
-	nc, err := nats.Connect(e.app.NATSURL(), nats.Token(alice.Session.AccessToken),
+	nc, err := nats.Connect(e.srv.NATSURL(), nats.Token(alice.Session.AccessToken),
 		nats.CustomInboxPrefix(callout.InboxPrefix(alice.Session.UserID)), nats.MaxReconnects(0))
 	if err != nil {
 		t.Fatalf("native connect: %v", err)
@@ -94,5 +94,5 @@ func TestAccountDeleteOwn(t *testing.T) {
 	}
 	e.refused(t, bob, http.MethodGet, "/v1/users/alice", nil, schema.CodeNotFound)
 	e.refused(t, alice, http.MethodGet, "/v1/devices", nil, schema.CodeTokenRevoked)
-	apptest.NewUser(t, e.addr, "alice") // the handle is free again
+	gatewaytest.NewUser(t, e.addr, "alice") // the handle is free again
 }

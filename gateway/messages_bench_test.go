@@ -9,12 +9,12 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
 // BenchmarkGatewayDeliver measures live delivery over real WebSockets to a
-// real in-process mayflyd: one device of alice sends b.N sealed messages,
+// real in-process gateway: one device of alice sends b.N sealed messages,
 // one at a time, to bob's connected, synced device, which reads (burns)
 // each one off the clock, so mailboxes never fill. Reported: the median and
 // p99 time from writing the send frame to reading the msg frame on bob's
@@ -24,7 +24,7 @@ import (
 //	go test -run '^$' -bench BenchmarkGatewayDeliver -benchtime 2000x ./gateway/
 func BenchmarkGatewayDeliver(b *testing.B) {
 	// No rate limits: this measures latency, not the limits.
-	e := startMsgEnv(b, app.Config{SendRate: -1, WSFrameRate: 1e6, WSFrameBurst: 1e6})
+	e := startMsgEnv(b, gatewaytest.Config{SendRate: -1, WSFrameRate: 1e6, WSFrameBurst: 1e6})
 	alice, bob := e.friends("alice", "bob")
 	a := dialWS(b, e, alice)
 	rx := dialRaw(b, e, bob, nil)

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -12,7 +12,8 @@ import (
 // their own copy once a device of the recipient got the message, in a
 // replay and live, and "burned" once it is read.
 func TestGatewayMessagesDelivered(t *testing.T) {
-	e := startMsgEnv(t, app.Config{})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	alicePhone := dialWS(t, e, alice)
 	alicePhone.sync(0)

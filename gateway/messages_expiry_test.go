@@ -14,7 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
+	"github.com/mayfly-im/mayfly/fabric/natstest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
@@ -23,23 +24,16 @@ import (
 // without anyone reading it: unread counts drop to zero, a new device's
 // sync replays nothing and reading it is unknown_message.
 func TestGatewayMessagesExpiry(t *testing.T) {
-	e := startMsgEnv(t, app.Config{MailboxMaxAge: 2 * time.Second})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{MailboxMaxAge: 2 * time.Second})
 	alice, bob := e.friends("alice", "bob")
 	a, b := dialWS(t, e, alice), dialWS(t, e, bob)
 	b.sync(0)
 	s := a.send(bob, "ephemeral")
 	b.waitMsg(s.PeerSeq)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		u := mustAnswer[*schema.UnreadCountsFrame](b, b.request(schema.FrameUnread, nil))
-		if len(u.Counts) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("message still unread after 15s: %+v", u.Counts)
-		}
-		time.Sleep(200 * time.Millisecond) // polling interval, not a wait for an outcome
-	}
+	natstest.WaitFor(t, 15*time.Second, "the message to expire from the unread counts", func() bool {
+		return len(mustAnswer[*schema.UnreadCountsFrame](b, b.request(schema.FrameUnread, nil)).Counts) == 0
+	})
 	fresh := dialWS(t, e, bob.Device("laptop"))
 	fresh.sync(0)
 	if n := len(fresh.msgs()); n != 0 {
@@ -56,8 +50,9 @@ func TestGatewayMessagesExpiry(t *testing.T) {
 // the user's handle in Postgres after a checkpoint) prove the searches
 // reach the bytes each store wrote.
 func TestGatewayMessagesNoPlaintextAtRest(t *testing.T) {
+	t.Parallel()
 	dbURL := storetest.NewURL(t)
-	e := startMsgEnv(t, app.Config{DatabaseURL: dbURL})
+	e := startMsgEnv(t, gatewaytest.Config{DatabaseURL: dbURL})
 	suffix := randomHex(t)
 	alice, bob := e.friends("alice_"+suffix, "bob_"+suffix)
 	marker := "MAYFLY-E2E-PLAINTEXT-" + suffix

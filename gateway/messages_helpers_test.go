@@ -13,23 +13,22 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
-// msgEnv is a running mayflyd for the messaging tests.
+// msgEnv is a running gateway for the messaging tests.
 type msgEnv struct {
 	t    testing.TB
-	app  *app.App
+	srv  *gatewaytest.Server
 	addr string
 	dir  string // DataDir
 }
 
-// startMsgEnv starts a mayflyd with cfg; zero fields are filled by apptest,
+// startMsgEnv starts a gateway with cfg; zero fields are filled by gatewaytest,
 // except a send rate generous enough for tests that send quickly.
-func startMsgEnv(t testing.TB, cfg app.Config) *msgEnv {
+func startMsgEnv(t testing.TB, cfg gatewaytest.Config) *msgEnv {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
@@ -37,15 +36,15 @@ func startMsgEnv(t testing.TB, cfg app.Config) *msgEnv {
 	if cfg.SendRate == 0 {
 		cfg.SendRate, cfg.SendBurst = 1000, 1000
 	}
-	a := apptest.Start(t, cfg)
-	return &msgEnv{t: t, app: a, addr: a.HTTPAddr(), dir: cfg.DataDir}
+	a := gatewaytest.Start(t, cfg)
+	return &msgEnv{t: t, srv: a, addr: a.HTTPAddr(), dir: cfg.DataDir}
 }
 
 // friends registers two users (first device "phone") and makes them friends.
-func (e *msgEnv) friends(a, b string) (*apptest.Client, *apptest.Client) {
+func (e *msgEnv) friends(a, b string) (*gatewaytest.Client, *gatewaytest.Client) {
 	e.t.Helper()
-	ua := apptest.NewUser(e.t, e.addr, a)
-	ub := apptest.NewUser(e.t, e.addr, b)
+	ua := gatewaytest.NewUser(e.t, e.addr, a)
+	ub := gatewaytest.NewUser(e.t, e.addr, b)
 	ua.Must(http.MethodPost, "/v1/friends/requests", map[string]string{"handle": b}, nil)
 	ub.Must(http.MethodPost, "/v1/friends/requests/"+a+"/accept", nil, nil)
 	return ua, ub
@@ -55,7 +54,7 @@ func (e *msgEnv) friends(a, b string) (*apptest.Client, *apptest.Client) {
 // server frame into a log the test inspects.
 type wsDevice struct {
 	t    testing.TB
-	c    *apptest.Client
+	c    *gatewaytest.Client
 	conn *websocket.Conn
 	ids  atomic.Int64
 
@@ -69,7 +68,7 @@ type wsDevice struct {
 
 // dialWS opens a WebSocket for c (token in the Authorization header) and
 // waits for hello.
-func dialWS(t testing.TB, e *msgEnv, c *apptest.Client) *wsDevice {
+func dialWS(t testing.TB, e *msgEnv, c *gatewaytest.Client) *wsDevice {
 	t.Helper()
 	conn := dialRaw(t, e, c, nil)
 	d := &wsDevice{t: t, c: c, conn: conn, change: make(chan struct{})}
@@ -80,7 +79,7 @@ func dialWS(t testing.TB, e *msgEnv, c *apptest.Client) *wsDevice {
 }
 
 // dialRaw opens a WebSocket with dialer options; nothing reads it.
-func dialRaw(t testing.TB, e *msgEnv, c *apptest.Client, tweak func(*websocket.Dialer)) *websocket.Conn {
+func dialRaw(t testing.TB, e *msgEnv, c *gatewaytest.Client, tweak func(*websocket.Dialer)) *websocket.Conn {
 	t.Helper()
 	dl := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{schema.SubprotocolV1}}
 	if tweak != nil {
@@ -253,7 +252,7 @@ func (d *wsDevice) sync(cursor uint64) *schema.SyncedFrame {
 }
 
 // seal seals text from d's user to peer's devices.
-func (d *wsDevice) seal(peer *apptest.Client, msgID, text string) []byte {
+func (d *wsDevice) seal(peer *gatewaytest.Client, msgID, text string) []byte {
 	d.t.Helper()
 	return d.c.Seal(peer, msgID, []byte(text))
 }
@@ -261,14 +260,14 @@ func (d *wsDevice) seal(peer *apptest.Client, msgID, text string) []byte {
 var msgIDs atomic.Int64
 
 // send seals text to peer, sends it and waits for the answer frame.
-func (d *wsDevice) send(peer *apptest.Client, text string) *schema.SentFrame {
+func (d *wsDevice) send(peer *gatewaytest.Client, text string) *schema.SentFrame {
 	d.t.Helper()
 	env := d.seal(peer, fmt.Sprintf("m%d", msgIDs.Add(1)), text)
 	return mustAnswer[*schema.SentFrame](d, d.sendEnv(peer, env))
 }
 
 // sendEnv sends an envelope to peer and returns the request id.
-func (d *wsDevice) sendEnv(peer *apptest.Client, env []byte) string {
+func (d *wsDevice) sendEnv(peer *gatewaytest.Client, env []byte) string {
 	d.t.Helper()
 	return d.request(schema.FrameSend, map[string]any{"to": peer.User.UserID, "envelope": json.RawMessage(env)})
 }
@@ -320,7 +319,7 @@ func (d *wsDevice) checkChain(from uint64) {
 
 // open opens m as d's device, verifying the signature with the sender's
 // device key, and checks the signed header matches the server's fields.
-func (d *wsDevice) open(m *schema.MsgFrame, sender *apptest.Client) string {
+func (d *wsDevice) open(m *schema.MsgFrame, sender *gatewaytest.Client) string {
 	d.t.Helper()
 	text, err := d.c.Open(m.Envelope, sender)
 	if err != nil {

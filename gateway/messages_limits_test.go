@@ -13,8 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
@@ -23,9 +22,10 @@ import (
 // error code, the connection survives, and nothing is stored: the
 // recipient's mailbox holds only the one good message afterwards.
 func TestGatewayMessagesBadInput(t *testing.T) {
-	e := startMsgEnv(t, app.Config{})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
-	carol := apptest.NewUser(t, e.addr, "carol")
+	carol := gatewaytest.NewUser(t, e.addr, "carol")
 	a := dialWS(t, e, alice)
 	good := a.send(bob, "the only message")
 
@@ -130,8 +130,9 @@ func hugeCT(t *testing.T, env []byte) []byte {
 // TestGatewayMessagesBadFramesClose: ten malformed frames in a row close
 // the connection with 4003; a frame over the limit closes with 1009.
 func TestGatewayMessagesBadFramesClose(t *testing.T) {
-	e := startMsgEnv(t, app.Config{})
-	alice := apptest.NewUser(t, e.addr, "alice")
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{})
+	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	d := dialWS(t, e, alice)
 	for i := range 10 {
 		d.write([]byte(fmt.Sprintf(`{"type":"ping","id":"p%d","bad":true}`, i)))
@@ -152,7 +153,8 @@ func TestGatewayMessagesBadFramesClose(t *testing.T) {
 // answered rate_limited and a flood closes with 4004; sends over the
 // per-user rate are answered rate_limited and store nothing.
 func TestGatewayMessagesRateLimits(t *testing.T) {
-	e := startMsgEnv(t, app.Config{WSFrameRate: 0.1, WSFrameBurst: 5, SendRate: 0.1, SendBurst: 2})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{WSFrameRate: 0.1, WSFrameBurst: 5, SendRate: 0.1, SendBurst: 2})
 	alice, bob := e.friends("alice", "bob")
 	a := dialWS(t, e, alice)
 	a.send(bob, "1")
@@ -187,7 +189,8 @@ func TestGatewayMessagesRateLimits(t *testing.T) {
 // messages keep arriving is closed with 4002 once its send queue is full;
 // the server does not buffer without bound.
 func TestGatewayMessagesSlowConsumer(t *testing.T) {
-	e := startMsgEnv(t, app.Config{WSSendQueue: 2})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{WSSendQueue: 2})
 	alice, bob := e.friends("alice", "bob")
 	a := dialWS(t, e, alice)
 	slow := dialRaw(t, e, bob, func(d *websocket.Dialer) {

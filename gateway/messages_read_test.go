@@ -1,15 +1,13 @@
 package gateway_test
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -17,7 +15,8 @@ import (
 // delivered on its connection without looking it up again (no Direct Get);
 // a message it was not delivered is looked up, and burns the same way.
 func TestGatewayMessagesReadDelivered(t *testing.T) {
-	e := startMsgEnv(t, app.Config{})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	alicePhone, bobPhone := dialWS(t, e, alice), dialWS(t, e, bob)
 	alicePhone.sync(0)
@@ -65,18 +64,9 @@ func (e *msgEnv) countDirectGets() *atomic.Int64 {
 	return &n
 }
 
-// serviceConn connects to the app's embedded NATS as the service user;
+// serviceConn connects to the gateway's NATS as the service user;
 // closed by Cleanup.
 func (e *msgEnv) serviceConn() *nats.Conn {
 	e.t.Helper()
-	pw, err := os.ReadFile(filepath.Join(e.dir, "nats", "service.password"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	nc, err := nats.Connect(e.app.NATSURL(), nats.UserInfo("mayfly-service", strings.TrimSpace(string(pw))))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(nc.Close)
-	return nc
+	return e.srv.ServiceConn()
 }

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 )
 
 // TestGatewayMessagesRotation: mayflyd runs the mailbox block rotation. A
@@ -14,7 +14,8 @@ import (
 // rotation intervals: the rotation's marker, republished like every stored
 // message, says the block holding the message is closed.
 func TestGatewayMessagesRotation(t *testing.T) {
-	e := startMsgEnv(t, app.Config{MailboxRotateInterval: time.Second})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{MailboxRotateInterval: time.Second})
 	sub, err := e.serviceConn().SubscribeSync("dlv.mbx.*.~rotated")
 	if err != nil {
 		t.Fatal(err)

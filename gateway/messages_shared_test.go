@@ -3,7 +3,7 @@ package gateway_test
 import (
 	"testing"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -14,7 +14,8 @@ import (
 // omitted) on the tablet. The message, the shared burned event and the
 // rest of both frames are the same.
 func TestGatewayMessagesSharedFrameOwnPrevSeq(t *testing.T) {
-	e := startMsgEnv(t, app.Config{})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	a, phone := dialWS(t, e, alice), dialWS(t, e, bob)
 	a.sync(0)

@@ -1,10 +1,10 @@
 package gateway_test
 
 import (
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 	"testing"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -14,7 +14,8 @@ import (
 // them (the sending device itself has no wrap: it keeps what it sent), and
 // every connection's msg frames form an unbroken chain.
 func TestGatewayMessagesLive(t *testing.T) {
-	e := startMsgEnv(t, app.Config{})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	alicePhone, aliceLaptop := dialWS(t, e, alice), dialWS(t, e, alice.Device("laptop"))
 	bobPhone, bobLaptop := dialWS(t, e, bob), dialWS(t, e, bob.Device("laptop"))
@@ -78,7 +79,8 @@ func TestGatewayMessagesLive(t *testing.T) {
 // the newer ones; a new device of the sender gets its own sent copies; after
 // synced, messages arrive live with no gap and no duplicate.
 func TestGatewayMessagesReplay(t *testing.T) {
-	e := startMsgEnv(t, app.Config{})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	alicePhone := dialWS(t, e, alice)
 	alicePhone.sync(0)
@@ -128,7 +130,8 @@ func TestGatewayMessagesReplay(t *testing.T) {
 // TestGatewayMessagesNoMsgBeforeSync: a device that has not sent sync gets
 // no msg frames, only events; its first sync replays what it missed.
 func TestGatewayMessagesNoMsgBeforeSync(t *testing.T) {
-	e := startMsgEnv(t, app.Config{})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	a := dialWS(t, e, alice)
 	b := dialWS(t, e, bob)
@@ -149,7 +152,8 @@ func TestGatewayMessagesNoMsgBeforeSync(t *testing.T) {
 // sync no longer returns the message and reading it again, or reading
 // someone else's or your own sent copy, is unknown_message.
 func TestGatewayMessagesBurn(t *testing.T) {
-	e := startMsgEnv(t, app.Config{})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	alicePhone, aliceLaptop := dialWS(t, e, alice), dialWS(t, e, alice.Device("laptop"))
 	bobPhone, bobLaptop := dialWS(t, e, bob), dialWS(t, e, bob.Device("laptop"))
@@ -191,7 +195,8 @@ func TestGatewayMessagesBurn(t *testing.T) {
 // own copy's seq; both copies go, every device hears recalled; recalling
 // again or recalling a received message is unknown_message.
 func TestGatewayMessagesRecall(t *testing.T) {
-	e := startMsgEnv(t, app.Config{})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	alicePhone, aliceLaptop := dialWS(t, e, alice), dialWS(t, e, alice.Device("laptop"))
 	bobPhone := dialWS(t, e, bob)
@@ -218,7 +223,8 @@ func TestGatewayMessagesRecall(t *testing.T) {
 // stored once; the retry is answered duplicate with the same seqs and the
 // recipient sees one message.
 func TestGatewayMessagesIdempotentRetry(t *testing.T) {
-	e := startMsgEnv(t, app.Config{})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	a, b := dialWS(t, e, alice), dialWS(t, e, bob)
 	b.sync(0)
@@ -239,7 +245,8 @@ func TestGatewayMessagesIdempotentRetry(t *testing.T) {
 // messages; reconnecting with its cursor replays exactly those, then live
 // delivery continues without gap or duplicate.
 func TestGatewayMessagesReconnect(t *testing.T) {
-	e := startMsgEnv(t, app.Config{})
+	t.Parallel()
+	e := startMsgEnv(t, gatewaytest.Config{})
 	alice, bob := e.friends("alice", "bob")
 	a := dialWS(t, e, alice)
 	b := dialWS(t, e, bob)

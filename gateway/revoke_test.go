@@ -10,9 +10,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/fabric/natstest"
 	"github.com/mayfly-im/mayfly/gateway"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -26,7 +26,7 @@ func decodeBody(resp *http.Response, v any) error {
 
 // wsOpen opens c's WebSocket, with the token in the Authorization header or
 // (inSubprotocol) in a mayfly.token.<jwt> subprotocol, and reads the hello.
-func wsOpen(t *testing.T, c *apptest.Client, addr string, inSubprotocol bool) *websocket.Conn {
+func wsOpen(t *testing.T, c *gatewaytest.Client, addr string, inSubprotocol bool) *websocket.Conn {
 	t.Helper()
 	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{schema.SubprotocolV1}}
 	h := http.Header{}
@@ -96,10 +96,11 @@ func wsAwaitEvent(conn *websocket.Conn, typ schema.EventType, deviceID string, d
 // both close with CloseTokenRevoked within a second, and its tokens are
 // refused from then on.
 func TestAccountRevokeDevice(t *testing.T) {
-	e := startAcctEnv(t, app.Config{})
-	alice := apptest.NewUser(t, e.addr, "alice")
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{})
+	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	laptop := alice.Device("laptop")
-	bob := apptest.NewUser(t, e.addr, "bob")
+	bob := gatewaytest.NewUser(t, e.addr, "bob")
 	byHeader := wsOpen(t, laptop, e.addr, false)
 	bySubprotocol := wsOpen(t, laptop, e.addr, true)
 	phoneWS := wsOpen(t, alice, e.addr, false)
@@ -140,7 +141,7 @@ func TestAccountRevokeDevice(t *testing.T) {
 	// The revoked device cannot log in again, nor be listed again.
 	var ch schema.Challenge
 	alice.Must(http.MethodPost, "/v1/login/challenge", schema.ChallengeRequest{Handle: "alice"}, &ch)
-	e.refused(t, laptop, http.MethodPost, "/v1/login", apptest.SignChallenge(ch, laptop.DK, "laptop"), schema.CodeDeviceRevoked)
+	e.refused(t, laptop, http.MethodPost, "/v1/login", gatewaytest.SignChallenge(ch, laptop.DK, "laptop"), schema.CodeDeviceRevoked)
 	e.refused(t, alice, http.MethodPost, "/v1/devicelist", schema.DeviceListRequest{List: alice.SignList(alice.Acct.Keys)}, schema.CodeDeviceRevoked)
 
 	// A device may revoke itself.
@@ -153,8 +154,9 @@ func TestAccountRevokeDevice(t *testing.T) {
 // TestAccountWebSocketAuth checks where the handshake takes a token from:
 // the Authorization header or the token subprotocol, never the query string.
 func TestAccountWebSocketAuth(t *testing.T) {
-	e := startAcctEnv(t, app.Config{})
-	alice := apptest.NewUser(t, e.addr, "alice")
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{})
+	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	tok := alice.Session.AccessToken
 	for _, q := range []string{"?token=", "?access_token=", "?authorization=Bearer%20"} {
 		st, code := wsDialRefused(t, "ws://"+e.addr+"/v1/ws"+q+tok, nil, []string{schema.SubprotocolV1})
@@ -188,8 +190,9 @@ func TestAccountWebSocketAuth(t *testing.T) {
 // name (what a user does to kick out whoever stole its token): the old
 // session's WebSocket closes with CloseTokenRevoked, the new one stays.
 func TestAccountReloginEndsOldSession(t *testing.T) {
-	e := startAcctEnv(t, app.Config{})
-	alice := apptest.NewUser(t, e.addr, "alice")
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{})
+	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	stolen := wsOpen(t, alice, e.addr, false)
 	again := alice.Device("phone") // same device name: same device, next generation
 	if again.Session.DeviceID != alice.Session.DeviceID {
@@ -218,8 +221,9 @@ func TestAccountReloginEndsOldSession(t *testing.T) {
 // WebSockets; one more is refused with 429 rate_limited, and closing one
 // makes room again.
 func TestGatewayConnectionCaps(t *testing.T) {
-	e := startAcctEnv(t, app.Config{})
-	alice := apptest.NewUser(t, e.addr, "alice")
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{})
+	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	var open []*websocket.Conn
 	for i := 0; i < gateway.MaxConnsPerDevice; i++ {
 		open = append(open, wsOpen(t, alice, e.addr, false))
@@ -228,17 +232,12 @@ func TestGatewayConnectionCaps(t *testing.T) {
 		t.Fatalf("connection past the cap = %d %s, want 429 rate_limited", st, code)
 	}
 	open[0].Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	natstest.WaitFor(t, 5*time.Second, "room for a connection after closing one", func() bool {
 		d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{schema.SubprotocolV1}}
 		c, _, err := d.Dial("ws://"+e.addr+"/v1/ws", http.Header{"Authorization": {"Bearer " + alice.Session.AccessToken}})
 		if err == nil {
 			c.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no room after closing a connection: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil
+	})
 }

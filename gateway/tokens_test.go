@@ -11,15 +11,14 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/fabric/token"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
 // accessClaims are the claims of an access token for c's session, valid
 // for another minute unless changed.
-func accessClaims(c *apptest.Client) jwt.MapClaims {
+func accessClaims(c *gatewaytest.Client) jwt.MapClaims {
 	now := time.Now()
 	return jwt.MapClaims{
 		"iss": token.DefaultIssuer, "aud": []string{token.DefaultAudience},
@@ -40,8 +39,9 @@ func signJWT(t *testing.T, m jwt.SigningMethod, key any, c jwt.MapClaims) string
 // TestAccountTokenAttacks presents every kind of bad access token to an
 // authenticated endpoint and to the WebSocket handshake.
 func TestAccountTokenAttacks(t *testing.T) {
-	e := startAcctEnv(t, app.Config{})
-	alice := apptest.NewUser(t, e.addr, "alice")
+	t.Parallel()
+	e := startAcctEnv(t, gatewaytest.Config{})
+	alice := gatewaytest.NewUser(t, e.addr, "alice")
 	serverKey, err := token.LoadOrCreateKey(e.tokenKeyFile())
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestAccountTokenAttacks(t *testing.T) {
 	// every refusal below is for the one thing each case changes.
 	ok := alice.Session
 	ok.AccessToken = signJWT(t, jwt.SigningMethodEdDSA, serverKey, claims(same))
-	control := &apptest.Client{T: t, BaseURL: alice.BaseURL, Session: ok}
+	control := &gatewaytest.Client{T: t, BaseURL: alice.BaseURL, Session: ok}
 	control.Must(http.MethodGet, "/v1/devices", nil, nil)
 
 	tests := []struct {
@@ -85,7 +85,7 @@ func TestAccountTokenAttacks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &apptest.Client{T: t, BaseURL: alice.BaseURL, Session: schema.Session{AccessToken: tt.tok}}
+			c := &gatewaytest.Client{T: t, BaseURL: alice.BaseURL, Session: schema.Session{AccessToken: tt.tok}}
 			e.refused(t, c, http.MethodGet, "/v1/devices", nil, tt.want)
 			status, code := wsRefused(t, e.addr, tt.tok)
 			if status != tt.want.Status() || code != tt.want {

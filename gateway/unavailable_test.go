@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/fabric/natstest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
@@ -16,10 +16,11 @@ import (
 // answered 503 unavailable, temporary, not internal; once it is back the
 // same requests succeed.
 func TestGatewayPostgresDownIsUnavailable(t *testing.T) {
+	t.Parallel()
 	proxy, dbURL := storetest.NewProxy(t)
-	a := apptest.Start(t, app.Config{DatabaseURL: dbURL, DataDir: t.TempDir()})
-	alice := apptest.NewUser(t, a.HTTPAddr(), "alice")
-	bob := apptest.NewUser(t, a.HTTPAddr(), "bob")
+	a := gatewaytest.Start(t, gatewaytest.Config{DatabaseURL: dbURL})
+	alice := gatewaytest.NewUser(t, a.HTTPAddr(), "alice")
+	bob := gatewaytest.NewUser(t, a.HTTPAddr(), "bob")
 	alice.Must("GET", "/v1/devices", nil, nil)
 
 	proxy.SetDown(true)
@@ -35,15 +36,11 @@ func TestGatewayPostgresDownIsUnavailable(t *testing.T) {
 	}
 
 	proxy.SetDown(false)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	natstest.WaitFor(t, 20*time.Second, "GET /v1/devices to succeed after postgres came back", func() bool {
 		st, e := alice.Do("GET", "/v1/devices", nil, nil)
-		if e == nil {
-			break
-		}
-		if e.Code != schema.CodeUnavailable || time.Now().After(deadline) {
+		if e != nil && e.Code != schema.CodeUnavailable {
 			t.Fatalf("GET /v1/devices after postgres came back: %d %v", st, e)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return e == nil
+	})
 }

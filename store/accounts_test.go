@@ -112,6 +112,7 @@ func count(t *testing.T, db *store.DB, query string, args ...any) int {
 }
 
 func TestStoreCreateUserRace(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	const n = 20
 	var wg sync.WaitGroup
@@ -143,6 +144,7 @@ func TestStoreCreateUserRace(t *testing.T) {
 }
 
 func TestStoreUserByHandle(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	u := newUser(t, db, "Alice")
@@ -163,6 +165,7 @@ func TestStoreUserByHandle(t *testing.T) {
 // TestStoreChallengeEviction: requesting many challenges for a user keeps
 // the newest open ones and never refuses, so nobody can lock a user out.
 func TestStoreChallengeEviction(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	alice, bob := newUser(t, db, "alice"), newUser(t, db, "bob")
@@ -186,6 +189,7 @@ func TestStoreChallengeEviction(t *testing.T) {
 }
 
 func TestStoreLoginChallenge(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	u := newUser(t, db, "alice")
@@ -215,6 +219,7 @@ func TestStoreLoginChallenge(t *testing.T) {
 }
 
 func TestStoreLoginListedDevicesOnly(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	u := newUser(t, db, "alice")
@@ -249,6 +254,7 @@ func TestStoreLoginListedDevicesOnly(t *testing.T) {
 }
 
 func TestStoreDeviceListRules(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	alice, bob := newUser(t, db, "alice"), newUser(t, db, "bob")
@@ -281,6 +287,7 @@ func TestStoreDeviceListRules(t *testing.T) {
 }
 
 func TestStoreRefresh(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	u := newUser(t, db, "alice")
@@ -315,6 +322,7 @@ func TestStoreRefresh(t *testing.T) {
 }
 
 func TestStoreRefreshExpiredAndRevoked(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	u := newUser(t, db, "alice")
@@ -339,6 +347,7 @@ func TestStoreRefreshExpiredAndRevoked(t *testing.T) {
 }
 
 func TestStoreRevokeDevice(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	alice, bob := newUser(t, db, "alice"), newUser(t, db, "bob")
@@ -371,6 +380,7 @@ func TestStoreRevokeDevice(t *testing.T) {
 // of its tokens and new challenges: every outcome must be a documented
 // condition, never a deadlock or another internal error.
 func TestStoreConcurrentSessions(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	u := newUser(t, db, "alice")
@@ -408,6 +418,7 @@ func TestStoreConcurrentSessions(t *testing.T) {
 }
 
 func TestStoreMigrate(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	if err := db.Migrate(ctx); err != nil {
@@ -433,6 +444,7 @@ func TestStoreMigrate(t *testing.T) {
 // TestStoreRefreshKeepsBoundedHistory: a long-lived device keeps only the
 // newest used refresh tokens (for reuse detection), not one row per refresh.
 func TestStoreRefreshKeepsBoundedHistory(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	u := newUser(t, db, "alice")

@@ -15,6 +15,7 @@ import (
 // follow it: the real user could never link, revoke by list or reset the
 // identity again. The server refuses such a jump.
 func TestStoreAttackListVersionExhaustion(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	alice := newUser(t, db, "alice")

@@ -15,6 +15,7 @@ import (
 // bundle: every one-time prekey goes to exactly one claim, and claims past
 // the pool get the signed prekey alone.
 func TestStorePrekeyClaimsHandOutEachOPKOnce(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	u := newUser(t, db, "alice")

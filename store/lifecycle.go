@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Account lifecycle: suspension and deletion (schema/migrations/006).
+// Account lifecycle: suspension and deletion (store/migrations/006).
 // Suspending or asking for a deletion ends every session of the user in the
 // database at once (each active device's generation goes up, so its access
 // and refresh tokens are refused); the running mayflyd then ends the live

@@ -14,6 +14,7 @@ import (
 // the old generation is refused) and is reported until lifted; a second one
 // says so; unknown users are ErrNotFound.
 func TestStoreSuspend(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	alice, bob := newUser(t, db, "alice"), newUser(t, db, "bob")
@@ -71,6 +72,7 @@ func TestStoreSuspend(t *testing.T) {
 // removes every row of the user (and only of that user) and returns its
 // devices.
 func TestStoreDeleteUser(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	alice, bob := newUser(t, db, "alice"), newUser(t, db, "bob")

@@ -30,6 +30,7 @@ func sealed() store.SealedBundle {
 // TestLinksLifecycle: pending, approved once, delivered once to the
 // holder of the secret, then gone.
 func TestLinksLifecycle(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	alice := newUser(t, db, "alice")
@@ -71,6 +72,7 @@ func TestLinksLifecycle(t *testing.T) {
 // TestLinksExpiry: an expired request can be neither approved nor fetched;
 // one expired over an hour ago is pruned by the next CreateLink.
 func TestLinksExpiry(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	alice := newUser(t, db, "alice")
@@ -97,6 +99,7 @@ func TestLinksExpiry(t *testing.T) {
 // TestLinksConcurrentApprove: of concurrent approvals exactly one wins;
 // a second request with the same code is refused.
 func TestLinksConcurrentApprove(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	alice := newUser(t, db, "alice")
@@ -132,6 +135,7 @@ func TestLinksConcurrentApprove(t *testing.T) {
 // the pending request or the whole approval, the approver's handle
 // included, never a half.
 func TestLinksTakeDuringApprove(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	alice := newUser(t, db, "alice")

@@ -12,6 +12,7 @@ import (
 )
 
 func TestStorePresenceShareLastSeen(t *testing.T) {
+	t.Parallel()
 	db := storetest.New(t)
 	ctx := context.Background()
 	a, b := newUser(t, db, "alice"), newUser(t, db, "bob")

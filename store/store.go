@@ -1,6 +1,6 @@
 // Package store keeps Mayfly's durable state in Postgres through pgx:
 // accounts, devices, login challenges, refresh tokens and the friend graph
-// (friends.go). It also applies the schema's migrations.
+// (friends.go). It also applies its SQL migrations (migrations/NNN_*.sql).
 //
 // A [DB] is safe for concurrent use by many goroutines; every method takes a
 // context and runs its statements on the shared pool. Multi-statement changes
@@ -17,8 +17,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
-
-	"github.com/mayfly-im/mayfly/schema"
 )
 
 // Conditions callers branch on.
@@ -97,7 +95,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if err := m.LoadMigrations(schema.Migrations()); err != nil {
+	if err := m.LoadMigrations(Migrations()); err != nil {
 		return fmt.Errorf("migrate: load migrations: %w", err)
 	}
 	cur, err := m.GetCurrentVersion(ctx)
@@ -129,7 +127,7 @@ func (db *DB) SchemaVersion(ctx context.Context) (have, known int32, err error) 
 	if err != nil {
 		return 0, 0, fmt.Errorf("schema version: %w", err)
 	}
-	if err := m.LoadMigrations(schema.Migrations()); err != nil {
+	if err := m.LoadMigrations(Migrations()); err != nil {
 		return 0, 0, fmt.Errorf("schema version: %w", err)
 	}
 	have, err = m.GetCurrentVersion(ctx)

@@ -10,23 +10,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 
-// inProcessServer runs a mayflyd in-process without the per-user send limit and
+// inProcessServer runs a gateway in-process without the per-user send limit and
 // returns options that point the benchmark at it.
 func inProcessServer(t *testing.T) options {
 	t.Helper()
-	dir := t.TempDir()
-	a := apptest.Start(t, app.Config{DataDir: dir, SendRate: -1})
-	natsURL, err := serviceURL(a.NATSURL(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := gatewaytest.Start(t, gatewaytest.Config{SendRate: -1})
+	natsURL := a.ServiceURL()
 	return options{
 		Mode: "load", Conns: 4, Rates: []float64{20}, Duration: time.Second, Drain: 10 * time.Second,
 		URLs: []string{"http://" + a.HTTPAddr()}, NATSURL: natsURL, SyncInterval: "always",

@@ -18,9 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/gateway/client"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 	"github.com/mayfly-im/mayfly/store/storetest"
@@ -38,7 +37,7 @@ func newAttackEnv(t *testing.T) *attackEnv {
 	t.Helper()
 	bin := buildMayfly(t)
 	dbURL, data := storetest.NewURL(t), t.TempDir()
-	a := apptest.Start(t, app.Config{SendRate: 1000, SendBurst: 1000, DatabaseURL: dbURL, DataDir: data})
+	a := gatewaytest.Start(t, gatewaytest.Config{SendRate: 1000, SendBurst: 1000, DatabaseURL: dbURL, DataDir: data})
 	return &attackEnv{env: &env{t: t, bin: bin, server: "http://" + a.HTTPAddr()}, dbURL: dbURL, data: data}
 }
 
@@ -171,6 +170,7 @@ func friendsCLI(t *testing.T, e *env, ha, hb string) (alice, bob string) {
 // TestCLIIdentity runs the identity attacks on one server (each needs the
 // server's database and disk), each with its own pair of users.
 func TestCLIIdentity(t *testing.T) {
+	t.Parallel()
 	e := newAttackEnv(t)
 	for _, tc := range []struct {
 		name string

@@ -10,6 +10,7 @@ import (
 // nothing; with it the account is gone for the friend too, this home forgets
 // its keys, and the handle can be registered again.
 func TestCLIAccountDelete(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := t.TempDir()
 	alice, bob := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")

@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 )
 
 // TestCLIListenCouldNotConnect: when listen's very first connection fails
 // it says it could not connect (not that a connection was lost), and says
 // connected once the server is up.
 func TestCLIListenCouldNotConnect(t *testing.T) {
+	t.Parallel()
 	e, cfg, srv := newRestartableEnv(t)
 	bob := filepath.Join(t.TempDir(), "bob")
 	e.ok(bob, "register", "bob")
@@ -35,7 +36,7 @@ func TestCLIListenCouldNotConnect(t *testing.T) {
 	if !strings.Contains(line, `"state":"unreachable"`) || !strings.Contains(line, `"retry_in":"`) {
 		t.Fatalf("listen printed %s when it could not connect at all", line)
 	}
-	apptest.Start(t, cfg)
+	gatewaytest.Start(t, cfg)
 	if line := l.waitLine(t, `{"type":"connection"`); line != `{"type":"connection","state":"connected"}` {
 		t.Fatalf("listen printed %s when the server came up", line)
 	}

@@ -16,21 +16,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
 func TestMain(m *testing.M) {
 	code := storetest.Main(m)
-	apptest.RemoveBinaries()
+	gatewaytest.RemoveBinaries()
 	os.Exit(code)
 }
 
 // buildMayfly builds this command (once, with -race when the tests run
 // with it) and returns the binary's path.
 func buildMayfly(t *testing.T) string {
-	return apptest.Binary(t, "github.com/mayfly-im/mayfly/cmd/mayfly", raceEnabled)
+	return gatewaytest.Binary(t, "github.com/mayfly-im/mayfly/cmd/mayfly", raceEnabled)
 }
 
 // env is a mayflyd and the mayfly binary.
@@ -43,7 +42,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	bin := buildMayfly(t)
-	a := apptest.Start(t, app.Config{SendRate: 1000, SendBurst: 1000})
+	a := gatewaytest.Start(t, gatewaytest.Config{SendRate: 1000, SendBurst: 1000})
 	return &env{t: t, bin: bin, server: "http://" + a.HTTPAddr()}
 }
 
@@ -148,6 +147,7 @@ func checkMode(t *testing.T, path string, perm os.FileMode) {
 // burn what they read; a non-friend is refused with not_friend; the home
 // directory keeps keys and session private.
 func TestCLIEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice, bob, carol := filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "bob"), filepath.Join(t.TempDir(), "carol")
 	if out := e.ok(alice, "register", "alice"); !strings.Contains(out, "registered alice") || !strings.Contains(out, "fingerprint: ") {
@@ -226,6 +226,7 @@ func TestCLIEndToEnd(t *testing.T) {
 // TestCLIDeviceLink: a third home becomes a second device of alice by
 // link and approve, and reads messages sent afterwards.
 func TestCLIDeviceLink(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice, bob, laptop := filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "bob"), filepath.Join(t.TempDir(), "laptop")
 	e.ok(alice, "register", "alice")
@@ -282,6 +283,7 @@ func TestCLIDeviceLink(t *testing.T) {
 // TestCLIListen: listen prints live messages as JSON lines and leaves them
 // unread; an interrupt ends it with exit 0.
 func TestCLIListen(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice, bob := filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "bob")
 	e.ok(alice, "register", "alice")
@@ -311,6 +313,7 @@ func TestCLIListen(t *testing.T) {
 // TestCLIBadInput: usage mistakes and missing state are reported with a
 // code on the first stderr line, before any request.
 func TestCLIBadInput(t *testing.T) {
+	t.Parallel()
 	e := &env{t: t, bin: buildMayfly(t), server: "http://127.0.0.1:1"}
 	home := filepath.Join(t.TempDir(), "h")
 	for _, tc := range []struct {

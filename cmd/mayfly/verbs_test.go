@@ -11,14 +11,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
 // TestCLICommandHelp: COMMAND -h prints that command's lines of the usage
 // and exits 0, before anything else (no server, no home needed).
 func TestCLICommandHelp(t *testing.T) {
+	t.Parallel()
 	e := &env{t: t, bin: buildMayfly(t), server: "http://127.0.0.1:1"}
 	home := filepath.Join(t.TempDir(), "h")
 	for _, args := range [][]string{
@@ -55,6 +55,7 @@ type unreadCount struct {
 // TestCLIUnreadRecallBlocks: unread counts without burning, recall by the
 // id send printed, and the list of blocked users.
 func TestCLIUnreadRecallBlocks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice, bob, carol := filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "bob"), filepath.Join(t.TempDir(), "carol")
 	e.ok(alice, "register", "alice")
@@ -116,11 +117,11 @@ func TestCLIUnreadRecallBlocks(t *testing.T) {
 
 // newRestartableEnv is newEnv with a server that can be stopped and started
 // again on the same address, database and data (cfg, with HTTPListen set).
-func newRestartableEnv(t *testing.T) (*env, app.Config, *app.App) {
+func newRestartableEnv(t *testing.T) (*env, gatewaytest.Config, *gatewaytest.Server) {
 	t.Helper()
 	bin := buildMayfly(t)
-	cfg := app.Config{DatabaseURL: storetest.NewURL(t), DataDir: t.TempDir()}
-	srv := apptest.Start(t, cfg)
+	cfg := gatewaytest.Config{DatabaseURL: storetest.NewURL(t), DataDir: t.TempDir()}
+	srv := gatewaytest.Start(t, cfg)
 	cfg.HTTPListen = srv.HTTPAddr()
 	return &env{t: t, bin: bin, server: "http://" + srv.HTTPAddr()}, cfg, srv
 }
@@ -128,6 +129,7 @@ func newRestartableEnv(t *testing.T) (*env, app.Config, *app.App) {
 // TestCLIListenConnectionAndHandles: listen --json names users in events
 // by handle, and says when its connection was lost and when it is back.
 func TestCLIListenConnectionAndHandles(t *testing.T) {
+	t.Parallel()
 	e, cfg, srv := newRestartableEnv(t)
 	alice, bob := filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "bob")
 	e.ok(alice, "register", "alice")
@@ -155,7 +157,7 @@ func TestCLIListenConnectionAndHandles(t *testing.T) {
 		t.Fatalf("listen printed %s when the server went away", line)
 	}
 	t.Logf("server gone: %s", line)
-	apptest.Start(t, cfg)
+	gatewaytest.Start(t, cfg)
 	if line := l.waitLine(t, `{"type":"connection"`); line != `{"type":"connection","state":"back"}` {
 		t.Fatalf("listen printed %s when the server came back", line)
 	}
@@ -166,6 +168,7 @@ func TestCLIListenConnectionAndHandles(t *testing.T) {
 // TestCLIDeviceLastSeen: a device's "last seen" moves when it connects, not
 // only at login and token refresh; device link prints times in UTC.
 func TestCLIDeviceLastSeen(t *testing.T) {
+	t.Parallel()
 	e, cfg, _ := newRestartableEnv(t)
 	alice, laptop := filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "laptop")
 	e.ok(alice, "register", "alice")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/fabric/natstest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -16,6 +17,7 @@ import (
 // (started for the command and stopped again): suspend, unsuspend, delete,
 // and an unknown handle.
 func TestMayflydAdmin(t *testing.T) {
+	t.Parallel()
 	bin := buildMayflyd(t)
 	dir := dataDir(t)
 	p := startMayflyd(t, bin, dir)
@@ -40,16 +42,10 @@ func TestMayflydAdmin(t *testing.T) {
 	if out, err := admin("delete", "alice"); err != nil || !strings.Contains(out, "deletion recorded") {
 		t.Fatalf("admin delete: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, e := bob.Do(http.MethodGet, "/v1/users/alice", nil, nil); e != nil && e.Code == schema.CodeNotFound {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("alice not deleted 15s after admin delete")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	natstest.WaitFor(t, 15*time.Second, "alice deleted after admin delete", func() bool {
+		_, e := bob.Do(http.MethodGet, "/v1/users/alice", nil, nil)
+		return e != nil && e.Code == schema.CodeNotFound
+	})
 	if out, err := admin("suspend", "nobody"); err == nil || !strings.Contains(out, "no user has this handle") {
 		t.Errorf("admin suspend of an unknown handle: %v\n%s", err, out)
 	}

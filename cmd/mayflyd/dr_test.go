@@ -7,6 +7,7 @@ import (
 )
 
 func TestMayflydDRFlags(t *testing.T) {
+	t.Parallel()
 	o, err := parseFlags([]string{"-nats-url", "nats://a,nats://b", "-nats-auth-url", "nats://x", "-placement-tags", " site:a , ssd ",
 		"-placement-cluster", "east", "-token-key-required", "true", "-callout-key", "/k/callout.nk"})
 	if err != nil {

@@ -180,6 +180,7 @@ func checkPostgresStopped(t *testing.T, dir string) {
 // registers a user, stops it with SIGTERM, starts it again and finds the
 // user, the device and its tokens still there; then runs `mayflyd migrate`.
 func TestMayflydRestartKeepsAccounts(t *testing.T) {
+	t.Parallel()
 	bin := buildMayflyd(t)
 	dir := dataDir(t)
 	p := startMayflyd(t, bin, dir)
@@ -223,6 +224,7 @@ func TestMayflydRestartKeepsAccounts(t *testing.T) {
 // TestMayflydCommandLine checks the errors a person sees first: missing
 // PostgreSQL binaries and bad flags.
 func TestMayflydCommandLine(t *testing.T) {
+	t.Parallel()
 	bin := buildMayflyd(t)
 	empty := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -291,6 +293,7 @@ func rootHomeDataDir(t *testing.T) string {
 // mayflyd waits for its predecessor's postgres and comes up with the
 // account still there.
 func TestMayflydRestartAfterKill(t *testing.T) {
+	t.Parallel()
 	bin := buildMayflyd(t)
 	dir := dataDir(t)
 	if os.Geteuid() == 0 {
@@ -324,6 +327,7 @@ func TestMayflydRestartAfterKill(t *testing.T) {
 // TestMayflydHelpAndVersion checks that -h and --version succeed and say
 // what an operator needs: the migrate command, every flag, the build.
 func TestMayflydHelpAndVersion(t *testing.T) {
+	t.Parallel()
 	bin := buildMayflyd(t)
 	for _, arg := range []string{"-h", "--help", "--version"} {
 		out, err := exec.Command(bin, arg).Output()
@@ -346,6 +350,7 @@ func TestMayflydHelpAndVersion(t *testing.T) {
 // address in the message: the server's own listen error, which Start now
 // returns at once, where it used to wait 30 s and say only "not ready".
 func TestMayflydNATSPortTaken(t *testing.T) {
+	t.Parallel()
 	bin := buildMayflyd(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

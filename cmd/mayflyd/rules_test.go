@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -141,6 +142,7 @@ func isTestHelper(importPath string) bool { return strings.HasSuffix(path.Base(i
 // TestRepoPackageDocs: every package has a package doc comment saying what
 // it provides ("Package x ..." or, for a command, "Command x ...").
 func TestRepoPackageDocs(t *testing.T) {
+	t.Parallel()
 	_, _, pkgs := modulePackages(t)
 	for _, p := range pkgs {
 		var docs []string
@@ -167,8 +169,13 @@ func TestRepoPackageDocs(t *testing.T) {
 //   - production code imports neither testing nor the test helpers, except
 //     the test helper packages themselves (natstest, storetest, apptest);
 //   - the gateway reaches Postgres only through the fabric services, never
-//     store directly.
+//     store directly (its test helper, gatewaytest, wires the services and
+//     may);
+//   - fabric, below the gateway, imports of it only gateway/keyrate (rate
+//     limits on clients, which the mailbox relay and the NATS-native
+//     services apply too), and keyrate imports no package of this module.
 func TestRepoImports(t *testing.T) {
+	t.Parallel()
 	_, module, pkgs := modulePackages(t)
 	for _, p := range pkgs {
 		full := module
@@ -185,10 +192,81 @@ func TestRepoImports(t *testing.T) {
 				t.Errorf("%s/%s imports %s: only *test helper packages may import testing", p.dir, file, ip)
 			case own && isTestHelper(ip) && !isTestHelper(full):
 				t.Errorf("%s/%s imports test helper %s", p.dir, file, ip)
-			case inTree(p.dir, "gateway") && own && inTree(rel, "store"):
+			case inTree(p.dir, "gateway") && own && inTree(rel, "store") && !isTestHelper(full):
 				t.Errorf("%s/%s imports %s: the gateway goes through fabric services, not store", p.dir, file, ip)
+			case inTree(p.dir, "fabric") && own && inTree(rel, "gateway") && rel != "gateway/keyrate" && !isTestHelper(full):
+				t.Errorf("%s/%s imports %s: fabric sits below the gateway and uses only its keyrate", p.dir, file, ip)
+			case p.dir == "gateway/keyrate" && own:
+				t.Errorf("%s/%s imports %s: keyrate, shared with fabric, imports no other package of this module", p.dir, file, ip)
 			}
 		}
+	}
+}
+
+// e2eTrees are the only trees whose tests may assemble the whole mayflyd
+// (cmd/mayflyd/app, apptest): the end-to-end tests of the server and the
+// checks of what operators deploy. Every other package's tests wire only
+// what they test (gateway/gatewaytest, fabric/natstest, store/storetest).
+var e2eTrees = []string{"cmd/mayflyd", "deploy"}
+
+// TestRepoTestsWireOnlyTheirPart: test files outside e2eTrees import
+// neither cmd/mayflyd/app nor its apptest.
+func TestRepoTestsWireOnlyTheirPart(t *testing.T) {
+	t.Parallel()
+	root := moduleRoot(t)
+	app := modulePath(t, root) + "/cmd/mayflyd/app"
+	fset := token.NewFileSet()
+	n := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		rel = filepath.ToSlash(rel)
+		if slices.ContainsFunc(e2eTrees, func(top string) bool { return inTree(path.Dir(rel), top) }) {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		n++
+		for _, imp := range f.Imports {
+			if ip, _ := strconv.Unquote(imp.Path.Value); ip == app || strings.HasPrefix(ip, app+"/") {
+				t.Errorf("%s imports %s: only the end-to-end tests (%v) assemble the whole server", rel, ip, e2eTrees)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 50 {
+		t.Fatalf("checked only %d test files; has the tree moved?", n)
+	}
+}
+
+// TestRepoMigrationsInStore: the SQL migrations are read only by store,
+// so they live in store/migrations and nowhere else.
+func TestRepoMigrationsInStore(t *testing.T) {
+	root := moduleRoot(t)
+	n := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".sql") {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if dir := filepath.ToSlash(filepath.Dir(rel)); dir != "store/migrations" {
+			t.Errorf("%s: SQL migrations live in store/migrations", filepath.ToSlash(rel))
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 5 {
+		t.Fatalf("found only %d .sql files; has the tree moved?", n)
 	}
 }
 
@@ -202,6 +280,7 @@ var apiCodeRow = regexp.MustCompile("^\\|\\s*`([a-z_]+)`\\s*\\|\\s*(\\d{3})\\s*\
 // error code with the HTTP status the server sends, and no row for a code
 // that does not exist.
 func TestRepoAPIDocsErrorCodes(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile(filepath.Join(moduleRoot(t), "docs", "api.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -235,6 +314,7 @@ var flagDef = regexp.MustCompile(`str\(&[^,]+, "([a-z0-9-]+)", "([A-Z0-9_]+)"`)
 // TestRepoREADMEFlags: README.md's configuration table has a row for every
 // mayflyd flag, with its environment variable.
 func TestRepoREADMEFlags(t *testing.T) {
+	t.Parallel()
 	root := moduleRoot(t)
 	src, err := os.ReadFile(filepath.Join(root, "cmd", "mayflyd", "main.go"))
 	if err != nil {
@@ -262,6 +342,7 @@ var fuzzFunc = regexp.MustCompile(`(?m)^func (Fuzz[A-Za-z0-9_]*)\(`)
 // TestRepoMakeFuzzRunsEveryTarget fails when a fuzz target of the tree is
 // missing from `make fuzz` (each is run there by its exact name).
 func TestRepoMakeFuzzRunsEveryTarget(t *testing.T) {
+	t.Parallel()
 	root := moduleRoot(t)
 	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
 	if err != nil {

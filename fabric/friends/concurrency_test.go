@@ -47,6 +47,7 @@ func (o *outcomes) add(what string, err error) {
 // the user accepts requests while others answer the user's own requests
 // with theirs (the mutual path), all in parallel.
 func TestFriendsLimitHoldsUnderConcurrentAccepts(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name              string
 		existing          int // friends the target has already
@@ -116,6 +117,7 @@ func countFriends(e *env, us []store.User) int {
 // through the API (the second request accepts the first), so they are
 // written directly.
 func TestFriendsCrossAcceptRace(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, friends.Config{})
 	ctx := context.Background()
 	const pairs = 20
@@ -155,6 +157,7 @@ func TestFriendsCrossAcceptRace(t *testing.T) {
 
 // Two users requesting each other at the same moment end as friends, once.
 func TestFriendsCrossRequestRace(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, friends.Config{})
 	ctx := context.Background()
 	const pairs = 20
@@ -192,6 +195,7 @@ func TestFriendsCrossRequestRace(t *testing.T) {
 // Accepting, or requesting back, someone who has the maximum of friends
 // fails with friend_limit and changes nothing.
 func TestFriendsOtherSideLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, friends.Config{})
 	ctx := context.Background()
 	full, u, v := e.user("full"), e.user("you"), e.user("vic")
@@ -227,6 +231,7 @@ func TestFriendsOtherSideLimit(t *testing.T) {
 // service (another process, on its own NATS connection) within a second,
 // while the second one answers from its hot cache the whole time.
 func TestFriendsCanMessageAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, friends.Config{})
 	other := e.service(friends.Config{})
 	ctx := context.Background()
@@ -290,7 +295,8 @@ func TestFriendsCanMessageAcrossProcesses(t *testing.T) {
 }
 
 // Close stops everything the Service started: the pruning goroutine and the
-// subscription's delivery goroutine.
+// subscription's delivery goroutine. Not parallel: it counts every
+// goroutine of the test binary.
 func TestFriendsCloseStopsGoroutines(t *testing.T) {
 	e := newEnv(t, friends.Config{})
 	nc := natstest.Connect(t, e.node)

@@ -7,10 +7,12 @@ import (
 
 	"github.com/mayfly-im/mayfly/fabric/account"
 	"github.com/mayfly-im/mayfly/fabric/friends"
+	"github.com/mayfly-im/mayfly/fabric/natstest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
 func TestFriendsRequestAccept(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, friends.Config{})
 	ctx := context.Background()
 	a, b := e.user("ann"), e.user("bob")
@@ -81,6 +83,7 @@ func TestFriendsRequestAccept(t *testing.T) {
 }
 
 func TestFriendsMutualRequestAccepts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, friends.Config{})
 	ctx := context.Background()
 	a, b := e.user("ann"), e.user("bob")
@@ -108,6 +111,7 @@ func TestFriendsMutualRequestAccepts(t *testing.T) {
 }
 
 func TestFriendsDeclineCancelRemove(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, friends.Config{})
 	ctx := context.Background()
 	a, b := e.user("ann"), e.user("bob")
@@ -171,6 +175,7 @@ func TestFriendsDeclineCancelRemove(t *testing.T) {
 }
 
 func TestFriendsBlock(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, friends.Config{})
 	ctx := context.Background()
 	a, b, c := e.user("ann"), e.user("bob"), e.user("cat")
@@ -239,6 +244,7 @@ func TestFriendsBlock(t *testing.T) {
 }
 
 func TestFriendsRequestExpiry(t *testing.T) {
+	t.Parallel()
 	ttl := 300 * time.Millisecond
 	e := newEnv(t, friends.Config{RequestTTL: ttl})
 	ctx := context.Background()
@@ -250,13 +256,7 @@ func TestFriendsRequestExpiry(t *testing.T) {
 	if got := res.Request.ExpiresAt.Sub(res.Request.CreatedAt); got != ttl {
 		t.Fatalf("ttl = %v, want %v", got, ttl)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(e.state(b).Requests.Incoming) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("request never expired")
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
+	natstest.WaitFor(t, 10*time.Second, "the request to expire", func() bool { return len(e.state(b).Requests.Incoming) == 0 })
 	if s := e.state(a); len(s.Requests.Outgoing) != 0 {
 		t.Fatalf("expired request still listed as outgoing: %+v", s.Requests)
 	}
@@ -275,10 +275,7 @@ func TestFriendsRequestExpiry(t *testing.T) {
 	if _, err := e.svc.Request(ctx, a.ID, b.Handle); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for len(e.state(b).Requests.Incoming) != 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	natstest.WaitFor(t, 10*time.Second, "the new request to expire", func() bool { return len(e.state(b).Requests.Incoming) == 0 })
 	res, err = e.svc.Request(ctx, b.ID, a.Handle)
 	if err != nil || res.Request == nil {
 		t.Fatalf("request after the other side's expired = %+v, %v; want a new pending request", res, err)
@@ -286,21 +283,17 @@ func TestFriendsRequestExpiry(t *testing.T) {
 }
 
 func TestFriendsPruneLoop(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, friends.Config{RequestTTL: time.Millisecond, PruneInterval: 20 * time.Millisecond})
 	a, b := e.user("ann"), e.user("bob")
 	if _, err := e.svc.Request(context.Background(), a.ID, b.Handle); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for e.rows("friend_requests", "true") != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("expired request never pruned")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	natstest.WaitFor(t, 10*time.Second, "the expired request to be pruned", func() bool { return e.rows("friend_requests", "true") == 0 })
 }
 
 func TestFriendsRateLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, friends.Config{})
 	ctx := context.Background()
 	a, b, c := e.user("ann"), e.user("bob"), e.user("cat")
@@ -339,6 +332,7 @@ func TestFriendsRateLimit(t *testing.T) {
 }
 
 func TestFriendsRequestLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, friends.Config{RequestRate: 100})
 	ctx := context.Background()
 	a := e.user("ann")
@@ -359,6 +353,7 @@ func TestFriendsRequestLimit(t *testing.T) {
 }
 
 func TestFriendsBadInputChangesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, friends.Config{})
 	ctx := context.Background()
 	a, b, friend, stranger := e.user("ann"), e.user("bob"), e.user("fay"), e.user("sam")
@@ -431,6 +426,7 @@ func toUpper(s string) string {
 }
 
 func TestFriendsAnnounceKeyChange(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, friends.Config{})
 	a, b, c := e.user("ann"), e.user("bob"), e.user("cat")
 	e.befriend(a, b)

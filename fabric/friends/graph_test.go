@@ -53,6 +53,7 @@ func get(t *testing.T, g *Graph, userID string) []string {
 }
 
 func TestFriendsGraphCachesSortedAndInvalidates(t *testing.T) {
+	t.Parallel()
 	f := newFake()
 	f.set("a", "c", "b")
 	g := NewGraph(10, 0, f.load)
@@ -74,6 +75,7 @@ func TestFriendsGraphCachesSortedAndInvalidates(t *testing.T) {
 }
 
 func TestFriendsGraphEvictsLeastRecentlyUsed(t *testing.T) {
+	t.Parallel()
 	f := newFake()
 	g := NewGraph(2, 0, f.load)
 	get(t, g, "a")
@@ -95,6 +97,7 @@ func TestFriendsGraphEvictsLeastRecentlyUsed(t *testing.T) {
 }
 
 func TestFriendsGraphMaxAge(t *testing.T) {
+	t.Parallel()
 	f := newFake()
 	g := NewGraph(10, 50*time.Millisecond, f.load)
 	get(t, g, "a")
@@ -109,6 +112,7 @@ func TestFriendsGraphMaxAge(t *testing.T) {
 }
 
 func TestFriendsGraphSharesOneLoad(t *testing.T) {
+	t.Parallel()
 	f := newFake()
 	f.gate = make(chan struct{})
 	f.set("a", "b")
@@ -135,6 +139,7 @@ func TestFriendsGraphSharesOneLoad(t *testing.T) {
 // A load that read the graph before a change must not be kept once the
 // change's invalidation arrived while it ran.
 func TestFriendsGraphInvalidateDuringLoadIsNotOvertaken(t *testing.T) {
+	t.Parallel()
 	f := newFake()
 	gate := make(chan struct{})
 	f.gate = gate
@@ -163,6 +168,7 @@ func TestFriendsGraphInvalidateDuringLoadIsNotOvertaken(t *testing.T) {
 }
 
 func TestFriendsGraphErrorsAreNotCached(t *testing.T) {
+	t.Parallel()
 	f := newFake()
 	f.fail = errors.New("database down")
 	g := NewGraph(10, 0, f.load)
@@ -181,6 +187,7 @@ func TestFriendsGraphErrorsAreNotCached(t *testing.T) {
 }
 
 func TestFriendsGraphFlush(t *testing.T) {
+	t.Parallel()
 	f := newFake()
 	g := NewGraph(10, 0, f.load)
 	get(t, g, "a")

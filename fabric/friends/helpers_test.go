@@ -21,7 +21,7 @@ import (
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(storetest.MainNoLeaks(m)) }
 
 // env is one test's Postgres database, NATS server and friends service.
 type env struct {

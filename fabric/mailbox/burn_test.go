@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mayfly-im/mayfly/fabric/natstest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -130,7 +131,7 @@ func TestMailboxExpiry(t *testing.T) {
 	if n := len(f.fetchAll(t, b.id)); n != 1 {
 		t.Fatalf("b's mailbox holds %d, want 1", n)
 	}
-	waitFor(t, 30*time.Second, "both copies to expire", func() bool {
+	natstest.WaitFor(t, 30*time.Second, "both copies to expire", func() bool {
 		return len(f.fetchAll(t, a.id)) == 0 && len(f.fetchAll(t, b.id)) == 0
 	})
 	f.gone(t, a, b, res)

@@ -160,18 +160,6 @@ func wantCode(t testing.TB, err error, c schema.Code) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func mustSubject(t testing.TB, s *Service, uid string) string {
 	t.Helper()
 	subj, err := s.Subject(uid)

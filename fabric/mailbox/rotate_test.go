@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mayfly-im/mayfly/fabric/natstest"
 )
 
 // streamState returns partition 0's stream state.
@@ -80,7 +82,7 @@ func TestMailboxRotateShared(t *testing.T) {
 			t.Fatalf("second process filled again %v after the first: last seq %d -> %d", time.Since(rotatedAt), st.LastSeq, again.LastSeq)
 		}
 	}
-	waitFor(t, 10*time.Second, "the second process to rotate once the marker is old", func() bool {
+	natstest.WaitFor(t, 10*time.Second, "the second process to rotate once the marker is old", func() bool {
 		mustRotate(t, g.svc)
 		return streamState(t, f).LastSeq >= st.LastSeq+fillers+1
 	})

@@ -33,10 +33,10 @@ import (
 
 	"github.com/mayfly-im/mayfly/fabric/account"
 	"github.com/mayfly-im/mayfly/fabric/friends"
-	"github.com/mayfly-im/mayfly/fabric/keyrate"
 	"github.com/mayfly-im/mayfly/fabric/mailbox"
 	"github.com/mayfly-im/mayfly/fabric/presence"
 	"github.com/mayfly-im/mayfly/fabric/subject"
+	"github.com/mayfly-im/mayfly/gateway/keyrate"
 	"github.com/mayfly-im/mayfly/schema"
 )
 

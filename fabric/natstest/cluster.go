@@ -163,7 +163,7 @@ func (c *Cluster) Site(s string) int {
 // ConnectAs connects to site i's node as one of node's fixed users.
 func (c *Cluster) ConnectAs(i int, user string) *nats.Conn {
 	c.t.Helper()
-	nc, err := c.Nodes[i].ConnectAs(user, c.t.Name())
+	nc, err := c.Nodes[i].ConnectAs(user, c.t.Name(), nats.Timeout(ConnectWait))
 	if err != nil {
 		c.t.Fatalf("natstest: %v", err)
 	}

@@ -5,6 +5,7 @@ package natstest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -20,10 +21,15 @@ func Run(t testing.TB) *node.Node {
 	return RunWith(t, func(*node.Config) {})
 }
 
+// ConnectWait is the connect timeout of the tests' connections: far above
+// nats.go's 2s default, which a loaded machine (several test binaries on
+// two cores) exceeds even in-process.
+const ConnectWait = 30 * time.Second
+
 // Connect returns a service connection to n, closed by t.Cleanup.
 func Connect(t testing.TB, n *node.Node) *nats.Conn {
 	t.Helper()
-	nc, err := n.Connect(t.Name())
+	nc, err := n.Connect(t.Name(), nats.Timeout(ConnectWait))
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}

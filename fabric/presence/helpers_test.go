@@ -25,7 +25,7 @@ import (
 )
 
 // TestMain gives the tests a real Postgres for the "last seen" settings.
-func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(storetest.MainNoLeaks(m)) }
 
 // testTTL is the device TTL of the tests: a crashed device is offline
 // within about two seconds.
@@ -66,12 +66,17 @@ type env struct {
 
 func newEnv(t *testing.T, friends *testFriends) *env {
 	t.Helper()
-	n := natstest.Run(t)
+	return newEnvOn(t, friends, natstest.Run(t), 1)
+}
+
+// newEnvOn is newEnv on node n with the bucket's replica count.
+func newEnvOn(t *testing.T, friends *testFriends, n *node.Node, replicas int) *env {
+	t.Helper()
 	nc := natstest.Connect(t, n)
 	db := storetest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	svc, err := presence.New(ctx, presence.Config{NATS: nc, Friends: friends, Settings: db, TTL: testTTL})
+	svc, err := presence.New(ctx, presence.Config{NATS: nc, Friends: friends, Settings: db, TTL: testTTL, Replicas: replicas})
 	if err != nil {
 		t.Fatalf("presence.New: %v", err)
 	}
@@ -192,18 +197,6 @@ func (e *env) snapshot(userID string) map[string]schema.PresenceState {
 		out[s.UserID] = s
 	}
 	return out
-}
-
-// waitFor polls cond until it holds or within passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // rev returns the revision of a device key and whether it is live.

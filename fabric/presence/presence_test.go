@@ -21,6 +21,7 @@ const eventWait = 5 * time.Second
 const crashWait = testTTL + 4*time.Second
 
 func TestPresenceOnlineAndCleanClose(t *testing.T) {
+	t.Parallel()
 	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
@@ -55,6 +56,7 @@ func TestPresenceOnlineAndCleanClose(t *testing.T) {
 }
 
 func TestPresenceCrashGoesOfflineWithinTTL(t *testing.T) {
+	t.Parallel()
 	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
@@ -81,6 +83,7 @@ func TestPresenceCrashGoesOfflineWithinTTL(t *testing.T) {
 }
 
 func TestPresenceMultiDevice(t *testing.T) {
+	t.Parallel()
 	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
@@ -98,7 +101,7 @@ func TestPresenceMultiDevice(t *testing.T) {
 	// The laptop's other connection keeps alice online; the worker applies
 	// alice's changes in order, so an offline event would come before the
 	// sentinel.
-	waitFor(t, eventWait, "phone offline and laptop online", func() bool { return tr.Len() == 1 })
+	natstest.WaitFor(t, eventWait, "phone offline and laptop online", func() bool { return tr.Len() == 1 })
 	if got := e.snapshot(bob)[alice]; !got.Online {
 		t.Fatalf("snapshot with the laptop still connected: %+v, want online", got)
 	}
@@ -109,6 +112,7 @@ func TestPresenceMultiDevice(t *testing.T) {
 }
 
 func TestPresenceMultiDeviceCrash(t *testing.T) {
+	t.Parallel()
 	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
@@ -124,7 +128,7 @@ func TestPresenceMultiDeviceCrash(t *testing.T) {
 	}
 	bw.expect(alice, true, eventWait)
 	tr.Connect(alice, phone)
-	waitFor(t, crashWait, "the laptop's key to expire", func() bool {
+	natstest.WaitFor(t, crashWait, "the laptop's key to expire", func() bool {
 		_, live := e.rev(alice, laptop)
 		return !live
 	})
@@ -137,6 +141,7 @@ func TestPresenceMultiDeviceCrash(t *testing.T) {
 }
 
 func TestPresenceFriendsOnly(t *testing.T) {
+	t.Parallel()
 	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob, carol, mallory := e.user("alice"), e.user("bob"), e.user("carol"), e.user("mallory")
@@ -161,6 +166,7 @@ func TestPresenceFriendsOnly(t *testing.T) {
 }
 
 func TestPresenceSnapshot(t *testing.T) {
+	t.Parallel()
 	friends := newFriends()
 	e := newEnv(t, friends)
 	me, on, never, gone, hidden := e.user("me"), e.user("on"), e.user("never"), e.user("gone"), e.user("hidden")
@@ -218,6 +224,7 @@ func TestPresenceSnapshot(t *testing.T) {
 }
 
 func TestPresenceTrackerRecovers(t *testing.T) {
+	t.Parallel()
 	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
@@ -243,6 +250,7 @@ func TestPresenceTrackerRecovers(t *testing.T) {
 }
 
 func TestPresenceTrackersShareDevice(t *testing.T) {
+	t.Parallel()
 	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
@@ -261,7 +269,7 @@ func TestPresenceTrackersShareDevice(t *testing.T) {
 	// (polled much faster than refreshes come) span b's online write and
 	// more than one refresh period after it.
 	revs := map[uint64]bool{}
-	waitFor(t, 4*testTTL, "refreshes after b's write", func() bool {
+	natstest.WaitFor(t, 4*testTTL, "refreshes after b's write", func() bool {
 		if rev, live := e.rev(alice, dev); live {
 			revs[rev] = true
 		}
@@ -281,6 +289,7 @@ func TestPresenceTrackersShareDevice(t *testing.T) {
 }
 
 func TestPresenceRejectsBadIDs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, newFriends())
 	tr := e.tracker()
 	ctx := context.Background()
@@ -309,6 +318,7 @@ func TestPresenceRejectsBadIDs(t *testing.T) {
 }
 
 func TestPresenceConcurrentWorkers(t *testing.T) {
+	t.Parallel()
 	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
@@ -356,7 +366,7 @@ func TestPresenceConcurrentWorkers(t *testing.T) {
 	}
 	// Wait for the workers to apply every change: the user record is
 	// written after the last device key write.
-	waitFor(t, eventWait, "the workers to catch up", func() bool { return e.settled(alice, devs) })
+	natstest.WaitFor(t, eventWait, "the workers to catch up", func() bool { return e.settled(alice, devs) })
 	final := e.snapshot(bob)[alice]
 	if final.Online || final.LastSeen == nil {
 		t.Fatalf("alice after every device left: %+v, want offline with last_seen", final)
@@ -378,13 +388,14 @@ func TestPresenceConcurrentWorkers(t *testing.T) {
 }
 
 func TestPresenceGraphChangeSendsSnapshot(t *testing.T) {
+	t.Parallel()
 	friends := newFriends()
 	e := newEnv(t, friends)
 	alice, bob := e.user("alice"), e.user("bob")
 	bw := e.watch(bob)
 	tr := e.tracker()
 	tr.Connect(alice, schema.NewDeviceID())
-	waitFor(t, eventWait, "alice's record", func() bool { return e.settled(alice, nil) })
+	natstest.WaitFor(t, eventWait, "alice's record", func() bool { return e.settled(alice, nil) })
 	bw.none() // not friends yet: nothing
 
 	// They become friends; the friends service announces the graph change
@@ -403,6 +414,7 @@ func TestPresenceGraphChangeSendsSnapshot(t *testing.T) {
 // are refresh slots and checks that every key is rewritten within one TTL
 // and still live after two: the spread-out refresh reaches every slot.
 func TestPresenceTrackerRefreshesEveryDevice(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, newFriends())
 	tr := e.tracker()
 	user := e.user("many")
@@ -418,7 +430,7 @@ func TestPresenceTrackerRefreshesEveryDevice(t *testing.T) {
 		e.awaitLive(user, d, true)
 		first[i], _ = e.rev(user, d)
 	}
-	waitFor(t, 2*testTTL, "every device key refreshed", func() bool {
+	natstest.WaitFor(t, 2*testTTL, "every device key refreshed", func() bool {
 		for i, d := range devs {
 			if rev, _ := e.rev(user, d); rev == first[i] {
 				return false

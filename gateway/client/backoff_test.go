@@ -8,6 +8,7 @@ import (
 // TestClientBackoff: delays double from MinBackoff up to MaxBackoff, with
 // jitter in the upper half of each step.
 func TestClientBackoff(t *testing.T) {
+	t.Parallel()
 	k, _ := NewKeys(false)
 	c, err := New(Config{Server: "http://127.0.0.1:1", Keys: k, MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second})
 	if err != nil {

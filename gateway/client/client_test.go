@@ -9,15 +9,15 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/fabric/token"
 	"github.com/mayfly-im/mayfly/gateway/client"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
 func TestClientRegisterLogin(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	c := newClient(t, s.url, "laptop")
@@ -71,13 +71,14 @@ func TestClientRegisterLogin(t *testing.T) {
 // before use; one the server calls expired is refreshed and the request
 // retried; and two clients sharing a Dir never use one refresh token twice.
 func TestClientTokenRefresh(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	keyFile := filepath.Join(dataDir, "keys", "token.pem")
 	key, err := token.LoadOrCreateKey(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := apptest.Start(t, app.Config{DataDir: dataDir, TokenKeyFile: keyFile})
+	a := gatewaytest.Start(t, gatewaytest.Config{DataDir: dataDir, TokenKeyFile: keyFile})
 	url := "http://" + a.HTTPAddr()
 	ctx := testCtx(t)
 	dir, err := client.OpenDir(t.TempDir())
@@ -168,6 +169,7 @@ func expiredToken(t *testing.T, key ed25519.PrivateKey, sess schema.Session) str
 // TestClientFriendsAndKeys: friend operations pin friends' keys; a key
 // that differs from the pinned one is flagged until confirmed.
 func TestClientFriendsAndKeys(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	alice, bob, carol := s.user("alice"), s.user("bob"), s.user("carol")

@@ -126,7 +126,7 @@ func (s *atkServer) storedEnvelope(ctx context.Context, c *client.Client, msgID 
 		s.t.Fatal(err)
 	}
 	id := c.Identity()
-	nc, err := nats.Connect(s.app.NATSURL(), nats.Token(tok), nats.CustomInboxPrefix("_INBOX_"+id.UserID))
+	nc, err := nats.Connect(s.srv.NATSURL(), nats.Token(tok), nats.CustomInboxPrefix("_INBOX_"+id.UserID))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -210,6 +210,7 @@ func openWithAnyKey(t *testing.T, env []byte, sender ed25519.PublicKey, homes ma
 // still opens it: an offline device cannot delete what it never heard was
 // burned (reported as a limitation, not asserted as a property).
 func TestClientAttackForwardSecrecy(t *testing.T) {
+	t.Parallel()
 	for _, tabletOnline := range []bool{true, false} {
 		name := map[bool]string{true: "all online", false: "tablet offline"}[tabletOnline]
 		t.Run(name, func(t *testing.T) {

@@ -10,24 +10,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/gateway/client"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
-// server is a mayflyd running for one test.
+// server is a gateway running for one test.
 type server struct {
 	t   *testing.T
-	app *app.App
+	srv *gatewaytest.Server
 	url string // http://host:port
 }
 
-// startServer starts a mayflyd with a send rate generous enough for tests.
+// startServer starts a gateway with a send rate generous enough for tests.
 func startServer(t *testing.T) *server {
 	t.Helper()
-	a := apptest.Start(t, app.Config{SendRate: 1000, SendBurst: 1000})
-	return &server{t: t, app: a, url: "http://" + a.HTTPAddr()}
+	a := gatewaytest.Start(t, gatewaytest.Config{SendRate: 1000, SendBurst: 1000})
+	return &server{t: t, srv: a, url: "http://" + a.HTTPAddr()}
 }
 
 // ctx returns a context that ends with the test or after a minute.
@@ -309,7 +308,7 @@ func newProxy(t *testing.T, s *server) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{t: t, ln: ln, target: s.app.HTTPAddr(), conns: map[net.Conn]bool{}, held: map[net.Conn]bool{}, stopped: make(chan struct{})}
+	p := &proxy{t: t, ln: ln, target: s.srv.HTTPAddr(), conns: map[net.Conn]bool{}, held: map[net.Conn]bool{}, stopped: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)

@@ -12,9 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/gateway/client"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 	"github.com/mayfly-im/mayfly/store/storetest"
@@ -24,10 +23,10 @@ import (
 // full copy of a revoked device's home (issue 12). The operator edits
 // Postgres directly, as such an operator would.
 
-// atkServer is a mayflyd whose database the test can edit behind it.
+// atkServer is a gateway whose database the test can edit behind it.
 type atkServer struct {
 	t   *testing.T
-	app *app.App
+	srv *gatewaytest.Server
 	url string
 	db  *pgx.Conn
 }
@@ -35,13 +34,13 @@ type atkServer struct {
 func atkStart(t *testing.T) *atkServer {
 	t.Helper()
 	dbURL := storetest.NewURL(t)
-	a := apptest.Start(t, app.Config{DatabaseURL: dbURL, SendRate: 1000, SendBurst: 1000})
+	a := gatewaytest.Start(t, gatewaytest.Config{DatabaseURL: dbURL, SendRate: 1000, SendBurst: 1000, Native: true})
 	db, err := pgx.Connect(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close(context.Background()) })
-	return &atkServer{t: t, app: a, url: "http://" + a.HTTPAddr(), db: db}
+	return &atkServer{t: t, srv: a, url: "http://" + a.HTTPAddr(), db: db}
 }
 
 // exec runs an operator's SQL statement.
@@ -212,6 +211,7 @@ func (r rollbackScene) restart(t *testing.T, url string) *client.Client {
 // primary must not seal her next message's sync copy for the laptop: it
 // signed the newer list itself, so the older one is a rollback.
 func TestClientAttackOwnListRollback(t *testing.T) {
+	t.Parallel()
 	s := atkStart(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -313,6 +313,7 @@ func TestClientAttackFriendListRollback(t *testing.T) {
 // home (keys and session) can neither log in, refresh, claim bundles,
 // upload prekeys nor put itself back in the list.
 func TestClientAttackRevokedCopy(t *testing.T) {
+	t.Parallel()
 	s := atkStart(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -353,7 +354,7 @@ func TestClientAttackRevokedCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := apptest.NewClient(t, strings.TrimPrefix(s.url, "http://"))
+	raw := gatewaytest.NewClient(t, strings.TrimPrefix(s.url, "http://"))
 	if st, e := raw.Do("POST", "/v1/devicelist", schema.DeviceListRequest{List: b}, nil); e == nil || e.Code != schema.CodeBadSignature {
 		t.Errorf("list signed by another key: %d %v, want bad_signature", st, e)
 	}
@@ -369,7 +370,7 @@ func knownHole(t *testing.T, why string) {
 }
 
 // rawFriends makes raw clients a and b friends.
-func rawFriends(a, b *apptest.Client) {
+func rawFriends(a, b *gatewaytest.Client) {
 	a.Must("POST", "/v1/friends/requests", map[string]string{"handle": b.User.Handle}, nil)
 	b.Must("POST", "/v1/friends/requests/"+a.User.Handle+"/accept", nil, nil)
 }
@@ -381,14 +382,15 @@ func rawFriends(a, b *apptest.Client) {
 // (account.DefaultClaimLimits). Before, mallory took all 100 in 6 s and
 // every other sender's messages went without a one-time prekey.
 func TestClientAttackFriendDrainsOPKs(t *testing.T) {
+	t.Parallel()
 	s := atkStart(t)
 	addr := strings.TrimPrefix(s.url, "http://")
-	alice, bob, mallory := apptest.NewUser(t, addr, "alice"), apptest.NewUser(t, addr, "bob"), apptest.NewUser(t, addr, "mallory")
+	alice, bob, mallory := gatewaytest.NewUser(t, addr, "alice"), gatewaytest.NewUser(t, addr, "bob"), gatewaytest.NewUser(t, addr, "mallory")
 	bob.UploadPrekeys(49) // with NewUser's 2: a full pool of 100
 	bob.UploadPrekeys(49)
 	rawFriends(alice, bob)
 	rawFriends(mallory, bob)
-	claim := func(c *apptest.Client) (ok, opk bool) {
+	claim := func(c *gatewaytest.Client) (ok, opk bool) {
 		var raw json.RawMessage
 		if _, e := c.Do("POST", "/v1/users/"+bob.User.UserID+"/bundle", nil, &raw); e != nil {
 			return false, false
@@ -423,9 +425,10 @@ func TestClientAttackFriendDrainsOPKs(t *testing.T) {
 // itself, and its reset waits (IdentityResetDelay) while every device is
 // told and the primary cancels it, by a list or by DELETE.
 func TestClientAttackLinkedDeviceTakesOver(t *testing.T) {
+	t.Parallel()
 	s := atkStart(t)
 	addr := strings.TrimPrefix(s.url, "http://")
-	bob := apptest.NewUser(t, addr, "bob")
+	bob := gatewaytest.NewUser(t, addr, "bob")
 	laptop := bob.Device("laptop")
 	tablet := bob.Device("tablet")
 	if _, e := laptop.Do("DELETE", "/v1/devices/"+bob.DeviceID(), nil, nil); e == nil || e.Code != schema.CodeForbidden {
@@ -481,9 +484,10 @@ func TestClientAttackLinkedDeviceTakesOver(t *testing.T) {
 // been told; the primary's own reset is immediate.
 func TestClientIdentityResetAfterDelay(t *testing.T) {
 	const delay = 500 * time.Millisecond
-	a := apptest.Start(t, app.Config{DatabaseURL: storetest.NewURL(t), IdentityResetDelay: delay})
+	t.Parallel()
+	a := gatewaytest.Start(t, gatewaytest.Config{IdentityResetDelay: delay})
 	addr := a.HTTPAddr()
-	bob := apptest.NewUser(t, addr, "bob")
+	bob := gatewaytest.NewUser(t, addr, "bob")
 	laptop := bob.Device("laptop")
 	_, ik, _ := ed25519.GenerateKey(nil)
 	l, err := envelope.SignDeviceList(bob.User.UserID, bob.Acct.Version+1, time.Now(), []ed25519.PublicKey{laptop.DK.Public().(ed25519.PublicKey)}, ik)
@@ -527,6 +531,7 @@ func TestClientIdentityResetAfterDelay(t *testing.T) {
 // alice lists her friends, "send bob" must not seal to the operator's key
 // without a warning (untrusted_keys), as for a changed identity key.
 func TestClientAttackHandleRebound(t *testing.T) {
+	t.Parallel()
 	s := atkStart(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

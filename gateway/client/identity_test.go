@@ -13,8 +13,9 @@ import (
 // and cannot sign lists any more; bob's client refuses to send to the new
 // key (untrusted_keys) until bob accepts it, then the laptop reads.
 func TestClientIdentityReset(t *testing.T) {
+	t.Parallel()
 	as := atkStart(t)
-	s := &server{t: t, app: as.app, url: as.url}
+	s := &server{t: t, srv: as.srv, url: as.url}
 	ctx := testCtx(t)
 	alice, bob := s.user("alice"), s.user("bob")
 	befriend(t, alice, bob)

@@ -16,6 +16,7 @@ import (
 // never server internals (store, fabric, the gateway itself), so programs
 // can use it without pulling in a server.
 func TestClientImports(t *testing.T) {
+	t.Parallel()
 	const module = "github.com/mayfly-im/mayfly"
 	allowed := map[string]bool{module + "/schema": true, module + "/schema/envelope": true, module + "/schema/payload": true}
 	files, err := filepath.Glob("*.go")

@@ -11,6 +11,7 @@ import (
 
 // TestClientNoLeaks: once Run has returned, none of the client's
 // goroutines (connection reader, pinger) is left, here or on the server.
+// Not parallel: it counts every goroutine of the test binary.
 func TestClientNoLeaks(t *testing.T) {
 	s := startServer(t)
 	tr := &http.Transport{}

@@ -24,8 +24,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/gateway/client"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
@@ -35,6 +35,7 @@ import (
 // to it, and the new device logs in as a second device of the user and
 // reads messages sent afterwards. The request is single use.
 func TestClientLink(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	alice, bob := s.user("alice"), s.user("bob")
@@ -99,6 +100,7 @@ func TestClientLink(t *testing.T) {
 // TestClientLinkErrors: bad input to the link endpoints is refused with
 // documented codes, and nothing is approved by accident.
 func TestClientLinkErrors(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	alice := s.user("alice")
@@ -191,6 +193,7 @@ func TestClientLinkErrors(t *testing.T) {
 // hands the approving device a key other than the new device's is caught
 // by the code check, and no keys are sent.
 func TestClientLinkSubstitutedKey(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	evil, _ := ecdh.X25519().GenerateKey(rand.Reader)
@@ -251,7 +254,7 @@ func TestClientLinkSubstitutedKey(t *testing.T) {
 func TestClientLinkForgedAnswer(t *testing.T) {
 	s := startServer(t)
 	ctx := testCtx(t)
-	mallory := apptest.NewUser(t, strings.TrimPrefix(s.url, "http://"), "mallory")
+	mallory := gatewaytest.NewUser(t, strings.TrimPrefix(s.url, "http://"), "mallory")
 	var req schema.LinkRequest
 	var mu sync.Mutex
 	target, _ := url.Parse(s.url)

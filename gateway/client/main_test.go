@@ -8,5 +8,5 @@ import (
 )
 
 // TestMain runs the package's tests against the test binary's private
-// Postgres: every test starts a whole mayflyd in-process (apptest.Start).
-func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+// Postgres: every test starts a gateway in-process (gatewaytest.Start).
+func TestMain(m *testing.M) { os.Exit(storetest.MainNoLeaks(m)) }

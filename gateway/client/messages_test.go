@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/gateway/client"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
@@ -19,6 +18,7 @@ import (
 // opened; the sender's devices get the Self copy; reading burns it for
 // both; unread counts and recall work; a non-friend is refused.
 func TestClientMessages(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	alice, bob, carol := s.user("alice"), s.user("bob"), s.user("carol")
@@ -92,6 +92,7 @@ func TestClientMessages(t *testing.T) {
 // on its next connection, in order, once; its cursor, kept in a Dir,
 // carries over to a new process; burned messages do not come back.
 func TestClientReplay(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	dir, err := client.OpenDir(t.TempDir())
@@ -166,6 +167,7 @@ func TestClientReplay(t *testing.T) {
 // issued while disconnected completes once the connection is back; a
 // Handler error makes the message come again.
 func TestClientReconnect(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	p := newProxy(t, s)
@@ -233,6 +235,7 @@ func TestClientReconnect(t *testing.T) {
 // TestClientRunStops: Run returns nil when its context ends, and an error
 // without retrying when the device is revoked.
 func TestClientRunStops(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	alice := s.user("alice")
@@ -270,6 +273,7 @@ func TestClientRunStops(t *testing.T) {
 // connection, the same envelope is sent again on the next one and the
 // server recognises it: the recipient gets the message once.
 func TestClientSendRetry(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := testCtx(t)
 	p := newProxy(t, s)
@@ -309,8 +313,8 @@ func TestClientSendRetry(t *testing.T) {
 // once Postgres is back, within Send's retry window.
 func TestClientSendRidesOutPostgresFailover(t *testing.T) {
 	proxy, dbURL := storetest.NewProxy(t)
-	a := apptest.Start(t, app.Config{DatabaseURL: dbURL, DataDir: t.TempDir(), SendRate: 1000, SendBurst: 1000})
-	s := &server{t: t, app: a, url: "http://" + a.HTTPAddr()}
+	a := gatewaytest.Start(t, gatewaytest.Config{DatabaseURL: dbURL, SendRate: 1000, SendBurst: 1000})
+	s := &server{t: t, srv: a, url: "http://" + a.HTTPAddr()}
 	ctx := testCtx(t)
 	alice, bob := s.user("alice"), s.user("bob")
 	befriend(t, alice, bob)

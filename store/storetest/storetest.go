@@ -7,6 +7,9 @@
 //
 //	func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 //
+// or, to also fail on goroutines the tests leave behind,
+// os.Exit(storetest.MainNoLeaks(m)).
+//
 // Tests never skip for want of Postgres: without the binaries Main fails
 // with the install instruction. The helpers are safe for parallel tests.
 package storetest
@@ -20,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
 
 	"github.com/mayfly-im/mayfly/store"
 	"github.com/mayfly-im/mayfly/store/pgserver"
@@ -67,6 +71,22 @@ func migrateTemplate(ctx context.Context) error {
 	}
 	defer db.Close()
 	return db.Migrate(ctx)
+}
+
+// MainNoLeaks is Main that also fails the run when goroutines are left
+// once the tests passed and Postgres stopped (goleak; opts name the
+// goroutines a package knows to outlive its tests). It returns the exit
+// code for os.Exit.
+func MainNoLeaks(m *testing.M, opts ...goleak.Option) int {
+	code := Main(m)
+	if code != 0 {
+		return code
+	}
+	if err := goleak.Find(opts...); err != nil {
+		fmt.Fprintln(os.Stderr, "storetest: goroutines left after the tests:", err)
+		return 1
+	}
+	return 0
 }
 
 // NewURL creates a fresh migrated database for t and returns its URL.

@@ -10,9 +10,10 @@ import (
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(storetest.MainNoLeaks(m)) }
 
 func TestAppRegisterLoginDevices(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{})
 	alice := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	if alice.Session.UserID != alice.User.UserID || alice.Session.AccessToken == "" {

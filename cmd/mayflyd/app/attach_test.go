@@ -125,7 +125,7 @@ func TestAppAttachmentBurnedWithMessage(t *testing.T) {
 	}
 	store := filepath.Join(dataDir, "nats")
 	needle := [][]byte{sealed[100<<10 : 100<<10+64]}
-	waitFor(t, 30*time.Second, "burned attachment bytes leave the store's files", func() bool {
+	natstest.WaitFor(t, 30*time.Second, "burned attachment bytes leave the store's files", func() bool {
 		return !natstest.InFiles(t, store, needle)[0]
 	})
 	t.Logf("burned attachment's bytes gone from the store's files %v after the read", time.Since(burnedAt).Round(100*time.Millisecond))

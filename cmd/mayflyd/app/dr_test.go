@@ -80,18 +80,6 @@ func (d drSetup) placement(t *testing.T, i int) sites.Report {
 	return r
 }
 
-// waitFor polls cond every 100ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // goClient registers handle on the gateway at addr and runs its connection.
 func goClient(t *testing.T, addr, handle string, h client.Handler, log ...*slog.Logger) *client.Client {
 	t.Helper()
@@ -148,6 +136,7 @@ func (b *inbox) seq(id string) (uint64, bool) {
 // once the site is back its replicas catch up with the burns: a message
 // burned before or during the loss is not served by any server.
 func TestDRCityLoss(t *testing.T) {
+	t.Parallel()
 	d := startDR(t)
 	if r := d.placement(t, d.cl.Site("b")); !r.OK() {
 		t.Fatalf("placement before the loss:\n%s", r)
@@ -172,7 +161,7 @@ func TestDRCityLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "first message delivered", func() bool { _, ok := got.seq(first.ID); return ok })
+	natstest.WaitFor(t, 10*time.Second, "first message delivered", func() bool { _, ok := got.seq(first.ID); return ok })
 	burned := []uint64{first.PeerSeq}
 	if err := bob.Read(ctx, first.PeerSeq); err != nil {
 		t.Fatal(err)
@@ -208,13 +197,13 @@ func TestDRCityLoss(t *testing.T) {
 		}
 	}()
 	ackedN := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	waitFor(t, 10*time.Second, "sends before the loss", func() bool { return ackedN() >= 3 })
+	natstest.WaitFor(t, 10*time.Second, "sends before the loss", func() bool { return ackedN() >= 3 })
 	t.Logf("losing site %s (leader of %s)", d.cl.Sites[lost], stream)
 	d.cl.Kill(lost)
 	killed := ackedN()
 	survivor := (lost + 1) % 3
-	waitFor(t, 30*time.Second, "every stream has a new leader", func() bool { return d.placementNoFatal(survivor) })
-	waitFor(t, 30*time.Second, "sends after the loss", func() bool { return ackedN() >= killed+5 })
+	natstest.WaitFor(t, 30*time.Second, "every stream has a new leader", func() bool { return d.placementNoFatal(survivor) })
+	natstest.WaitFor(t, 30*time.Second, "sends after the loss", func() bool { return ackedN() >= killed+5 })
 
 	d.nativeThroughLoss(t, ctx, survivor, alice, bob)
 	close(stop)
@@ -226,7 +215,7 @@ func TestDRCityLoss(t *testing.T) {
 		t.Fatalf("%d sends failed (the client should retry through the election): %v", len(fails), fails[0])
 	}
 	for _, id := range acked {
-		waitFor(t, 20*time.Second, "acknowledged message "+id+" delivered", func() bool { _, ok := got.seq(id); return ok })
+		natstest.WaitFor(t, 20*time.Second, "acknowledged message "+id+" delivered", func() bool { _, ok := got.seq(id); return ok })
 	}
 	// Burn one sent during the loss, while the site is still down.
 	during, _ := got.seq(acked[len(acked)-1])
@@ -236,7 +225,7 @@ func TestDRCityLoss(t *testing.T) {
 	burned = append(burned, during)
 
 	d.cl.Restart(lost)
-	waitFor(t, 30*time.Second, "the lost site's replicas caught up", func() bool { return d.caughtUp(lost) })
+	natstest.WaitFor(t, 30*time.Second, "the lost site's replicas caught up", func() bool { return d.caughtUp(lost) })
 	for i := range d.cl.Nodes {
 		for _, seq := range burned {
 			if m := directGet(t, d.cl.ConnectAs(i, node.ServiceUser), stream, seq); m != nil {
@@ -400,7 +389,7 @@ func (d drSetup) nativeThroughLoss(t *testing.T, ctx context.Context, site int, 
 			}
 		}
 	}
-	waitFor(t, 30*time.Second, "native message in bob's mailbox", found)
+	natstest.WaitFor(t, 30*time.Second, "native message in bob's mailbox", found)
 }
 
 func mustKeys(t *testing.T) client.Keys {
@@ -460,6 +449,7 @@ func (l *lines) has(s string) bool {
 // leader) is repeated with the same message id until the stream is back,
 // and is stored once.
 func TestDRSendRetriedWhileUnavailable(t *testing.T) {
+	t.Parallel()
 	d := startDR(t)
 	log := &lines{}
 	alice := goClient(t, d.app.HTTPAddr(), "alice", client.Handler{SendOnly: true}, slog.New(log))
@@ -491,7 +481,7 @@ func TestDRSendRetriedWhileUnavailable(t *testing.T) {
 		s, err := alice.Send(ctx, "bob", "through the outage")
 		res <- result{s, err}
 	}()
-	waitFor(t, 20*time.Second, "the client retries", func() bool { return log.has("server unavailable; retrying") })
+	natstest.WaitFor(t, 20*time.Second, "the client retries", func() bool { return log.has("server unavailable; retrying") })
 	if _, err := js.CreateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -517,6 +507,7 @@ func (d drSetup) appMailboxSubject(uid string) (string, error) {
 // TestDRTokenKeyRequired: with TokenKeyRequired a missing key is an error
 // and no key is made (a city with its own key would log everybody out).
 func TestDRTokenKeyRequired(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	key := filepath.Join(dir, "keys", "token.pem")
 	_, err := app.Start(context.Background(), app.Config{

@@ -40,6 +40,7 @@ func wantErr(t *testing.T, c *apptest.Client, method, path string, body any, cod
 }
 
 func TestFriendsHTTPFlow(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{})
 	alice := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	bob := apptest.NewUser(t, a.HTTPAddr(), "bob")
@@ -124,6 +125,7 @@ func TestFriendsHTTPFlow(t *testing.T) {
 }
 
 func TestFriendsHTTPBadInputChangesNothing(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{})
 	alice := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	bob := apptest.NewUser(t, a.HTTPAddr(), "bob")
@@ -184,6 +186,7 @@ func TestFriendsHTTPBadInputChangesNothing(t *testing.T) {
 }
 
 func TestFriendsHTTPBlockedUserIsRefused(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{})
 	alice := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	mallory := apptest.NewUser(t, a.HTTPAddr(), "mallory")
@@ -211,6 +214,7 @@ func TestFriendsHTTPBlockedUserIsRefused(t *testing.T) {
 }
 
 func TestFriendsWebSocketNotification(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{})
 	alice := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	bob := apptest.NewUser(t, a.HTTPAddr(), "bob")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
 	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/fabric/natstest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
@@ -39,6 +40,7 @@ func loginCode(c *apptest.Client, device string) schema.Code {
 // NATS connection is refused. Unsuspended, it logs in again; deleted, it is
 // gone. Unknown handles and actions are errors.
 func TestLifecycleAdminSuspend(t *testing.T) {
+	t.Parallel()
 	db := storetest.NewURL(t)
 	a := apptest.Start(t, app.Config{DatabaseURL: db, LifecycleInterval: 100 * time.Millisecond})
 	alice := apptest.NewUser(t, a.HTTPAddr(), "alice")
@@ -107,17 +109,10 @@ func TestLifecycleAdminSuspend(t *testing.T) {
 	if msg, err := admin(app.AdminDelete, "alice"); err != nil || !strings.Contains(msg, "deletion recorded") {
 		t.Fatalf("admin delete = %q, %v", msg, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	natstest.WaitFor(t, 10*time.Second, "alice gone after admin delete", func() bool {
 		_, e := bob.Do(http.MethodGet, "/v1/users/alice", nil, nil)
-		if e != nil && e.Code == schema.CodeNotFound {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alice still there 10s after admin delete: %v", e)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return e != nil && e.Code == schema.CodeNotFound
+	})
 	for _, bad := range [][2]string{{app.AdminSuspend, "nobody"}, {app.AdminDelete, "alice"}} {
 		if _, err := admin(bad[0], bad[1]); !errors.Is(err, app.ErrUnknownUser) {
 			t.Errorf("admin %s %s = %v, want ErrUnknownUser", bad[0], bad[1], err)

@@ -50,6 +50,7 @@ func scrape(t *testing.T, addr string) (map[string]float64, string) {
 // over the NATS-native API and a WebSocket, then checks that every family
 // docs/operations.md lists moved, and that no label carries a user id.
 func TestAppMetricsMove(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{})
 	ac := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	bc := apptest.NewUser(t, a.HTTPAddr(), "bob")

@@ -18,6 +18,7 @@ import (
 // access token) can neither claim bundles nor upload prekeys over NATS or
 // HTTP, nor log in again.
 func TestNativeAttackListRevocation(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{})
 	alice := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	bob := apptest.NewUser(t, a.HTTPAddr(), "bob")

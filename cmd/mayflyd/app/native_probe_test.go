@@ -18,6 +18,7 @@ import (
 // numbers out of range are invalid_cursor, a member given twice is
 // bad_request.
 func TestNativeCodesMatchWebSocket(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{})
 	ac := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	alice := newNative(t, a, ac)
@@ -54,6 +55,7 @@ func (r rawJSON) MarshalJSON() ([]byte, error) { return []byte(r), nil }
 // requests are answered rate_limited, as frames over a WebSocket's rate
 // are; another device of the same user keeps its own budget.
 func TestNativeRequestRateLimit(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{WSFrameRate: 1, WSFrameBurst: 10})
 	ac := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	apptest.NewUser(t, a.HTTPAddr(), "bob")
@@ -82,6 +84,7 @@ func TestNativeRequestRateLimit(t *testing.T) {
 // WebSocket's fifth is, and closing one makes room again; a user's devices
 // together hold at most 16.
 func TestNativeConnectionCaps(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{})
 	ac := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	var open []*nats.Conn

@@ -66,6 +66,7 @@ func (a *asyncErrs) waitFor(t *testing.T, s string) {
 }
 
 func TestNativeCalloutPermissions(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{NATSWebSocketListen: "127.0.0.1:0"})
 	alice := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	bob := apptest.NewUser(t, a.HTTPAddr(), "bob")
@@ -147,6 +148,7 @@ func TestNativeCalloutPermissions(t *testing.T) {
 }
 
 func TestNativeRevokeDisconnects(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{})
 	alice := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	laptop := alice.Device("laptop")
@@ -244,6 +246,7 @@ func nextMsg(t *testing.T, sub *nats.Subscription) *nats.Msg {
 }
 
 func TestNativeEverything(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{})
 	ac := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	bc := apptest.NewUser(t, a.HTTPAddr(), "bob")
@@ -358,6 +361,7 @@ func TestNativeEverything(t *testing.T) {
 // the client chose outside its own inbox (here: the JetStream API, to delete
 // a mailbox stream, and another user's mailbox).
 func TestNativeReplySubjectInjection(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a := apptest.Start(t, app.Config{DataDir: dir})
 	ac := apptest.NewUser(t, a.HTTPAddr(), "alice")
@@ -409,6 +413,7 @@ func readPassword(t *testing.T, dataDir string) string {
 // TestNativeSyncLargeMessages: a sync answer never exceeds NATS's max
 // payload; with large envelopes it carries fewer messages and says more.
 func TestNativeSyncLargeMessages(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{})
 	ac := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	bc := apptest.NewUser(t, a.HTTPAddr(), "bob")

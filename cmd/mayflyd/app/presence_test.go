@@ -52,6 +52,7 @@ func closeWS(ws *websocket.Conn) {
 }
 
 func TestPresenceWebSocket(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{PresenceTTL: 3 * time.Second})
 	alice := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	bob := apptest.NewUser(t, a.HTTPAddr(), "bob")
@@ -146,6 +147,7 @@ func nextWSEventAny(t *testing.T, ws *websocket.Conn) schema.Event {
 }
 
 func TestPresenceMultiDeviceWebSocket(t *testing.T) {
+	t.Parallel()
 	a := apptest.Start(t, app.Config{PresenceTTL: 3 * time.Second})
 	alice := apptest.NewUser(t, a.HTTPAddr(), "alice")
 	bob := apptest.NewUser(t, a.HTTPAddr(), "bob")

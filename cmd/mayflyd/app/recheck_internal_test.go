@@ -22,6 +22,7 @@ import (
 // then breaks the gateway's NATS connection: on reconnect the gateway looks
 // at its WebSockets again and closes the revoked device's with 4001.
 func TestAppRevocationLostWhileNATSDown(t *testing.T) {
+	t.Parallel()
 	a, err := Start(context.Background(), Config{
 		DatabaseURL: storetest.NewURL(t), DataDir: t.TempDir(),
 		HTTPListen: "127.0.0.1:0", NATSListen: "127.0.0.1:0", NATSWebSocketListen: "off",

@@ -3,7 +3,7 @@
 // ephemeral X25519 key combined with the device's signed prekey and, when
 // the server had one, a one-time prekey (X3DH-style), signed by the sending
 // device's key. Byte for byte the Go package schema/envelope (SealV2,
-// ParseV2, EnvelopeV2.Open); gateway/web's browser tests check the test
+// ParseV2, EnvelopeV2.Open); gateway/internal/web's browser tests check the test
 // vectors and both directions of interop.
 
 import * as b64 from "./b64.js";

@@ -17,7 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/mayfly-im/mayfly/gateway/web"
+	"github.com/mayfly-im/mayfly/gateway/internal/web"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
 
@@ -125,7 +125,7 @@ type v2Vectors struct {
 
 func loadV2Vectors(t *testing.T) v2Vectors {
 	t.Helper()
-	raw, err := os.ReadFile("../../schema/envelope/testdata/v2-vectors.json")
+	raw, err := os.ReadFile("../../../schema/envelope/testdata/v2-vectors.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +155,7 @@ func jsJSON(v any) string {
 // TestWebIdentity checks the client's identity v2 code against Go's in
 // one page: the test vectors, interop both ways, and the parsers.
 func TestWebIdentity(t *testing.T) {
+	t.Parallel()
 	tb := identityPage(t)
 	t.Run("Vectors", func(t *testing.T) { identityVectors(t, tb) })
 	t.Run("Interop", func(t *testing.T) { envelopeInterop(t, tb) })

@@ -12,8 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 	"github.com/mayfly-im/mayfly/store/storetest"
@@ -21,10 +20,10 @@ import (
 
 // startWithDB runs a mayflyd and returns it with a connection to its
 // database, for changing what the server serves behind the clients' backs.
-func startWithDB(t *testing.T) (*app.App, *pgx.Conn) {
+func startWithDB(t *testing.T) (*gatewaytest.Server, *pgx.Conn) {
 	t.Helper()
 	url := storetest.NewURL(t)
-	a := apptest.Start(t, app.Config{DatabaseURL: url})
+	a := gatewaytest.Start(t, gatewaytest.Config{DatabaseURL: url})
 	db, err := pgx.Connect(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +41,7 @@ func dbExec(t *testing.T, db *pgx.Conn, sql string, args ...any) {
 
 // friendsInBrowsers opens two people in browser, who register on a with
 // the handles h1 and h2 and become friends.
-func friendsInBrowsers(t *testing.T, browser context.Context, a *app.App, h1, h2 string) (*tab, *tab) {
+func friendsInBrowsers(t *testing.T, browser context.Context, a *gatewaytest.Server, h1, h2 string) (*tab, *tab) {
 	t.Helper()
 	one := openApp(t, browser, a.HTTPAddr(), h1)
 	two := openApp(t, browser, a.HTTPAddr(), h2)
@@ -56,6 +55,7 @@ func friendsInBrowsers(t *testing.T, browser context.Context, a *app.App, h1, h2
 // and one browser: key changes that stop the sender (alice and bob), and
 // linking and revoking a second browser (erin and dave).
 func TestWebIdentityApp(t *testing.T) {
+	t.Parallel()
 	a, db := startWithDB(t)
 	browser := startBrowser(t)
 	t.Run("KeyChangeStopsSender", func(t *testing.T) { keyChangeStopsSender(t, a, db, browser) })
@@ -99,7 +99,7 @@ func (tb *tab) waitFailed(text, code string) {
 // keyChangeStopsSender changes bob's keys in Postgres behind the
 // clients' backs, as a server that wants to read alice's messages would,
 // and checks that alice's page seals nothing to them until she accepts.
-func keyChangeStopsSender(t *testing.T, a *app.App, db *pgx.Conn, browser context.Context) {
+func keyChangeStopsSender(t *testing.T, a *gatewaytest.Server, db *pgx.Conn, browser context.Context) {
 	alice, bob := friendsInBrowsers(t, browser, a, "alice", "bob")
 	alice.openChat("bob")
 	alice.send("before")
@@ -196,7 +196,7 @@ func keyChangeStopsSender(t *testing.T, a *app.App, db *pgx.Conn, browser contex
 // linkAndRevoke links a second browser to a web account (the
 // primary approves its code), chats from both, then revokes it: its page
 // is closed, it cannot log in again, and it is not sealed for any more.
-func linkAndRevoke(t *testing.T, a *app.App, browser context.Context) {
+func linkAndRevoke(t *testing.T, a *gatewaytest.Server, browser context.Context) {
 	alice, bob := friendsInBrowsers(t, browser, a, "erin", "dave")
 
 	// bob's laptop: a new browser links to bob's account.
@@ -249,7 +249,7 @@ func linkAndRevoke(t *testing.T, a *app.App, browser context.Context) {
 	alice.send("after the revocation")
 	bob.waitMessage("after the revocation", "read")
 	var u schema.User
-	carol := apptest.NewUser(t, a.HTTPAddr(), "carol")
+	carol := gatewaytest.NewUser(t, a.HTTPAddr(), "carol")
 	carol.Must("GET", "/v1/users/dave", nil, &u)
 	l, err := envelope.ParseDeviceList(u.DeviceList)
 	if err != nil {

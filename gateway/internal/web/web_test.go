@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mayfly-im/mayfly/gateway/web"
+	"github.com/mayfly-im/mayfly/gateway/internal/web"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -21,6 +21,7 @@ func serve(h http.Handler, method, path string, hdr map[string]string) *httptest
 }
 
 func TestWebHandler(t *testing.T) {
+	t.Parallel()
 	h := web.New()
 	tests := []struct {
 		method, path string
@@ -54,6 +55,7 @@ func TestWebHandler(t *testing.T) {
 }
 
 func TestWebHandlerCaching(t *testing.T) {
+	t.Parallel()
 	h := web.New()
 	first := serve(h, "GET", "/assets/js/app.js", nil)
 	etag := first.Header().Get("ETag")
@@ -72,6 +74,7 @@ func TestWebHandlerCaching(t *testing.T) {
 }
 
 func TestWebCSPIsStrict(t *testing.T) {
+	t.Parallel()
 	for _, want := range []string{"default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'",
 		"require-trusted-types-for 'script'", "base-uri 'none'"} {
 		if !strings.Contains(web.CSP, want) {
@@ -88,6 +91,7 @@ func TestWebCSPIsStrict(t *testing.T) {
 // TestWebErrorSentences checks that the client has a sentence for every
 // error code the server can send (notify.js, SENTENCES).
 func TestWebErrorSentences(t *testing.T) {
+	t.Parallel()
 	js := serve(web.New(), "GET", "/assets/js/notify.js", nil).Body.String()
 	for _, code := range schema.Codes() {
 		if !strings.Contains(js, "\n  "+string(code)+": \"") {

@@ -6,8 +6,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -16,14 +15,15 @@ import (
 // is back at registration with no keys kept, the friend's list no longer
 // shows the user, and the server knows it no more.
 func TestWebDeleteAccount(t *testing.T) {
-	a := apptest.Start(t, app.Config{})
+	t.Parallel()
+	a := gatewaytest.Start(t, gatewaytest.Config{})
 	browser := startBrowser(t)
 	alice := openApp(t, browser, a.HTTPAddr(), "alice")
 	bob := openApp(t, browser, a.HTTPAddr(), "bob")
 	alice.register("alice")
 	bob.register("bob")
 	befriend(alice, bob, "alice", "bob")
-	carol := apptest.NewUser(t, a.HTTPAddr(), "carol")
+	carol := gatewaytest.NewUser(t, a.HTTPAddr(), "carol")
 
 	alice.click("open devices", "#devices-btn")
 	alice.eval(`window.prompt = () => "bob"; true`, nil)

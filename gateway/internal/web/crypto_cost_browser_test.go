@@ -64,8 +64,9 @@ type costResult struct {
 // figures go to BENCHMARKS.md. It asserts nothing about speed and runs
 // only when MAYFLY_BENCH is set:
 //
-//	MAYFLY_BENCH=1 go test -count=1 -run TestWebCryptoCost -v ./gateway/web/
+//	MAYFLY_BENCH=1 go test -count=1 -run TestWebCryptoCost -v ./gateway/internal/web/
 func TestWebCryptoCost(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("MAYFLY_BENCH") == "" {
 		t.Skip("a measurement for BENCHMARKS.md; set MAYFLY_BENCH=1 to run it")
 	}

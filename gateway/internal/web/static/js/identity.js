@@ -1,7 +1,7 @@
 // Identity v2 in WebCrypto (docs/envelope.md, version 2): device ids,
 // device lists signed by the account's identity key (IK), prekeys signed by
 // a device key (DK), bundles, identity fingerprints and safety numbers.
-// Byte for byte the Go package schema/envelope; gateway/web's browser tests
+// Byte for byte the Go package schema/envelope; gateway/internal/web's browser tests
 // check the test vectors and both directions of interop.
 //
 // Keys are CryptoKey objects (private halves may be non-extractable; the

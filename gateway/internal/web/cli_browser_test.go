@@ -14,13 +14,12 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 )
 
 // buildCLI builds cmd/mayfly (once per test run) and returns the binary's path.
 func buildCLI(t *testing.T) string {
-	return apptest.Binary(t, "github.com/mayfly-im/mayfly/cmd/mayfly", false)
+	return gatewaytest.Binary(t, "github.com/mayfly-im/mayfly/cmd/mayfly", false)
 }
 
 // cliUser runs the mayfly CLI as one user with its own home directory.
@@ -76,8 +75,9 @@ type cliFriend struct {
 // TestWebChatWithCLI has a browser user and a user of the mayfly CLI chat
 // both ways through one real mayflyd.
 func TestWebChatWithCLI(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
-	a := apptest.Start(t, app.Config{})
+	a := gatewaytest.Start(t, gatewaytest.Config{})
 	browser := startBrowser(t)
 	alice := openApp(t, browser, a.HTTPAddr(), "alice")
 	alice.register("alice")
@@ -168,7 +168,7 @@ func (u cliUser) link() (string, <-chan error) {
 // linkWithCLI links across clients, for alice (web) and carol (CLI), friends
 // on a: a web primary approves a CLI device, and a CLI primary approves a
 // browser; messages reach every device of both users.
-func linkWithCLI(t *testing.T, a *app.App, browser context.Context, bin string, alice *tab, carol cliUser) {
+func linkWithCLI(t *testing.T, a *gatewaytest.Server, browser context.Context, bin string, alice *tab, carol cliUser) {
 	server := "http://" + a.HTTPAddr()
 	// Leave the chat, so that alice's browser does not read (burn) what her
 	// linked CLI is to read.

@@ -15,13 +15,13 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
 func TestMain(m *testing.M) {
 	code := storetest.Main(m)
-	apptest.RemoveBinaries()
+	gatewaytest.RemoveBinaries()
 	os.Exit(code)
 }
 
@@ -31,11 +31,22 @@ const chromiumPath = "/usr/bin/chromium"
 // actionTimeout bounds one browser step (a navigation, a click, a wait).
 const actionTimeout = 30 * time.Second
 
+// maxBrowsers bounds the Chromiums running at once, whatever go test's
+// -parallel: each takes most of a core while a page loads, and the machines
+// that run make test have two.
+const maxBrowsers = 2
+
+// browserSlots holds one token per running Chromium (maxBrowsers).
+var browserSlots = make(chan struct{}, maxBrowsers)
+
 // startBrowser starts a headless Chromium for t with a fresh profile and
-// returns its root context; t.Cleanup stops it. The browser is required:
-// without it the test fails (never skips) and says how to install it.
+// returns its root context; t.Cleanup stops it. It waits while maxBrowsers
+// run already. The browser is required: without it the test fails (never
+// skips) and says how to install it.
 func startBrowser(t *testing.T) context.Context {
 	t.Helper()
+	browserSlots <- struct{}{}
+	t.Cleanup(func() { <-browserSlots })
 	path := os.Getenv("MAYFLY_CHROMIUM")
 	if path == "" {
 		path = chromiumPath

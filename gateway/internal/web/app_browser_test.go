@@ -10,8 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 	"github.com/mayfly-im/mayfly/schema/envelope"
 )
@@ -117,8 +116,9 @@ func befriend(a, b *tab, aHandle, bHandle string) {
 }
 
 func TestWebServedByMayflyd(t *testing.T) {
-	a := apptest.Start(t, app.Config{})
-	c := apptest.NewClient(t, a.HTTPAddr())
+	t.Parallel()
+	a := gatewaytest.Start(t, gatewaytest.Config{})
+	c := gatewaytest.NewClient(t, a.HTTPAddr())
 	for _, tc := range []struct {
 		path, contentType string
 		status            int
@@ -140,7 +140,8 @@ func TestWebServedByMayflyd(t *testing.T) {
 }
 
 func TestWebRegisterAndFriends(t *testing.T) {
-	a := apptest.Start(t, app.Config{})
+	t.Parallel()
+	a := gatewaytest.Start(t, gatewaytest.Config{})
 	browser := startBrowser(t)
 	alice := openApp(t, browser, a.HTTPAddr(), "alice")
 	bob := openApp(t, browser, a.HTTPAddr(), "bob")
@@ -153,7 +154,7 @@ func TestWebRegisterAndFriends(t *testing.T) {
 
 	// Fingerprints and safety numbers: computed in each page from the keys,
 	// equal on both sides and to Go's from the keys the server holds.
-	carol := apptest.NewUser(t, a.HTTPAddr(), "carol")
+	carol := gatewaytest.NewUser(t, a.HTTPAddr(), "carol")
 	var au, bu schema.User
 	carol.Must("GET", "/v1/users/alice", nil, &au)
 	carol.Must("GET", "/v1/users/bob", nil, &bu)
@@ -245,7 +246,8 @@ func get(t *testing.T, url string) response {
 }
 
 func TestWebChat(t *testing.T) {
-	a := apptest.Start(t, app.Config{})
+	t.Parallel()
+	a := gatewaytest.Start(t, gatewaytest.Config{})
 	alice, bob := friendsInBrowsers(t, startBrowser(t), a, "alice", "bob")
 	alice.waitOnline()
 	bob.waitOnline()

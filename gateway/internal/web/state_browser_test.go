@@ -9,8 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/store/storetest"
 )
 
@@ -81,8 +80,9 @@ func (tb *tab) checkFitsWidth(where string) {
 }
 
 func TestWebConnectionState(t *testing.T) {
-	cfg := app.Config{DatabaseURL: storetest.NewURL(t), DataDir: t.TempDir()}
-	srv := apptest.Start(t, cfg)
+	t.Parallel()
+	cfg := gatewaytest.Config{DatabaseURL: storetest.NewURL(t), DataDir: t.TempDir()}
+	srv := gatewaytest.Start(t, cfg)
 	addr := srv.HTTPAddr()
 	browser := startBrowser(t)
 	alice := openApp(t, browser, addr, "alice")
@@ -129,7 +129,7 @@ func TestWebConnectionState(t *testing.T) {
 	// their own (alice sooner, with "Try now"), say so, and show presence
 	// and the composer again.
 	cfg.HTTPListen = addr
-	apptest.Start(t, cfg)
+	gatewaytest.Start(t, cfg)
 	alice.waitJSWithin("reconnected", `(document.querySelector("#conn-retry")?.click(), document.querySelector("#conn-banner")?.dataset.state === "back")`, reconnectTimeout)
 	alice.screenshot("desktop-back")
 	if got := alice.text("#conn-banner"); !strings.Contains(got, "Connected again") {
@@ -150,7 +150,8 @@ func TestWebConnectionState(t *testing.T) {
 }
 
 func TestWebPhoneAndErrors(t *testing.T) {
-	a := apptest.Start(t, app.Config{})
+	t.Parallel()
+	a := gatewaytest.Start(t, gatewaytest.Config{})
 	browser := startBrowser(t)
 	alice := openApp(t, browser, a.HTTPAddr(), "alice")
 	bob := openApp(t, browser, a.HTTPAddr(), "bob")

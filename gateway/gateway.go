@@ -98,12 +98,12 @@ type Server struct {
 	refreshRate *keyrate.Limiter // per client address, for POST /v1/refresh
 	metrics     *metrics
 	hub         *hub
-	tracker     *presence.Tracker // nil without cfg.Presence
 
 	mu       sync.Mutex
-	closing  bool           // set by Shutdown; no new WebSockets
-	conns    sync.WaitGroup // one per live WebSocket
-	shutdown chan struct{}  // closed by Shutdown
+	tracker  *presence.Tracker // started by the first connection (presence.go); nil until then
+	closing  bool              // set by Shutdown; no new WebSockets
+	conns    sync.WaitGroup    // one per live WebSocket
+	shutdown chan struct{}     // closed by Shutdown
 
 	// writeBuffers lends WebSocket write buffers: a connection holds one
 	// only while it writes a message. writeBatches lends the buffers of
@@ -112,7 +112,9 @@ type Server struct {
 	writeBatches sync.Pool
 }
 
-// New returns a Server for cfg.
+// New returns a Server for cfg. It starts nothing: the WebSocket hub's
+// dispatcher and the presence tracker start with the first WebSocket, and
+// Shutdown stops what was started.
 func New(cfg Config) (*Server, error) {
 	if cfg.Accounts == nil || cfg.NATS == nil {
 		return nil, errors.New("gateway: config needs Accounts and NATS")
@@ -151,7 +153,6 @@ func New(cfg Config) (*Server, error) {
 		shutdown:    make(chan struct{}),
 	}
 	s.hub = newHub(s)
-	s.tracker = s.newTracker()
 	s.upgrader = s.wsUpgrader()
 	s.routes()
 	return s, nil

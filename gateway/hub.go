@@ -17,15 +17,17 @@ import (
 // subject evt.<uid> and its mailbox delivery subject dlv.mbx.<p>.<uid>.
 // Subscriptions deliver into one shared channel read by one dispatcher
 // goroutine, so a connected user costs no goroutine of its own; the
-// dispatcher never blocks on a connection.
+// dispatcher never blocks on a connection. The dispatcher starts with the
+// first session added and is stopped by close.
 type hub struct {
 	s    *Server
 	msgs chan *nats.Msg
 	done chan struct{}
-	wg   sync.WaitGroup
+	wg   sync.WaitGroup // the dispatcher, once started
 
-	mu    sync.Mutex
-	users map[string]*userConns // guarded by mu
+	mu      sync.Mutex
+	started bool                  // the dispatcher was started
+	users   map[string]*userConns // guarded by mu
 }
 
 type userConns struct {
@@ -38,16 +40,18 @@ type userConns struct {
 const hubBuffer = 1 << 16
 
 func newHub(s *Server) *hub {
-	h := &hub{s: s, msgs: make(chan *nats.Msg, hubBuffer), done: make(chan struct{}), users: map[string]*userConns{}}
-	h.wg.Add(1)
-	go h.dispatch()
-	return h
+	return &hub{s: s, msgs: make(chan *nats.Msg, hubBuffer), done: make(chan struct{}), users: map[string]*userConns{}}
 }
 
 // add registers c, subscribing to its user's events if it is the first.
 func (h *hub) add(c *session) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !h.started {
+		h.started = true
+		h.wg.Add(1)
+		go h.dispatch()
+	}
 	u := h.users[c.p.UserID]
 	if u == nil {
 		var err error
@@ -196,7 +200,8 @@ func (h *hub) deliverMessage(m *nats.Msg) {
 	}
 }
 
-// close stops the dispatcher. Connections must be gone already.
+// close stops the dispatcher, if it runs, and waits for it. Sessions must
+// be gone already.
 func (h *hub) close() {
 	select {
 	case <-h.done:

@@ -31,22 +31,32 @@ func (s *Server) presenceRoutes() {
 	s.handle("PUT /v1/settings/presence", s.authed(s.setPresenceSettings))
 }
 
-// newTracker returns the gateway's presence tracker, or nil without a
-// presence service.
-func (s *Server) newTracker() *presence.Tracker {
+// presenceTracker returns the gateway's presence tracker, starting it for
+// the first connection; nil without a presence service or once Shutdown
+// began.
+func (s *Server) presenceTracker() *presence.Tracker {
 	if s.cfg.Presence == nil {
 		return nil
 	}
-	return s.cfg.Presence.NewTracker()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tracker == nil && !s.closing {
+		s.tracker = s.cfg.Presence.NewTracker()
+	}
+	return s.tracker
 }
 
 // closePresence takes every device of this gateway offline and stops the
-// tracker, waiting until ctx ends at most.
+// tracker, if it was started, waiting until ctx ends at most. Shutdown
+// calls it after it set s.closing, so no tracker starts afterwards.
 func (s *Server) closePresence(ctx context.Context) error {
-	if s.tracker == nil {
+	s.mu.Lock()
+	tr := s.tracker
+	s.mu.Unlock()
+	if tr == nil {
 		return nil
 	}
-	return s.tracker.Close(ctx)
+	return tr.Close(ctx)
 }
 
 func (s *Server) presenceSettings(w http.ResponseWriter, r *http.Request) error {
@@ -82,12 +92,12 @@ func (s *Server) setPresenceSettings(w http.ResponseWriter, r *http.Request) err
 // hub's subscription is in place already, so a change after the snapshot
 // was read arrives as an event.
 func (c *session) presenceOnline() (offline func()) {
-	tr := c.s.tracker
 	select {
 	case <-c.done(): // closed before it began (a revoked device)
 		return func() {}
 	default:
 	}
+	tr := c.s.presenceTracker()
 	if tr == nil {
 		return func() {}
 	}

@@ -455,15 +455,19 @@ func (c *session) replayFailed(err error) {
 
 // feedCtx is c.ctx, also ended when the connection closes: a replay has
 // nothing to deliver to a closed connection and must not hold its shutdown
-// for the rest of a Fetch's timeout.
+// for the rest of a Fetch's timeout. A goroutine watches the connection
+// until the context ends; the returned cancel ends it and waits for it, so
+// the caller owns it.
 func (c *session) feedCtx() (context.Context, context.CancelFunc) {
 	ctx, cancel := c.ctx()
+	watched := make(chan struct{})
 	go func() {
+		defer close(watched)
 		select {
 		case <-c.done():
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
-	return ctx, cancel
+	return ctx, func() { cancel(); <-watched }
 }

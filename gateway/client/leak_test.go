@@ -26,5 +26,9 @@ func TestClientNoLeaks(t *testing.T) {
 		// The server's NATS connection starts these lazily on its first
 		// JetStream publish; they live as long as the server.
 		goleak.IgnoreAnyFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"),
-		goleak.IgnoreAnyFunction("github.com/nats-io/nats%2ego.(*Conn).waitForMsgs"))
+		goleak.IgnoreAnyFunction("github.com/nats-io/nats%2ego.(*Conn).waitForMsgs"),
+		// The gateway starts its hub's dispatcher and its presence tracker
+		// with its first WebSocket; they live as long as the server.
+		goleak.IgnoreAnyFunction("github.com/mayfly-im/mayfly/gateway.(*hub).dispatch"),
+		goleak.IgnoreAnyFunction("github.com/mayfly-im/mayfly/fabric/presence.(*Tracker).run"))
 }

@@ -21,7 +21,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -143,8 +142,12 @@ type App struct {
 	// native holds the auth callout for NATS-native clients (native.go).
 	native nativeAuth
 	gw     *gateway.Server
-	// liveGW is gw for NATS callbacks, which run on their own goroutines.
-	liveGW atomic.Pointer[gateway.Server]
+	// recheck asks the recheck loop (runRecheck) to look at the gateway's
+	// devices again; NATS reconnects send on it without blocking. Made by
+	// Start; capacity one, so reconnects during a recheck add one more.
+	recheck chan struct{}
+	// stopRecheck ends the recheck loop and waits for it.
+	stopRecheck func()
 	// friends is the friend graph service; the send path asks it CanMessage.
 	friends *friends.Service
 	// mailbox is the message relay and burn service.
@@ -187,7 +190,7 @@ func (c *Config) defaults() {
 // started is stopped again.
 func Start(ctx context.Context, cfg Config) (*App, error) {
 	cfg.defaults()
-	a := &App{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 1)}
+	a := &App{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 1), recheck: make(chan struct{}, 1)}
 	if err := a.start(ctx); err != nil {
 		a.teardown(context.Background())
 		return nil, err
@@ -257,6 +260,22 @@ func (a *App) openDB(ctx context.Context) error {
 	return nil
 }
 
+// runRecheck rechecks gw's WebSockets (gateway.Server.RecheckDevices) each
+// time a.recheck is signalled, one recheck at a time, each bounded to a
+// minute, until ctx ends.
+func (a *App) runRecheck(ctx context.Context, gw *gateway.Server) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.recheck:
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			gw.RecheckDevices(rctx)
+			cancel()
+		}
+	}
+}
+
 // syncQueueLen bounds the messages a synchronous subscription buffers: far
 // above the largest Direct Get batch Mayfly asks for (mailbox replay: 256
 // messages; presence: 64 filters of a few keys each), far below nats.go's
@@ -281,12 +300,9 @@ func (a *App) connectNATS() error {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			a.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 			// Revocations published while we were away are lost: look again.
-			if gw := a.liveGW.Load(); gw != nil {
-				go func() {
-					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-					defer cancel()
-					gw.RecheckDevices(ctx)
-				}()
+			select {
+			case a.recheck <- struct{}{}:
+			default: // a recheck is asked for already
 			}
 		}),
 	)
@@ -438,7 +454,13 @@ func (a *App) startGateway() error {
 	if err != nil {
 		return err
 	}
-	a.liveGW.Store(a.gw)
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	a.stopRecheck = func() { stop(); <-done }
+	go func() {
+		defer close(done)
+		a.runRecheck(rctx, a.gw)
+	}()
 	a.http = &http.Server{
 		Handler:           a.gw.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -503,6 +525,9 @@ func (a *App) teardown(ctx context.Context) error {
 	if a.http != nil {
 		// Shutdown does not touch hijacked WebSockets; the gateway closes those.
 		errs = append(errs, a.http.Shutdown(ctx))
+	}
+	if a.stopRecheck != nil {
+		a.stopRecheck()
 	}
 	if a.gw != nil {
 		errs = append(errs, a.gw.Shutdown(ctx))

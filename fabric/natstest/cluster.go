@@ -96,19 +96,19 @@ func routePorts(n int) []int {
 	return out
 }
 
-// waitMeta waits until some node knows a JetStream metadata leader.
+// waitMeta waits until some node is the JetStream metadata leader and
+// has current stats from every node: until then a stream with one replica
+// per node finds "no suitable peers for placement".
 func (c *Cluster) waitMeta() {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	WaitFor(c.t, 30*time.Second, "natstest: a JetStream metadata leader that knows every node", func() bool {
 		for _, n := range c.Nodes {
-			if n != nil && n.Server().JetStreamIsLeader() {
-				return
+			if n != nil && n.Server().JetStreamIsLeader() && len(n.Server().JetStreamClusterPeers()) == len(c.Nodes) {
+				return true
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.t.Fatal("natstest: no JetStream metadata leader after 30s")
+		return false
+	})
 }
 
 // URL returns the client URLs of the running nodes, site i's first, comma

@@ -102,16 +102,14 @@ func routePorts(n int) []int {
 // suitable peers for placement" (seen under load).
 func (c *Cluster) waitMeta() {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	WaitFor(c.t, 30*time.Second, "natstest: a JetStream metadata leader that knows every node", func() bool {
 		for _, n := range c.Nodes {
 			if n != nil && n.Server().JetStreamIsLeader() && len(n.Server().JetStreamClusterPeers()) >= len(c.Nodes) {
-				return
+				return true
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.t.Fatal("natstest: no JetStream metadata leader knowing every node after 30s")
+		return false
+	})
 }
 
 // URL returns the client URLs of the running nodes, site i's first, comma

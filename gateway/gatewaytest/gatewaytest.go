@@ -86,6 +86,8 @@ type Config struct {
 	ClaimLimits store.ClaimLimits
 	// AttachMaxAge is attach.Config.MaxAge.
 	AttachMaxAge time.Duration
+	// NATSCompactInterval is node.Config.CompactInterval.
+	NATSCompactInterval time.Duration
 }
 
 // Server is a running gateway with its fabric services, stopped by
@@ -163,7 +165,7 @@ func (s *Server) start() error {
 	}
 	ncfg := node.Config{
 		Listen: "127.0.0.1:0", StoreDir: filepath.Join(s.cfg.DataDir, "nats"), ServerName: "gatewaytest",
-		ServicePassword: natstest.Password,
+		ServicePassword: natstest.Password, CompactInterval: s.cfg.NATSCompactInterval,
 	}
 	var issuer nkeys.KeyPair
 	if s.cfg.Native {

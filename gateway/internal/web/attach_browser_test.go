@@ -22,11 +22,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app"
-	"github.com/mayfly-im/mayfly/cmd/mayflyd/app/apptest"
 	"github.com/mayfly-im/mayfly/fabric/attach"
 	"github.com/mayfly-im/mayfly/fabric/natstest"
 	"github.com/mayfly-im/mayfly/fabric/node"
+	"github.com/mayfly-im/mayfly/gateway/gatewaytest"
 	"github.com/mayfly-im/mayfly/schema"
 )
 
@@ -47,13 +46,9 @@ func pngFile(t *testing.T) []byte {
 
 // storedAttachment returns the id of the one complete attachment in the
 // ATTACH stream, read with the service user (test-only introspection).
-func storedAttachment(t *testing.T, a *app.App, dataDir string) string {
+func storedAttachment(t *testing.T, a *gatewaytest.Server) string {
 	t.Helper()
-	pw, err := os.ReadFile(filepath.Join(dataDir, "nats", "service.password"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(a.NATSURL(), nats.UserInfo(node.ServiceUser, strings.TrimSpace(string(pw))))
+	nc, err := nats.Connect(a.NATSURL(), nats.UserInfo(node.ServiceUser, natstest.Password))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,9 +124,10 @@ type savedMessage struct {
 // reach the CLI byte for byte, and the voice note sent back plays in the
 // page. Screenshots at desktop and phone width.
 func TestWebAttachmentsWithCLI(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	dataDir := t.TempDir()
-	a := apptest.Start(t, app.Config{DataDir: dataDir, MailboxRotateInterval: time.Second, NATSCompactInterval: time.Second})
+	a := gatewaytest.Start(t, gatewaytest.Config{DataDir: dataDir, MailboxRotateInterval: time.Second, NATSCompactInterval: time.Second})
 	addr := a.HTTPAddr()
 	browser := startBrowser(t)
 	alice := openApp(t, browser, addr, "alice")
@@ -152,7 +148,7 @@ func TestWebAttachmentsWithCLI(t *testing.T) {
 	pic := pngFile(t)
 	os.WriteFile(filepath.Join(src, "sunset.png"), pic, 0o600)
 	carol.run("send", "alice", "--file", filepath.Join(src, "sunset.png"), "a picture")
-	id := storedAttachment(t, a, dataDir)
+	id := storedAttachment(t, a)
 	status, sealed := fetchAttachment(t, addr, carol, id)
 	if status != http.StatusOK || len(sealed) != len(pic)+16 {
 		t.Fatalf("the sender's fetch: %d, %d bytes", status, len(sealed))

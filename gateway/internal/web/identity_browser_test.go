@@ -167,7 +167,7 @@ func TestWebIdentity(t *testing.T) {
 // linkVectors reproduces schema/testdata/link-v3-vectors.json: the code's
 // lookup part, and the answer Go sealed opens with the secret part only.
 func linkVectors(t *testing.T, tb *tab) {
-	raw, err := os.ReadFile("../../schema/testdata/link-v3-vectors.json")
+	raw, err := os.ReadFile("../../../schema/testdata/link-v3-vectors.json")
 	if err != nil {
 		t.Fatal(err)
 	}

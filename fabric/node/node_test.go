@@ -22,8 +22,14 @@ func TestNodeAPIWorkers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := apiWorkers(); got != min(tc.want, MaxAPIWorkers) {
-			t.Errorf("APIWorkers %d: %d API workers, want %d", tc.cfg, got, min(tc.want, MaxAPIWorkers))
+		// The pool's goroutines start (and an earlier node's end) a moment
+		// after Start returns: poll until the count settles, or time out.
+		want, got := min(tc.want, MaxAPIWorkers), apiWorkers()
+		for deadline := time.Now().Add(10 * time.Second); got != want && time.Now().Before(deadline); got = apiWorkers() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got != want {
+			t.Errorf("APIWorkers %d: %d API workers, want %d", tc.cfg, got, want)
 		}
 		if got := runtime.GOMAXPROCS(0); got != before {
 			t.Errorf("GOMAXPROCS is %d after Start, was %d", got, before)

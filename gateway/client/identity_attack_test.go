@@ -5,7 +5,6 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -357,15 +356,6 @@ func TestClientAttackRevokedCopy(t *testing.T) {
 	raw := gatewaytest.NewClient(t, strings.TrimPrefix(s.url, "http://"))
 	if st, e := raw.Do("POST", "/v1/devicelist", schema.DeviceListRequest{List: b}, nil); e == nil || e.Code != schema.CodeBadSignature {
 		t.Errorf("list signed by another key: %d %v, want bad_signature", st, e)
-	}
-}
-
-// knownHole skips a test of a hole reported to the lead and not fixed yet,
-// unless MAYFLY_KNOWN_HOLES is set.
-func knownHole(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("MAYFLY_KNOWN_HOLES") == "" {
-		t.Skip("known hole (attack report): " + why + "; MAYFLY_KNOWN_HOLES=1 runs it")
 	}
 }
 
